@@ -1,0 +1,27 @@
+# Two commands do all the set-up: `make demo` (the main job) and `make test`.
+# Each creates the virtual environment in .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= out/demo
+DEMO_SCORE ?= music21:bach/bwv66.6
+
+.PHONY: demo test lint clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/structdiff analyze $(DEMO_SCORE)
+	$(BIN)/structdiff render $(DEMO_SCORE) --png $(DEMO_OUT)/song.png --midi $(DEMO_OUT)/song.mid
+	@echo "wrote $(DEMO_OUT)/song.mid and $(DEMO_OUT)/song.png"
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check structdiff tests evaluation
+	WANDB_MODE=disabled $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

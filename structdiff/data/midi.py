@@ -1,0 +1,277 @@
+"""MIDI in (symusic, fast) and out (miditoolkit, with mido for text events).
+
+Reading quantizes with symusic's own resampler: ticks become grid steps (`min_dur=1`, so
+grace and zero-length notes last one step). A type-0 file is split by channel and program by
+symusic. Text events (the chord names we write) are read with mido, and only when a file
+carries any, since mido parses ~30x slower than symusic.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import miditoolkit
+import mido
+import numpy as np
+import symusic
+
+from structdiff.data.song import (
+    Chord,
+    Key,
+    Plan,
+    Section,
+    Song,
+    Tempo,
+    TimeSignature,
+    Track,
+    MusicFileError,
+    bar_grid,
+    empty_notes,
+    sort_notes,
+)
+
+MAX_PITCHED_CHANNELS = 15  # 16 MIDI channels, channel 10 kept for drums
+_SECTION_LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9']{0,7}$")
+
+# Key signature names mido accepts, by tonic pitch class.
+_MAJOR_KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_MINOR_KEY_NAMES = ("Cm", "C#m", "Dm", "Ebm", "Em", "Fm", "F#m", "Gm", "G#m", "Am", "Bbm", "Bm")
+
+
+def read_midi(path: str | Path, steps_per_quarter: int = 4) -> Song:
+    """Read a `.mid`/`.midi` file (type 0 or 1) into a quantized `Song`.
+
+    Raises `MusicFileError` for an empty, non-MIDI or truncated file.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if not data:
+        raise MusicFileError(f"empty file: {path}")
+    if not data.startswith(b"MThd"):
+        raise MusicFileError(f"not a MIDI file (no MThd header): {path}")
+    try:
+        score = symusic.Score.from_midi(data)
+    except RuntimeError as e:
+        raise MusicFileError(f"truncated or corrupt MIDI file: {path} ({_first_line(e)})") from None
+    return song_from_symusic(
+        score, steps_per_quarter, source=str(path), texts=_read_texts(data, score.ticks_per_quarter)
+    )
+
+
+def song_from_symusic(
+    score: symusic.Score,
+    steps_per_quarter: int = 4,
+    source: str = "",
+    texts: list[tuple[float, str]] | None = None,
+) -> Song:
+    """Quantize a symusic `Score` (ticks) to a `Song` on a grid of `steps_per_quarter`."""
+    tpq = score.ticks_per_quarter
+    grid = score.resample(steps_per_quarter, min_dur=1)
+    tracks = []
+    end = 1
+    for t in grid.tracks:
+        arr = t.notes.numpy()
+        notes = np.stack(
+            [arr["time"], arr["duration"], arr["pitch"], arr["velocity"]], axis=1
+        ).astype(np.int32) if len(arr["time"]) else empty_notes()
+        notes = notes[(notes[:, 0] >= 0) & (notes[:, 2] >= 0)]
+        if len(notes):
+            end = max(end, int((notes[:, 0] + notes[:, 1]).max()))
+        tracks.append(Track(t.name.strip(), int(t.program), bool(t.is_drum), sort_notes(notes)))
+
+    time_signatures = _dedupe_by_step(
+        [TimeSignature(int(ts.time), int(ts.numerator), int(ts.denominator))
+         for ts in grid.time_signatures if ts.numerator > 0 and ts.denominator > 0]
+    )
+    tempos = _dedupe_by_step([Tempo(int(tp.time), float(tp.qpm)) for tp in grid.tempos])
+    key_signature = None
+    if len(grid.key_signatures):
+        ks = grid.key_signatures[0]
+        mode = "minor" if ks.tonality else "major"
+        tonic = (7 * int(ks.key) + (9 if mode == "minor" else 0)) % 12
+        key_signature = Key(tonic, mode)
+
+    markers = [(int(m.time), m.text.strip()) for m in grid.markers]
+    if markers:
+        end = max(end, max(step for step, _ in markers) + 1)
+    bars = bar_grid(time_signatures, end, steps_per_quarter)
+    song = Song(
+        tracks=tracks,
+        bars=bars,
+        end=max(end, int(bars[-1]) + 1),
+        time_signatures=time_signatures or [TimeSignature(0, 4, 4)],
+        tempos=tempos or [Tempo(0, 120.0)],
+        key_signature=key_signature,
+        steps_per_quarter=steps_per_quarter,
+        source=source,
+    )
+    song.plan = _plan_from_meta(song, markers, texts or [], tpq)
+    return song
+
+
+def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480) -> None:
+    """Write `song` as a type-1 MIDI file, atomically.
+
+    One named track per instrument with its program (drums on channel 10, pitched tracks on the
+    other 15 channels; tracks that share a program share a channel when there are more than 15),
+    tempo changes, time signatures, key signature, a marker at each section start and each chord
+    name as a text event at its onset (from `song.plan`).
+    """
+    path = Path(path)
+    scale = ticks_per_quarter // song.steps_per_quarter
+    if scale * song.steps_per_quarter != ticks_per_quarter:
+        raise ValueError(
+            f"ticks_per_quarter must be a multiple of steps_per_quarter "
+            f"({song.steps_per_quarter}), got {ticks_per_quarter}"
+        )
+    midi = miditoolkit.MidiFile(ticks_per_beat=ticks_per_quarter)
+    pitched = [t for t in song.tracks if not t.is_drum]
+    drums = [t for t in song.tracks if t.is_drum]
+    if len({t.program for t in pitched}) > MAX_PITCHED_CHANNELS:
+        raise ValueError(
+            f"cannot write {len({t.program for t in pitched})} distinct programs: "
+            f"MIDI has {MAX_PITCHED_CHANNELS} pitched channels"
+        )
+    instruments = pitched + drums
+    for track in instruments:
+        inst = miditoolkit.Instrument(
+            program=0 if track.is_drum else int(track.program),
+            is_drum=track.is_drum,
+            name=track.name or (track.role or "track"),
+        )
+        inst.notes = [
+            miditoolkit.Note(int(v), int(p), int(s) * scale, int(s + d) * scale)
+            for s, d, p, v in track.notes.tolist()
+        ]
+        midi.instruments.append(inst)
+    for tp in song.tempos:
+        midi.tempo_changes.append(miditoolkit.TempoChange(float(tp.qpm), tp.step * scale))
+    for ts in song.time_signatures:
+        midi.time_signature_changes.append(
+            miditoolkit.TimeSignature(ts.numerator, ts.denominator, ts.step * scale)
+        )
+    key = (song.plan.key if song.plan and song.plan.key else None) or song.key_signature
+    if key is not None:
+        names = _MAJOR_KEY_NAMES if key.mode == "major" else _MINOR_KEY_NAMES
+        midi.key_signature_changes.append(miditoolkit.KeySignature(names[key.tonic], 0))
+    texts: list[tuple[int, str]] = []
+    if song.plan:
+        for s in song.plan.sections:
+            midi.markers.append(miditoolkit.Marker(s.label, int(song.bars[s.start_bar]) * scale))
+        texts = [(c.onset * scale, c.name) for c in song.plan.chords]
+
+    buf = io.BytesIO()
+    midi.dump(file=buf)
+    buf.seek(0)
+    data = _finish_with_mido(buf, texts, _channels(instruments))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _channels(tracks: list[Track]) -> list[int]:
+    """A channel per track: drums on 10 (index 9), one channel per distinct pitched program."""
+    free = [c for c in range(16) if c != 9]
+    by_program: dict[int, int] = {}
+    out = []
+    for t in tracks:
+        if t.is_drum:
+            out.append(9)
+        else:
+            if t.program not in by_program:
+                by_program[t.program] = free[len(by_program)]
+            out.append(by_program[t.program])
+    return out
+
+
+def _finish_with_mido(buf: io.BytesIO, texts: list[tuple[int, str]], channels: list[int]) -> bytes:
+    """Set each track's channel and merge text meta events (absolute ticks) into the meta track.
+
+    miditoolkit cycles channels by track index, so more than 15 pitched tracks would collide;
+    and it has no container for plain text events.
+    """
+    mf = mido.MidiFile(file=buf)
+    for track, channel in zip(mf.tracks[1:], channels):
+        for i, msg in enumerate(track):
+            if hasattr(msg, "channel"):
+                track[i] = msg.copy(channel=channel)
+    if texts:
+        events = []
+        now = 0
+        for msg in mf.tracks[0]:
+            now += msg.time
+            if msg.type != "end_of_track":
+                events.append((now, 0, msg))
+        events += [(tick, 1, mido.MetaMessage("text", text=text)) for tick, text in texts]
+        events.sort(key=lambda e: (e[0], e[1]))
+        meta = mido.MidiTrack()
+        now = 0
+        for tick, _, msg in events:
+            meta.append(msg.copy(time=tick - now))
+            now = tick
+        meta.append(mido.MetaMessage("end_of_track", time=0))
+        mf.tracks[0] = meta
+    out = io.BytesIO()
+    mf.save(file=out)
+    return out.getvalue()
+
+
+def _read_texts(data: bytes, tpq: int) -> list[tuple[float, str]]:
+    """Text meta events `(quarter notes, text)`; empty unless the file carries any."""
+    if b"\xff\x01" not in data:
+        return []
+    try:
+        mf = mido.MidiFile(file=io.BytesIO(data))
+    except Exception:  # mido is stricter than symusic on odd files: texts are optional
+        return []
+    out = []
+    for track in mf.tracks:
+        now = 0
+        for msg in track:
+            now += msg.time
+            if msg.type == "text":
+                out.append((now / mf.ticks_per_beat, msg.text.strip()))
+    return out
+
+
+def _plan_from_meta(
+    song: Song, markers: list[tuple[int, str]], texts: list[tuple[float, str]], tpq: int
+) -> Plan | None:
+    """The plan a file carries: section markers and chord-name text events (as we write them)."""
+    from structdiff.analysis.chords import parse_chord_name
+
+    sections = []
+    labelled = [(song.bar_of(step), text) for step, text in markers if _SECTION_LABEL.match(text)]
+    if labelled and all(song.bars[b] == step for (b, _), (step, _) in zip(labelled, markers)):
+        for i, (bar, label) in enumerate(labelled):
+            nxt = labelled[i + 1][0] if i + 1 < len(labelled) else song.n_bars
+            sections.append(Section(int(bar), int(nxt - bar), label))
+    chords = []
+    parsed = []
+    for qn, text in texts:
+        try:
+            parsed.append((round(qn * song.steps_per_quarter), parse_chord_name(text)))
+        except ValueError:
+            continue
+    for i, (step, (root, quality, bass)) in enumerate(parsed):
+        nxt = parsed[i + 1][0] if i + 1 < len(parsed) else song.end
+        chords.append(Chord(step, max(1, nxt - step), root, quality, bass))
+    if not sections and not chords:
+        return None
+    return Plan(key=song.key_signature, chords=chords, sections=sections)
+
+
+def _dedupe_by_step(items: list) -> list:
+    """Keep the last event at each step, sorted by step."""
+    by_step = {}
+    for it in items:
+        by_step[it.step] = it
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

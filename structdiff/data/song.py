@@ -1,0 +1,211 @@
+"""The Song: one piece of music on a quantized grid, whatever file it came from.
+
+Time is counted in grid *steps* from the start of the file (``steps_per_quarter`` steps per
+quarter note, 4 by default: a 16th-note grid). Notes of a track are one int array
+``[N, 4]`` with the columns of ``NOTE_COLUMNS`` so that corpora of thousands of songs stay
+cheap to load, encode and cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NOTE_COLUMNS = ("start", "duration", "pitch", "velocity")
+START, DURATION, PITCH, VELOCITY = range(4)
+
+PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+class MusicFileError(ValueError):
+    """A file that cannot be read as music: not a music file, empty, truncated, unsupported."""
+
+
+def empty_notes() -> np.ndarray:
+    return np.zeros((0, 4), dtype=np.int32)
+
+
+def sort_notes(notes: np.ndarray) -> np.ndarray:
+    """Notes `[N, 4]` sorted by start, then pitch, then duration."""
+    if len(notes) == 0:
+        return notes.astype(np.int32).reshape(0, 4)
+    order = np.lexsort((notes[:, DURATION], notes[:, PITCH], notes[:, START]))
+    return np.ascontiguousarray(notes[order], dtype=np.int32)
+
+
+@dataclass
+class Track:
+    name: str
+    program: int  # General MIDI program 0-127 (ignored for drums)
+    is_drum: bool
+    notes: np.ndarray = field(default_factory=empty_notes)  # [N, 4] start, duration, pitch, velocity
+    role: str | None = None  # the role slot this track fills under the song's role map
+
+    @property
+    def n_notes(self) -> int:
+        return len(self.notes)
+
+
+@dataclass(frozen=True)
+class TimeSignature:
+    step: int
+    numerator: int
+    denominator: int
+
+    def bar_steps(self, steps_per_quarter: int) -> int:
+        """Length of one full bar in steps (at least 1)."""
+        return max(1, round(self.numerator * 4 * steps_per_quarter / self.denominator))
+
+
+@dataclass(frozen=True)
+class Tempo:
+    step: int
+    qpm: float  # quarter notes per minute
+
+
+@dataclass(frozen=True)
+class Key:
+    tonic: int  # pitch class 0-11
+    mode: str  # "major" | "minor"
+
+    def __post_init__(self):
+        if not 0 <= self.tonic < 12 or self.mode not in ("major", "minor"):
+            raise ValueError(f"bad key: tonic {self.tonic}, mode {self.mode!r}")
+
+    @property
+    def name(self) -> str:
+        return f"{PITCH_CLASS_NAMES[self.tonic]} {self.mode}"
+
+
+@dataclass(frozen=True)
+class Chord:
+    onset: int  # step
+    duration: int  # steps
+    root: int  # pitch class 0-11
+    quality: str  # one of structdiff.analysis.chords.QUALITIES
+    bass: int  # pitch class 0-11
+
+    @property
+    def name(self) -> str:
+        from structdiff.analysis.chords import chord_name
+
+        return chord_name(self.root, self.quality, self.bass)
+
+
+@dataclass(frozen=True)
+class Section:
+    start_bar: int
+    n_bars: int
+    label: str
+
+
+@dataclass
+class Plan:
+    """What the planner writes and analysis recovers: key, chords, form and phrases."""
+
+    key: Key | None = None
+    chords: list[Chord] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
+    phrase_ends: list[int] = field(default_factory=list)  # bar indices on which a phrase ends
+
+    @property
+    def form(self) -> str:
+        """The form string, e.g. ``A8 B8 A8``."""
+        return " ".join(f"{s.label}{s.n_bars}" for s in self.sections)
+
+
+@dataclass
+class Song:
+    tracks: list[Track]
+    bars: np.ndarray  # [L] start step of each bar; bar i spans [bars[i], bars[i+1]) (last: end)
+    end: int  # step at which the song ends (>= every note end, >= bars[-1] + 1)
+    time_signatures: list[TimeSignature] = field(default_factory=list)
+    tempos: list[Tempo] = field(default_factory=list)
+    key_signature: Key | None = None  # the key written in the file, if any
+    steps_per_quarter: int = 4
+    source: str = ""
+    fermatas: list[int] = field(default_factory=list)  # steps at which a note under a fermata ends
+    plan: Plan | None = None  # given (read from our own MIDI) or analyzed
+    role_map: str | None = None
+
+    @property
+    def n_bars(self) -> int:
+        return len(self.bars)
+
+    @property
+    def bar_ends(self) -> np.ndarray:
+        return np.append(self.bars[1:], self.end)
+
+    @property
+    def tempo_qpm(self) -> float:
+        return self.tempos[0].qpm if self.tempos else 120.0
+
+    @property
+    def roles(self) -> list[str]:
+        """Roles filled by at least one track with notes, in role-map order of first appearance."""
+        seen: list[str] = []
+        for t in self.tracks:
+            if t.role and t.n_notes and t.role not in seen:
+                seen.append(t.role)
+        return seen
+
+    def all_notes(self, include_drums: bool = False) -> np.ndarray:
+        """All pitched notes `[N, 4]`, sorted."""
+        parts = [t.notes for t in self.tracks if include_drums or not t.is_drum]
+        if not parts:
+            return empty_notes()
+        return sort_notes(np.concatenate(parts))
+
+    def bar_of(self, step: int | np.ndarray) -> np.ndarray:
+        """Index of the bar that contains `step` (clipped to the song's bars)."""
+        return np.clip(np.searchsorted(self.bars, step, side="right") - 1, 0, self.n_bars - 1)
+
+    def time_signature_at(self, step: int) -> TimeSignature:
+        current = self.time_signatures[0] if self.time_signatures else TimeSignature(0, 4, 4)
+        for ts in self.time_signatures:
+            if ts.step <= step:
+                current = ts
+        return current
+
+    def beat_steps(self, step: int) -> int:
+        """Steps per beat at `step`: a quarter in x/4, a dotted quarter in compound x/8."""
+        ts = self.time_signature_at(step)
+        unit = 4 * self.steps_per_quarter // ts.denominator or 1
+        if ts.denominator >= 8 and ts.numerator % 3 == 0 and ts.numerator > 3:
+            return 3 * unit
+        return unit
+
+    def qn(self, step: int) -> float:
+        return step / self.steps_per_quarter
+
+
+def bar_grid(
+    time_signatures: list[TimeSignature], end: int, steps_per_quarter: int, pickup: int = 0
+) -> np.ndarray:
+    """Bar start steps covering [0, end): bars follow the meters; a meter change starts a bar.
+
+    `pickup` > 0 makes the first bar an anacrusis of that many steps.
+    """
+    tss = sorted(time_signatures, key=lambda t: t.step) or [TimeSignature(0, 4, 4)]
+    if tss[0].step > 0:
+        tss.insert(0, TimeSignature(0, 4, 4))
+    starts, pos, i = [], 0, 0
+    while pos < end or not starts:
+        starts.append(pos)
+        while i + 1 < len(tss) and tss[i + 1].step <= pos:
+            i += 1
+        length = pickup if (pos == 0 and pickup > 0) else tss[i].bar_steps(steps_per_quarter)
+        nxt = pos + length
+        if i + 1 < len(tss) and pos < tss[i + 1].step < nxt:
+            nxt = tss[i + 1].step
+        pos = nxt
+    return np.asarray(starts, dtype=np.int64)
+
+
+def extend_bars(bars: np.ndarray, end: int, bar_steps: int) -> np.ndarray:
+    """Append full bars of `bar_steps` until they cover `end` (notes after the last bar line)."""
+    bars = list(int(b) for b in bars) or [0]
+    while bars[-1] + bar_steps < end:
+        bars.append(bars[-1] + bar_steps)
+    return np.asarray(bars, dtype=np.int64)
