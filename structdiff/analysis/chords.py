@@ -82,3 +82,32 @@ def chord_pitch_classes(root: int, quality: str) -> set[int]:
     if quality == "N":
         return set()
     return {(root + i) % 12 for i in QUALITY_INTERVALS[quality]}
+
+
+# --- chord recognition -------------------------------------------------------------------------
+
+# Recognized qualities (all of the vocabulary but N) and their index in the emission columns.
+_RECOGNIZED = tuple(q for q in QUALITIES if q != "N")
+_N_INDEX = len(_RECOGNIZED) * 12  # the state for "no chord"
+# Log-prior of each quality: triads unless the seventh is really there; aug and sus are rare.
+_QUALITY_PRIOR = {
+    "maj": 0.0, "min": 0.0, "dim": -0.15, "aug": -0.5, "sus": -0.5,
+    "dom7": -0.12, "maj7": -0.25, "min7": -0.2, "hdim7": -0.2, "dim7": -0.2,
+}
+_NON_CHORD_TONE = -1.0  # template weight of a pitch class outside the chord
+_BASS_WEIGHT = 0.5  # extra weight of the lowest sounding pitch class
+_ROOT_IN_BASS = 0.1  # bonus when the bass is the root (root position is the common case)
+_CHANGE_PENALTY = 0.15  # cost of a chord change, in units of one beat's emission
+_DIATONIC_BONUS = 0.05  # bonus for chords whose tones all belong to the estimated key
+
+
+def chord_templates() -> np.ndarray:
+    """Template weights `[Q * 12, 12]` of every recognized chord over the 12 pitch classes.
+
+    Row `q * 12 + root` (q indexes `_RECOGNIZED`): 1 on chord tones, `_NON_CHORD_TONE` elsewhere.
+    """
+    rows = np.full((len(_RECOGNIZED), 12, 12), _NON_CHORD_TONE)
+    for q, quality in enumerate(_RECOGNIZED):
+        for root in range(12):
+            rows[q, root, [(root + i) % 12 for i in QUALITY_INTERVALS[quality]]] = 1.0
+    return rows.reshape(-1, 12)

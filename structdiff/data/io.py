@@ -22,9 +22,13 @@ def resolve_path(ref: str | Path) -> Path:
     if not ref.startswith(CORPUS_PREFIX):
         return Path(ref)
     from music21 import corpus
+    from music21.exceptions21 import CorpusException
 
     name = ref[len(CORPUS_PREFIX):]
-    found = corpus.getWork(name)
+    try:
+        found = corpus.getWork(name)
+    except CorpusException:
+        found = None
     if isinstance(found, list):
         found = [f for f in found if Path(f).suffix.lower() in MUSIC_SUFFIXES]
         found = found[0] if found else None

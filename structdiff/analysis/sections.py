@@ -1,0 +1,204 @@
+"""Phrases and sections of a real song from bar-level self-similarity.
+
+1. Bar features: which pitches start where in the bar (for literal repeats), the bar's
+   pitch-class profile and its onset rhythm (for varied repeats).
+2. Candidate boundaries: phrase ends (fermatas, rests in every part, a cadence onto the tonic
+   on a long note), the starts and ends of repeated passages (diagonal stripes of the
+   self-similarity matrix), and novelty peaks (Foote's checkerboard kernel) where the material
+   changes.
+3. Boundaries are taken strongest first, none closer than `min_bars` to another; each
+   segment then takes the label of the most similar earlier segment when that similarity is high, else a new letter.
+"""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from structdiff.data.song import DURATION, PITCH, START, Chord, Section, Song
+
+
+def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, list[set]]:
+    """Per bar: pitch-class profile `[L, 12]`, onset rhythm `[L, n_positions]` (both L2
+    normalized; zero rows for empty bars) and the set of (position, pitch) onsets."""
+    L = song.n_bars
+    chroma = np.zeros((L, 12))
+    rhythm = np.zeros((L, n_positions))
+    events: list[set] = [set() for _ in range(L)]
+    notes = song.all_notes()
+    if len(notes):
+        starts, durs, pitches = notes[:, START], notes[:, DURATION], notes[:, PITCH]
+        bar_idx = song.bar_of(starts)
+        lengths = song.bar_ends - song.bars
+        # a bar is placed at its written end when it is a pickup (shorter than the next bar)
+        full = np.maximum(lengths, np.append(lengths[1:], lengths[-1:]))
+        offset = starts - song.bars[bar_idx] + (full[bar_idx] - lengths[bar_idx]) * (bar_idx == 0)
+        pos = np.minimum(offset * n_positions // np.maximum(full[bar_idx], 1), n_positions - 1)
+        np.add.at(chroma, (bar_idx, pitches % 12), durs)
+        np.add.at(rhythm, (bar_idx, pos), 1.0)
+        for b, o, p in zip(bar_idx.tolist(), offset.tolist(), pitches.tolist()):
+            events[b].add((o, p))
+    for m in (chroma, rhythm):
+        norm = np.linalg.norm(m, axis=1, keepdims=True)
+        np.divide(m, norm, out=m, where=norm > 0)
+    return chroma, rhythm, events
+
+
+def self_similarity(song: Song) -> np.ndarray:
+    """Bar-level self-similarity `[L, L]` in [0, 1]: half literal (Jaccard of (position, pitch)
+    onsets), a quarter pitch-class profile, a quarter rhythm."""
+    chroma, rhythm, events = bar_features(song)
+    L = song.n_bars
+    literal = np.zeros((L, L))
+    for i in range(L):
+        for j in range(i, L):
+            union = len(events[i] | events[j])
+            literal[i, j] = literal[j, i] = len(events[i] & events[j]) / union if union else 1.0
+    sim = 0.5 * literal + 0.25 * (chroma @ chroma.T) + 0.25 * (rhythm @ rhythm.T)
+    return np.clip(sim, 0.0, 1.0)
+
+
+def phrase_ends(song: Song, chords: list[Chord] | None = None) -> list[int]:
+    """Bars on which a phrase ends: a fermata, a rest of a beat or more in every part, or
+    (with chords) a dominant-to-tonic cadence arriving on the bar's last long chord."""
+    ends: set[int] = set()
+    for step in song.fermatas:
+        ends.add(int(song.bar_of(max(step - 1, 0))))
+    notes = song.all_notes()
+    if len(notes):
+        sounding = np.zeros(song.end + 1, dtype=np.int32)
+        np.add.at(sounding, notes[:, START], 1)
+        np.add.at(sounding, notes[:, START] + notes[:, DURATION], -1)
+        silent = np.cumsum(sounding)[: song.end] == 0
+        first, last = notes[:, START].min(), (notes[:, START] + notes[:, DURATION]).max()
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if first < a and b < last and b - a >= song.beat_steps(int(a)):
+                ends.add(int(song.bar_of(max(int(a) - 1, 0))))
+    if chords:
+        for prev, cur in zip(chords, chords[1:]):
+            long_enough = cur.duration >= 2 * song.beat_steps(cur.onset)
+            if (prev.root - cur.root) % 12 == 7 and cur.quality in ("maj", "min") and long_enough:
+                ends.add(int(song.bar_of(cur.onset)))
+    return sorted(e for e in ends if e < song.n_bars - 1)
+
+
+def novelty(sim: np.ndarray, half: int = 2) -> np.ndarray:
+    """Foote novelty `[L]`: checkerboard kernel of 2*half bars along the diagonal."""
+    L = len(sim)
+    out = np.zeros(L)
+    for i in range(half, L - half + 1):
+        past, future = sim[i - half : i, i - half : i], sim[i : i + half, i : i + half]
+        cross = sim[i - half : i, i : i + half]
+        out[i] = (past.mean() + future.mean()) / 2 - cross.mean()
+    return out
+
+
+def repeat_boundaries(sim: np.ndarray, threshold: float = 0.8, min_run: int = 2) -> set[int]:
+    """Starts and ends of repeated passages: runs of >= `min_run` similar bars along a diagonal."""
+    L = len(sim)
+    bounds: set[int] = set()
+    for lag in range(1, L):
+        diag = np.diagonal(sim, offset=lag) >= threshold
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], diag.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a >= min_run:
+                bounds |= {int(a), int(b), int(a + lag), int(b + lag)}
+    return bounds
+
+
+# How much each kind of evidence counts when boundaries compete for the same place.
+_STRENGTH = {"phrase": 3.0, "repeat": 2.0, "novelty": 1.0}
+
+
+def segment(
+    song: Song,
+    chords: list[Chord] | None = None,
+    min_bars: int | None = None,
+    label_threshold: float = 0.7,
+    novelty_threshold: float = 0.2,
+) -> tuple[list[Section], list[int]]:
+    """Sections (a label per bar; repeated material shares a label) and phrase-end bars.
+
+    `min_bars` (default: 2 below 32 bars, else 4 or more so that a movement gets at most ~24
+    sections) is the shortest section, `4 * min_bars` the longest. Boundaries are taken
+    strongest first (phrase ends, then repeats, then novelty peaks), each at least `min_bars`
+    from those already taken; longer segments are split at their novelty maximum.
+    """
+    L = song.n_bars
+    ends = phrase_ends(song, chords)
+    if min_bars is None:
+        min_bars = 2 if L < 32 else max(4, L // 24)
+    max_bars = 4 * min_bars
+    if L < 2 * min_bars:
+        return [Section(0, L, "A")], ends
+    sim = self_similarity(song)
+    nov = novelty(sim, half=max(2, min_bars))
+    candidates: dict[int, float] = {}
+
+    def offer(bar: int, strength: float) -> None:
+        if 0 < bar < L:
+            candidates[bar] = max(candidates.get(bar, 0.0), strength)
+
+    for e in ends:
+        offer(e + 1, _STRENGTH["phrase"])
+    for b in repeat_boundaries(sim, min_run=max(2, min_bars)):
+        offer(b, _STRENGTH["repeat"])
+    for i in range(1, L - 1):
+        if nov[i] >= novelty_threshold and nov[i] >= nov[i - 1] and nov[i] >= nov[i + 1]:
+            offer(i, _STRENGTH["novelty"] * (1 + nov[i]))
+    chosen = [0, L]
+    for bar, _ in sorted(candidates.items(), key=lambda kv: (-kv[1], kv[0])):
+        if all(abs(bar - c) >= min_bars for c in chosen):
+            chosen.append(bar)
+    chosen.sort()
+    # split what is still longer than max_bars where the material changes most
+    i = 0
+    while i < len(chosen) - 1:
+        a, b = chosen[i], chosen[i + 1]
+        if b - a > max_bars:
+            inner = np.arange(a + min_bars, b - min_bars + 1)
+            score = nov[inner] + 1e-3 * (inner % 4 == a % 4)  # ties: keep 4-bar phrasing
+            chosen.insert(i + 1, int(inner[np.argmax(score)]))
+        else:
+            i += 1
+    segments = list(zip(chosen[:-1], chosen[1:]))
+    labels: list[str] = []
+    for i, (a, b) in enumerate(segments):
+        best, best_sim = None, label_threshold
+        for j in range(i):
+            c, d = segments[j]
+            s = _segment_similarity(sim, a, b, c, d)
+            if s >= best_sim:
+                best, best_sim = labels[j], s
+        labels.append(best or _new_label(labels))
+    return [Section(a, b - a, lab) for (a, b), lab in zip(segments, labels)], ends
+
+
+def _segment_similarity(sim: np.ndarray, a: int, b: int, c: int, d: int) -> float:
+    """Mean bar-to-bar similarity of segment [a, b) against [c, d), aligned at their starts,
+    scaled down by their length ratio."""
+    n = min(b - a, d - c)
+    diag = sim[np.arange(a, a + n), np.arange(c, c + n)]
+    return float(diag.mean()) * n / max(b - a, d - c)
+
+
+def _new_label(labels: list[str]) -> str:
+    """The next unused label: A..Z, then AA, AB, ... (letters only, so `A8` stays parseable)."""
+    used = set(labels)
+    n = 0
+    while True:
+        name, k = "", n
+        while True:
+            name = string.ascii_uppercase[k % 26] + name
+            k = k // 26 - 1
+            if k < 0:
+                break
+        if name not in used:
+            return name
+        n += 1
+
+
+def labels_per_bar(sections: list[Section]) -> list[str]:
+    return [s.label for s in sections for _ in range(s.n_bars)]

@@ -1,0 +1,166 @@
+"""`structdiff` command line: parses arguments and calls the library, nothing more.
+
+Every command exits 0 on success and 2 with one line on stderr for bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from structdiff.data.roles import RoleMapError
+from structdiff.data.song import MusicFileError
+
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """A bad command-line value."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _add_song_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="a .mid/.midi, .mxl/.xml/.musicxml or .krn file, "
+                   "or music21:NAME for a work of the corpus bundled with music21 "
+                   "(e.g. music21:bach/bwv66.6)")
+    p.add_argument("--roles", default="auto", metavar="MAP",
+                   help="role map: satb, band, a name in datasets/roles/, a .yaml path, "
+                   "or auto (default)")
+    p.add_argument("--grid", type=int, default=4, metavar="N",
+                   help="grid steps per quarter note (default 4: 16th notes)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="structdiff",
+        description="Structure-aware multi-track music: analyze, prepare corpora, render.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("analyze", help="print the plan (key, chords, sections) of a song",
+                       description="Analyze a song: key, chords (two or more per bar), "
+                       "phrases and sections, tracks and their roles.")
+    _add_song_options(p)
+    p.add_argument("--json", action="store_true",
+                   help="print the analysis as JSON (the plan schema of DESIGN.md)")
+
+    p = sub.add_parser("render", help="write a piano-roll PNG and/or MIDI with markers",
+                       description="Analyze a song and write a piano-roll picture and/or a "
+                       "MIDI file with a marker per section and chord names as text events.")
+    _add_song_options(p)
+    p.add_argument("--png", type=Path, metavar="OUT.png", help="piano-roll picture to write")
+    p.add_argument("--midi", type=Path, metavar="OUT.mid", help="MIDI file to write")
+
+    p = sub.add_parser("prepare", help="parse a corpus into cached shards with a report",
+                       description="Parse every music file of a folder (or the corpus "
+                       "bundled with music21) in parallel into shards under --out; bad files "
+                       "are skipped and listed in report.md with their reason; a rerun skips "
+                       "finished shards.")
+    p.add_argument("input", help="a folder of music files, or 'music21' for the embedded corpus")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: number of cores)")
+    p.add_argument("--roles", default="auto", metavar="MAP", help="role map (default auto)")
+    p.add_argument("--grid", type=int, default=4, metavar="N",
+                   help="grid steps per quarter note (default 4)")
+    p.add_argument("--no-analyze", action="store_true",
+                   help="skip key/chord/section analysis (faster)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (MusicFileError, RoleMapError, UsageError) as e:
+        return _fail(str(e))
+    except (ValueError, OSError) as e:
+        return _fail(f"{type(e).__name__}: {e}" if not str(e) else str(e))
+
+
+def _fail(message: str) -> int:
+    print(f"structdiff: error: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _check_grid(grid: int) -> None:
+    if grid < 1 or grid > 96:
+        raise UsageError(f"--grid must be between 1 and 96 steps per quarter, got {grid}")
+
+
+def _load_analyzed(args):
+    from structdiff.analysis import analyze
+    from structdiff.data.io import read_song
+
+    _check_grid(args.grid)
+    song = read_song(args.file, steps_per_quarter=args.grid, role_map=args.roles)
+    song.plan = analyze(song)
+    return song
+
+
+def cmd_analyze(args) -> int:
+    from structdiff.analysis.schema import analysis_dict, summary_text
+
+    song = _load_analyzed(args)
+    if args.json:
+        print(json.dumps(analysis_dict(song, song.plan), indent=2))
+    else:
+        print(summary_text(song, song.plan))
+    return 0
+
+
+def cmd_render(args) -> int:
+    if args.png is None and args.midi is None:
+        raise UsageError("render needs --png OUT.png and/or --midi OUT.mid")
+    for out, suffixes in ((args.png, (".png",)), (args.midi, (".mid", ".midi"))):
+        if out is not None and out.suffix.lower() not in suffixes:
+            raise UsageError(f"output must end in {' or '.join(suffixes)}: {out}")
+    song = _load_analyzed(args)
+    if args.midi:
+        from structdiff.data.midi import write_midi
+
+        write_midi(song, args.midi)
+        print(f"wrote {args.midi}")
+    if args.png:
+        from structdiff.render import render_png
+
+        render_png(song, args.png)
+        print(f"wrote {args.png}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from structdiff.data.prepare import prepare
+
+    _check_grid(args.grid)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.input != "music21" and not Path(args.input).is_dir():
+        raise UsageError(f"input must be a folder or 'music21', got {args.input}")
+    report = prepare(
+        args.input,
+        args.out,
+        workers=args.workers,
+        role_map=args.roles,
+        steps_per_quarter=args.grid,
+        analyze=not args.no_analyze,
+    )
+    print(
+        f"loaded {report['loaded']} of {report['found']} files, skipped {report['skipped']}; "
+        f"report: {Path(args.out) / 'report.md'}"
+    )
+    return 0
+
+
+_COMMANDS = {"analyze": cmd_analyze, "render": cmd_render, "prepare": cmd_prepare}
+
+if __name__ == "__main__":
+    sys.exit(main())

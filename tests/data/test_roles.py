@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from structdiff.data.roles import RoleMapError, assign_roles, load_role_map
+from structdiff.data.song import Song, Track
+
+
+def _song(tracks):
+    return Song(tracks=tracks, bars=np.array([0]), end=16, source="x.mid")
+
+
+def _track(name, program, pitch, drum=False):
+    return Track(name, program, drum, np.array([[0, 4, pitch, 80]], dtype=np.int32))
+
+
+def test_band_roles_from_names_programs_and_drums():
+    song = _song([
+        _track("Lead Vocal", 0, 72), _track("", 33, 40), _track("", 2, 60),
+        _track("Gtr", 0, 55), _track("", 49, 64), _track("", 0, 36, drum=True),
+        _track("", 120, 60),
+    ])
+    assign_roles(song, "band")
+    assert [t.role for t in song.tracks] == [
+        "melody", "bass", "keys", "guitar", "strings", "drums", "keys"
+    ]
+    assert song.roles == ["melody", "bass", "keys", "guitar", "strings", "drums"]
+
+
+def test_satb_by_pitch_when_names_say_nothing():
+    song = _song([_track("P1", 0, 48), _track("P2", 0, 72), _track("P3", 0, 60), _track("P4", 0, 66)])
+    assign_roles(song, "satb")
+    assert [t.role for t in song.tracks] == ["bass", "soprano", "tenor", "alto"]
+
+
+def test_satb_extra_parts_merge_into_nearest_slot():
+    tracks = [_track(f"P{i}", 0, p) for i, p in enumerate([80, 74, 68, 62, 56, 50])]
+    song = assign_roles(_song(tracks), "satb")
+    assert len({t.role for t in song.tracks}) == 5
+    assert all(t.role is not None for t in song.tracks)
+
+
+def test_user_role_map_from_yaml(tmp_path):
+    path = tmp_path / "duo.yaml"
+    path.write_text("name: duo\nroles:\n  - name: high\n    programs: [[0, 63]]\n"
+                    "  - name: low\n    names: ['bass']\n")
+    song = assign_roles(_song([_track("Bass", 0, 40), _track("x", 10, 70)]), str(path))
+    assert [t.role for t in song.tracks] == ["low", "high"]
+    assert song.role_map == "duo"
+
+
+def test_unknown_and_bad_role_maps(tmp_path):
+    with pytest.raises(RoleMapError, match="unknown role map 'nope'.*satb"):
+        load_role_map("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("roles: [{names: ['x']}]")
+    with pytest.raises(RoleMapError, match="bad role map"):
+        load_role_map(str(bad))
