@@ -96,14 +96,20 @@ def novelty(sim: np.ndarray, half: int = 2) -> np.ndarray:
 
 
 def repeat_boundaries(sim: np.ndarray, threshold: float = 0.8, min_run: int = 2) -> set[int]:
-    """Starts and ends of repeated passages: runs of >= `min_run` similar bars along a diagonal."""
+    """Starts and ends of repeated passages: runs of >= `min_run` similar bars along a diagonal.
+
+    Runs longer than their lag, or whose bars are all alike (a bar repeated over and over, an
+    ostinato), mark a uniform passage rather than two copies and give no boundaries."""
     L = len(sim)
     bounds: set[int] = set()
     for lag in range(1, L):
         diag = np.diagonal(sim, offset=lag) >= threshold
         edges = np.flatnonzero(np.diff(np.concatenate([[0], diag.astype(np.int8), [0]])))
         for a, b in zip(edges[::2], edges[1::2]):
-            if b - a >= min_run:
+            n = b - a
+            inner = sim[a:b, a:b]
+            uniform = (inner.sum() - n) / (n * n - n) >= threshold if n > 1 else True
+            if min_run <= n <= lag and not uniform:
                 bounds |= {int(a), int(b), int(a + lag), int(b + lag)}
     return bounds
 

@@ -1,0 +1,104 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from structdiff.cli import main
+
+SCHEMA_KEYS = {"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
+               "sections"}
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_json_schema_on_a_chorale(capsys):
+    code, out, err = run(capsys, "analyze", "music21:bach/bwv66.6", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == SCHEMA_KEYS
+    assert data["n_bars"] == 10
+    assert data["time_signatures"] == [{"onset_qn": 0.0, "numerator": 4, "denominator": 4}]
+    assert set(data["key"]) == {"tonic", "mode"} and data["key"]["mode"] in ("major", "minor")
+    assert [t["role"] for t in data["tracks"]] == ["soprano", "alto", "tenor", "bass"]
+    assert set(data["tracks"][0]) == {"name", "role", "program", "is_drum", "n_notes"}
+    chords = data["chords"]
+    assert set(chords[0]) == {"onset_qn", "dur_qn", "root", "quality", "bass"}
+    assert chords[0]["onset_qn"] == 0.0
+    ends = [c["onset_qn"] + c["dur_qn"] for c in chords]
+    assert all(abs(e - c["onset_qn"]) < 1e-9 for e, c in zip(ends, chords[1:]))
+    assert sum(s["n_bars"] for s in data["sections"]) == data["n_bars"]
+    assert set(data["sections"][0]) == {"start_bar", "n_bars", "label"}
+
+
+def test_analyze_text_and_midi_input(capsys, band_midi):
+    code, out, err = run(capsys, "analyze", str(band_midi))
+    assert code == 0, err
+    assert "form:" in out and "Melody" in out and "drums" in out
+
+
+def test_render_writes_png_and_midi(capsys, tmp_path):
+    png, mid = tmp_path / "a" / "song.png", tmp_path / "a" / "song.mid"
+    code, out, err = run(capsys, "render", "music21:bach/bwv66.6", "--png", str(png),
+                         "--midi", str(mid))
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mid.read_bytes()[:4] == b"MThd"
+
+
+TRUNCATED = b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x01\x00\x00\x90"
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.mid", None, "no such file"),
+        ("empty.mid", b"", "empty file"),
+        ("notes.txt", b"hi", "not a music file"),
+        ("fake.mid", b"hello world", "not a MIDI"),
+        ("cut.mid", TRUNCATED, "truncated"),
+        ("broken.xml", b"<score-partwise><part", "cannot parse score"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    code, out, err = run(capsys, "analyze", str(path), "--json")
+    assert code == 2 and out == ""
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["analyze", "music21:bach/bwv66.6", "--bogus"], "unrecognized arguments"),
+        (["render", "music21:bach/bwv66.6"], "needs --png"),
+        (["render", "music21:bach/bwv66.6", "--png", "x.jpg"], "must end in .png"),
+        (["analyze", "music21:bach/bwv66.6", "--grid", "0"], "--grid"),
+        (["analyze", "music21:bach/bwv66.6", "--roles", "nope"], "unknown role map"),
+        (["prepare", "/no/such/folder", "--out", "x"], "must be a folder"),
+        ([], "required"),
+    ],
+)
+def test_usage_errors_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_console_script_help_and_error_without_traceback(tmp_path):
+    exe = [sys.executable, "-m", "structdiff.cli"]
+    assert subprocess.run(exe + ["analyze", "--help"], capture_output=True).returncode == 0
+    bad = tmp_path / "x.mid"
+    bad.write_bytes(b"garbage")
+    res = subprocess.run(exe + ["render", str(bad), "--png", str(tmp_path / "x.png")],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert not (tmp_path / "x.png").exists()
