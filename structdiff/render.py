@@ -10,7 +10,7 @@ leaves pyplot's global state alone.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +57,8 @@ class Layout:
     pitch_row: float = 0.075  # height of one semitone in the roll
     min_roll: float = 2.6
     max_roll: float = 7.0
-    drum_row: float = 0.13  # one drum instrument in the drum lane
-    min_drums: float = 0.45
+    drum_row: float = 0.16  # one drum instrument in the drum lane
+    min_drums: float = 0.55
     max_drums: float = 1.6
     gap: float = 0.06
     bottom: float = 0.5  # bar numbers and the axis label
@@ -107,13 +107,14 @@ def render_png(
     plan = plan if plan is not None else song.plan
     fig = _draw(song, plan, title, layout)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    # A unique name opened with "x" (not mkstemp, whose files are private) keeps the umask.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             fig.savefig(f, format="png", dpi=dpi)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -126,7 +127,7 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
     start = int(song.bars[0]) if song.n_bars else 0
     end = max(int(song.end), start + 1)
 
-    chords = list(plan.chords) if plan else []
+    chords = sorted(plan.chords, key=lambda c: c.onset) if plan else []
     sections = [s for s in (plan.sections if plan else []) if 0 <= s.start_bar < song.n_bars]
     drum_pitches = sorted({int(p) for t in drums for p in t.notes[:, PITCH]})
     lo, hi = _pitch_range(pitched, lay.pitch_margin)
@@ -135,14 +136,16 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
     quarters = (end - start) / song.steps_per_quarter
     width = float(np.clip(lay.left + lay.right + quarters * lay.inches_per_quarter,
                           lay.min_width, lay.max_width))
-    header_rows = (1 if sections else 0) + (2 if chords else 0)
-    header_h = header_rows * lay.header_row
+    axis_w = width - lay.left - lay.right
+    steps_per_inch = (end - start) / axis_w
+    chord_rows = _place_chords(chords, steps_per_inch, lay.font)
+    n_chord_rows = 0 if not chords else 2 if 1 in chord_rows else 1
+    header_h = ((1 if sections else 0) + n_chord_rows) * lay.header_row
     roll_h = float(np.clip((hi - lo + 1) * lay.pitch_row, lay.min_roll, lay.max_roll))
     drums_h = (float(np.clip(len(drum_pitches) * lay.drum_row, lay.min_drums, lay.max_drums))
                if drum_pitches else 0.0)
     height = (lay.title + header_h + (lay.gap if header_h else 0) + roll_h
               + (lay.gap + drums_h if drums_h else 0) + lay.bottom)
-    axis_w = width - lay.left - lay.right
 
     fig = Figure(figsize=(width, height))
 
@@ -161,7 +164,6 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
     if drums_h:
         lane = axes_at(top + lay.gap, drums_h, sharex=roll)
     bottom_ax = lane if lane is not None else roll
-    steps_per_inch = (end - start) / axis_w
 
     roll.set_xlim(start, end)
     _draw_pitch_grid(roll, lo, hi, start, end, lay.font)
@@ -174,7 +176,8 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
     _draw_sections(song, sections, [a for a in (header, roll, lane) if a is not None], end)
     _draw_bar_lines(song, timed, bottom_ax, steps_per_inch, lay.font)
     if header is not None:
-        _draw_header(header, song, sections, chords, end, steps_per_inch, lay.font)
+        _draw_header(header, song, sections, chords, chord_rows, n_chord_rows, end,
+                     steps_per_inch, lay.font)
 
     _draw_title(fig, song, plan, title, tracks, colours, width, height, lay)
     return fig
@@ -292,18 +295,30 @@ def _text_width(text: str, font: float, steps_per_inch: float, bold: bool = Fals
     return len(text) * font * (0.68 if bold else 0.6) / 72 * steps_per_inch
 
 
-def _draw_header(ax, song: Song, sections: list, chords: list, end: int,
-                 steps_per_inch: float, font: float) -> None:
-    """Section labels on the top row; chord names on two staggered rows below it."""
-    n_rows = (1 if sections else 0) + (2 if chords else 0)
+def _chord_pad(steps_per_inch: float) -> float:
+    return 0.04 * steps_per_inch  # between a chord's onset line and its name
+
+
+def _place_chords(chords: list, steps_per_inch: float, font: float) -> list:
+    """Row (0 or 1) of each chord name in the header, None for names thinned out."""
+    pad = _chord_pad(steps_per_inch)
+    x = np.array([c.onset + pad for c in chords], float)
+    widths = np.array([_text_width(c.name, font, steps_per_inch) for c in chords])
+    return place_labels(x, widths, rows=2, pad=2 * pad)
+
+
+def _draw_header(ax, song: Song, sections: list, chords: list, chord_rows: list,
+                 n_chord_rows: int, end: int, steps_per_inch: float, font: float) -> None:
+    """Section labels on the top row; chord names on one or two staggered rows below it."""
+    n_rows = (1 if sections else 0) + n_chord_rows
     ax.set_ylim(0, n_rows)
     ax.set_yticks([])
     ax.tick_params(axis="x", bottom=False, labelbottom=False)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     ax.spines["bottom"].set_color("0.6")
-    pad = 0.08 * steps_per_inch  # between a line and the text that follows it
     if sections:
+        pad = 0.08 * steps_per_inch
         spans = [_section_span(song, s.start_bar, s.n_bars, end) for s in sections]
         x = np.array([a + pad for a, _ in spans], float)
         widths = np.array([_text_width(s.label, font + 1, steps_per_inch, bold=True)
@@ -312,20 +327,20 @@ def _draw_header(ax, song: Song, sections: list, chords: list, end: int,
             if row is not None:
                 ax.text(xi, n_rows - 0.5, s.label, fontsize=font + 1, fontweight="bold",
                         va="center", ha="left", clip_on=True)
-    if chords:
-        chords = sorted(chords, key=lambda c: c.onset)
-        names = [c.name for c in chords]
-        x = np.array([c.onset for c in chords], float)
-        widths = np.array([_text_width(n, font, steps_per_inch) for n in names])
-        rows = place_labels(x + pad / 2, widths, rows=2, pad=pad)
-        ticks = []
-        for c, name, row in zip(chords, names, rows, strict=True):
-            if row is None:
-                continue
-            ticks.append(c.onset)
-            ax.text(c.onset + pad / 2, 1.5 - row, name, fontsize=font, va="center", ha="left",
-                    color="0.55" if name == "N" else "0.1", clip_on=True)
-        ax.vlines(ticks, 0, 2, colors="0.75", linewidths=0.5)
+    pad = _chord_pad(steps_per_inch)
+    onsets, row_tops = [], []
+    for c, row in zip(chords, chord_rows, strict=True):
+        if row is None:
+            continue
+        # Each name's onset tick stays in its own row so it never crosses the other row's text.
+        onsets.append(c.onset)
+        row_tops.append(n_chord_rows - row)
+        name = c.name
+        ax.text(c.onset + pad, n_chord_rows - 0.5 - row, name, fontsize=font, va="center",
+                ha="left", color="0.55" if name == "N" else "0.1", clip_on=True)
+    if onsets:
+        tops = np.asarray(row_tops, float)
+        ax.vlines(onsets, tops - 1, tops, colors="0.7", linewidths=0.5)
 
 
 def _subtitle(song: Song, plan: Plan | None) -> str:

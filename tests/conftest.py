@@ -26,7 +26,8 @@ def note_msgs(notes, channel=0, program=None, name=None):
     events = []
     for s, e, p, v in notes:
         events.append((s, 1, mido.Message("note_on", note=p, velocity=v, channel=channel)))
-        events.append((e, 2 if e == s else 0, mido.Message("note_off", note=p, velocity=0, channel=channel)))
+        off = mido.Message("note_off", note=p, velocity=0, channel=channel)
+        events.append((e, 2 if e == s else 0, off))
     events.sort(key=lambda x: (x[0], x[1]))
     msgs = []
     if name:

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -62,6 +65,9 @@ def test_render_draws_notes_plan_and_drums_into_a_png(tmp_path):
     flute = np.asarray(colormaps["tab10"](0)[:3])
     assert (np.abs(image[..., :3] - flute).max(axis=-1) < 0.01).sum() > 200
     assert sorted(p.name for p in path.parent.iterdir()) == ["song.png"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not a private temp file
 
 
 def test_render_without_plan_leaves_out_the_header(tmp_path):

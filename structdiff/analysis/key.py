@@ -74,19 +74,25 @@ def signature_candidates(signature: Key) -> tuple[Key, Key]:
     return Key(major, "major"), Key((major + 9) % 12, "minor")
 
 
+# Added to the profile correlation of the two keys of the file's key signature. A soft prior:
+# chorales in Dorian are written with one flat fewer than their minor key, and a hard
+# restriction to the signature's keys got 13 of the 20 analysed chorales' keys right, against
+# 17 with a prior anywhere from 0 to 0.2 (it then only breaks near-ties).
+SIGNATURE_PRIOR = 0.1
+
+
 def estimate_key(song: Song, profile: str = "albrecht_shanahan") -> Key | None:
     """The key of `song`, or None when it has no pitched notes.
 
-    When the file has a key signature, only the major key of that signature and its relative
-    minor compete: the signature tells the accidentals, the profile tells the mode.
+    Profile correlation of the duration-weighted pitch-class histogram over the 24 keys; the
+    major key of the file's key signature and its relative minor get a small bonus.
     """
     hist = pitch_class_histogram(song)
     if not hist.any():
         return None
     scores = key_profile_scores(hist, profile)
     if song.key_signature is not None:
-        allowed = [key_index(k) for k in signature_candidates(song.key_signature)]
-        mask = np.full(24, -np.inf)
-        mask[allowed] = 0.0
-        scores = scores + mask
+        favoured = [key_index(k) for k in signature_candidates(song.key_signature)]
+        scores = scores.copy()
+        scores[favoured] += SIGNATURE_PRIOR
     return key_of_index(int(np.argmax(scores)))

@@ -59,7 +59,8 @@ def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
     ]
     for t in song.tracks:
         kind = "drums" if t.is_drum else f"program {t.program}"
-        lines.append(f"    {t.name or '(unnamed)':<20} {t.role or '-':<9} {kind:<12} {t.n_notes} notes")
+        name = t.name or "(unnamed)"
+        lines.append(f"    {name:<20} {t.role or '-':<9} {kind:<12} {t.n_notes} notes")
     lines.append(f"  form: {plan.form}")
     if plan.phrase_ends:
         lines.append("  phrase ends at bars: " + " ".join(str(b + 1) for b in plan.phrase_ends))

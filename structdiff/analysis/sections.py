@@ -7,7 +7,8 @@
    self-similarity matrix), and novelty peaks (Foote's checkerboard kernel) where the material
    changes.
 3. Boundaries are taken strongest first, none closer than `min_bars` to another; each
-   segment then takes the label of the most similar earlier segment when that similarity is high, else a new letter.
+   segment then takes the label of the most similar earlier segment when that similarity is
+   high, else a new letter.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> S
         t = TimeSignature(step(ts.offset), int(ts.numerator), int(ts.denominator))
         if time_signatures and time_signatures[-1].step == t.step:
             time_signatures[-1] = t
-        elif not time_signatures or (time_signatures[-1].numerator, time_signatures[-1].denominator) != (t.numerator, t.denominator):
+        elif not time_signatures or _meter(time_signatures[-1]) != _meter(t):
             time_signatures.append(t)
     time_signatures = time_signatures or [TimeSignature(0, 4, 4)]
 
@@ -122,6 +122,10 @@ def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> S
         source=source,
         fermatas=sorted(set(fermatas)),
     )
+
+
+def _meter(ts: TimeSignature) -> tuple[int, int]:
+    return ts.numerator, ts.denominator
 
 
 def _first_line(e: Exception) -> str:

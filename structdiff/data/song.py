@@ -39,7 +39,7 @@ class Track:
     name: str
     program: int  # General MIDI program 0-127 (ignored for drums)
     is_drum: bool
-    notes: np.ndarray = field(default_factory=empty_notes)  # [N, 4] start, duration, pitch, velocity
+    notes: np.ndarray = field(default_factory=empty_notes)  # [N, 4] start, dur, pitch, velocity
     role: str | None = None  # the role slot this track fills under the song's role map
 
     @property

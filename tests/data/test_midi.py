@@ -38,7 +38,8 @@ def test_type0_is_split_by_channel(tmp_path):
     ]
     path = write_mido(tmp_path / "type0.MID", [events], type=0)
     song = read_song(path)
-    assert sorted((t.program, t.is_drum) for t in song.tracks) == [(0, False), (0, True), (33, False)]
+    kinds = sorted((t.program, t.is_drum) for t in song.tracks)
+    assert kinds == [(0, False), (0, True), (33, False)]
     assert {t.role for t in song.tracks} == {"keys", "bass", "drums"}
 
 

@@ -27,7 +27,7 @@ def test_band_roles_from_names_programs_and_drums():
 
 
 def test_satb_by_pitch_when_names_say_nothing():
-    song = _song([_track("P1", 0, 48), _track("P2", 0, 72), _track("P3", 0, 60), _track("P4", 0, 66)])
+    song = _song([_track(f"P{i}", 0, p) for i, p in enumerate([48, 72, 60, 66])])
     assign_roles(song, "satb")
     assert [t.role for t in song.tracks] == ["bass", "soprano", "tenor", "alto"]
 
