@@ -138,7 +138,8 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
                           lay.min_width, lay.max_width))
     axis_w = width - lay.left - lay.right
     steps_per_inch = (end - start) / axis_w
-    chord_rows = _place_chords(chords, steps_per_inch, lay.font)
+    chord_names = [plan.chord_label(c) for c in chords]
+    chord_rows = _place_chords(chord_names, chords, steps_per_inch, lay.font)
     n_chord_rows = 0 if not chords else 2 if 1 in chord_rows else 1
     header_h = ((1 if sections else 0) + n_chord_rows) * lay.header_row
     roll_h = float(np.clip((hi - lo + 1) * lay.pitch_row, lay.min_roll, lay.max_roll))
@@ -176,7 +177,7 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
     _draw_sections(song, sections, [a for a in (header, roll, lane) if a is not None], end)
     _draw_bar_lines(song, timed, bottom_ax, steps_per_inch, lay.font)
     if header is not None:
-        _draw_header(header, song, sections, chords, chord_rows, n_chord_rows, end,
+        _draw_header(header, song, sections, chords, chord_names, chord_rows, n_chord_rows, end,
                      steps_per_inch, lay.font)
 
     _draw_title(fig, song, plan, title, tracks, colours, width, height, lay)
@@ -299,15 +300,15 @@ def _chord_pad(steps_per_inch: float) -> float:
     return 0.04 * steps_per_inch  # between a chord's onset line and its name
 
 
-def _place_chords(chords: list, steps_per_inch: float, font: float) -> list:
+def _place_chords(names: list[str], chords: list, steps_per_inch: float, font: float) -> list:
     """Row (0 or 1) of each chord name in the header, None for names thinned out."""
     pad = _chord_pad(steps_per_inch)
     x = np.array([c.onset + pad for c in chords], float)
-    widths = np.array([_text_width(c.name, font, steps_per_inch) for c in chords])
+    widths = np.array([_text_width(n, font, steps_per_inch) for n in names])
     return place_labels(x, widths, rows=2, pad=2 * pad)
 
 
-def _draw_header(ax, song: Song, sections: list, chords: list, chord_rows: list,
+def _draw_header(ax, song: Song, sections: list, chords: list, names: list[str], chord_rows: list,
                  n_chord_rows: int, end: int, steps_per_inch: float, font: float) -> None:
     """Section labels on the top row; chord names on one or two staggered rows below it."""
     n_rows = (1 if sections else 0) + n_chord_rows
@@ -329,13 +330,12 @@ def _draw_header(ax, song: Song, sections: list, chords: list, chord_rows: list,
                         va="center", ha="left", clip_on=True)
     pad = _chord_pad(steps_per_inch)
     onsets, row_tops = [], []
-    for c, row in zip(chords, chord_rows, strict=True):
+    for c, name, row in zip(chords, names, chord_rows, strict=True):
         if row is None:
             continue
         # Each name's onset tick stays in its own row so it never crosses the other row's text.
         onsets.append(c.onset)
         row_tops.append(n_chord_rows - row)
-        name = c.name
         ax.text(c.onset + pad, n_chord_rows - 0.5 - row, name, fontsize=font, va="center",
                 ha="left", color="0.55" if name == "N" else "0.1", clip_on=True)
     if onsets:

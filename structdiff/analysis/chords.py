@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 
-from structdiff.data.song import DURATION, PITCH, PITCH_CLASS_NAMES, START, Chord, Song
+from structdiff.data.song import DURATION, PITCH, PITCH_CLASS_NAMES, START, Chord, Key, Song
 
 # Intervals above the root of each quality.
 QUALITY_INTERVALS: dict[str, tuple[int, ...]] = {
@@ -48,15 +48,31 @@ _CHORD_RE = re.compile(rf"^{_NOTE}([^/]*)(?:/{_NOTE})?$")
 _LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
-def chord_name(root: int, quality: str, bass: int | None = None) -> str:
-    """`C`, `Am`, `G7/B`, `Bm7b5`; `N` for no chord."""
+_SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+_FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+
+
+def spelling_for(key: Key | None) -> tuple[str, ...]:
+    """Pitch names for chords in `key`: sharps in sharp keys, flats in flat keys."""
+    if key is None:
+        return PITCH_CLASS_NAMES
+    major = key.tonic if key.mode == "major" else (key.tonic + 3) % 12
+    fifths = (major * 7) % 12  # sharps in the signature, 7..11 meaning 5..1 flats
+    if fifths == 0:
+        return PITCH_CLASS_NAMES
+    return _SHARP_NAMES if fifths <= 6 else _FLAT_NAMES
+
+
+def chord_name(root: int, quality: str, bass: int | None = None, key: Key | None = None) -> str:
+    """`C`, `Am`, `G7/B`, `Bm7b5`; `N` for no chord. `key` picks sharps or flats."""
     if quality == "N":
         return "N"
     if quality not in _SUFFIX:
         raise ValueError(f"unknown chord quality {quality!r} (known: {', '.join(QUALITIES)})")
-    name = PITCH_CLASS_NAMES[root % 12] + _SUFFIX[quality]
+    names = spelling_for(key)
+    name = names[root % 12] + _SUFFIX[quality]
     if bass is not None and bass % 12 != root % 12:
-        name += "/" + PITCH_CLASS_NAMES[bass % 12]
+        name += "/" + names[bass % 12]
     return name
 
 

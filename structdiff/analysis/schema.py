@@ -67,7 +67,7 @@ def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
     lines.append("  chords by bar:")
     by_bar: dict[int, list[str]] = {}
     for c in plan.chords:
-        by_bar.setdefault(int(song.bar_of(c.onset)), []).append(c.name)
+        by_bar.setdefault(int(song.bar_of(c.onset)), []).append(plan.chord_label(c))
     starts = {s.start_bar: s.label for s in plan.sections}
     row: list[str] = []
     for bar in range(song.n_bars):

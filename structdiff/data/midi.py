@@ -161,7 +161,7 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480) -> No
     if song.plan:
         for s in song.plan.sections:
             midi.markers.append(miditoolkit.Marker(s.label, int(song.bars[s.start_bar]) * scale))
-        texts = [(c.onset * scale, c.name) for c in song.plan.chords]
+        texts = [(c.onset * scale, song.plan.chord_label(c)) for c in song.plan.chords]
 
     buf = io.BytesIO()
     midi.dump(file=buf)

@@ -109,6 +109,12 @@ class Plan:
     sections: list[Section] = field(default_factory=list)
     phrase_ends: list[int] = field(default_factory=list)  # bar indices on which a phrase ends
 
+    def chord_label(self, chord: Chord) -> str:
+        """The chord's name spelled in the plan's key (`E/G#` in A major, `Bb` in F major)."""
+        from structdiff.analysis.chords import chord_name
+
+        return chord_name(chord.root, chord.quality, chord.bass, self.key)
+
     @property
     def form(self) -> str:
         """The form string, e.g. ``A8 B8 A8``."""
