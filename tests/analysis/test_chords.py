@@ -160,3 +160,13 @@ def test_chorale_against_expert_analysis():
     assert result.quarter_notes > 50 and not result.unaligned_measures
     assert result.root >= 0.75
     assert result.bass >= 0.75
+
+
+def test_chord_names_are_spelled_in_the_key():
+    from structdiff.analysis.chords import chord_name
+    from structdiff.data.song import Key
+
+    assert chord_name(4, "maj", 8, Key(9, "major")) == "E/G#"
+    assert chord_name(10, "maj", None, Key(5, "major")) == "Bb"
+    assert chord_name(1, "dom7", None, Key(6, "minor")) == "C#7"
+    assert chord_name(3, "min", None, Key(0, "minor")) == "Ebm"
