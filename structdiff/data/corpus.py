@@ -160,8 +160,8 @@ def music21_corpus(corpus_dir: str | Path | None = None) -> list[tuple[str, Path
 
 
 def _preference(path: Path) -> int:
-    suffix = path.suffix.lower()
-    return FORMAT_PREFERENCE.index(suffix) if suffix in FORMAT_PREFERENCE else len(FORMAT_PREFERENCE)
+    order = {suffix: i for i, suffix in enumerate(FORMAT_PREFERENCE)}
+    return order.get(path.suffix.lower(), len(order))
 
 
 def write_splits(out_dir: str | Path = DATASET_DIR, corpus_dir: str | Path | None = None) -> dict:

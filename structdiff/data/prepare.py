@@ -1,0 +1,555 @@
+"""Prepare a corpus: parse every music file once, in parallel worker processes, into shards.
+
+The sorted file list is cut into chunks of `shard_size` files; chunk i becomes the shard
+``shard-{i:05d}-{hash}.npz`` (see `structdiff.data.shards`) with a sidecar
+``shard-{i:05d}-{hash}.json`` holding each member file's status. The hash covers the settings
+(grid, role map, analysis, input) and each member's id, size and modification time, so a rerun
+skips every shard whose sidecar exists, a changed file or setting rewrites its shard, and shards
+of other settings are removed rather than mixed in.
+
+A bad file never stops the run: the worker records ``{file, reason}`` and goes on. Each worker
+slot is its own process pool of one, so a worker that dies (a crash inside a parser, the
+out-of-memory killer) costs only its chunk, which is then redone file by file, each file in a
+fresh process, to pin the crash on a file.
+
+``out_dir`` receives the shards, ``manifest.json`` (settings and shards), ``report.json`` and a
+human ``report.md``. Songs of the embedded music21 corpus carry ``song.style`` and
+``song.split``; songs of a folder carry ``song.split`` by the same hash rule on their relative
+path (and ``song.style`` None).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import re
+import time
+import warnings
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from structdiff.data.corpus import (
+    SPLITS,
+    corpus_style,
+    list_music_files,
+    music21_corpus,
+    split_of,
+)
+from structdiff.data.io import MUSIC_SUFFIXES
+from structdiff.data.shards import SHARD_FORMAT, read_shard, write_shard
+from structdiff.data.song import MusicFileError, Plan, Song
+
+MUSIC21 = "music21"
+PREPARE_FORMAT = 1
+MAX_REASON_CHARS = 300
+_SHARD_FILE = re.compile(r"^\.?shard-\d{5}-[0-9a-f]{10}\.(npz|json)(\.tmp\d+)?$")
+_CRASH_REASON = "the worker process died reading this file (a crash in a parser, or killed)"
+_BLAS_THREAD_SETTERS = (
+    "openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "scipy_openblas_set_num_threads64_",
+)
+
+
+class PrepareError(ValueError):
+    """Bad input to `prepare` or `load_prepared`: a missing folder, an unprepared out_dir."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    id: str  # path relative to the corpus folder, posix
+    path: str
+    style: str | None
+    split: str
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    name: str  # shard file stem
+    entries: tuple[_Entry, ...]
+    out_dir: str
+    steps_per_quarter: int
+    role_map: str | None
+    analyze: bool
+    from_music21: bool
+
+
+def prepare(
+    input: str | Path,
+    out_dir: str | Path,
+    workers: int | None = None,
+    role_map: str | None = "auto",
+    steps_per_quarter: int = 4,
+    analyze: bool = True,
+    shard_size: int = 64,
+    progress: bool = True,
+) -> dict:
+    """Parse every music file of `input` (a folder, or ``music21``) into shards in `out_dir`.
+
+    ``music21`` means the embedded corpus (write ``./music21`` for a folder of that name).
+    `workers` defaults to the number of cores; `role_map` is a role-map name, ``auto`` or None.
+
+    Returns the report also written to ``out_dir/report.json``: counts of files ``found``,
+    ``loaded`` and ``skipped``, ``skipped_files`` (each with a one-line reason),
+    ``analysis_errors``, shards written and reused, counts per split (and per style for the
+    music21 corpus), ``seconds`` and ``files_per_s``.
+    """
+    started = time.perf_counter()
+    if steps_per_quarter < 1:
+        raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    role_map_digest = _role_map_digest(role_map)  # raises RoleMapError for an unknown map
+    entries, ignored, source = _list_input(input)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    settings = {
+        "source": source,
+        "steps_per_quarter": steps_per_quarter,
+        "role_map": role_map,
+        "analyze": analyze,
+    }
+    salt = json.dumps(
+        {**settings, "role_map_digest": role_map_digest, "format": PREPARE_FORMAT,
+         "shard_format": SHARD_FORMAT},
+        sort_keys=True,
+    )
+    jobs = [
+        _make_job(i, entries[start : start + shard_size], salt, out_dir, settings)
+        for i, start in enumerate(range(0, len(entries), shard_size))
+    ]
+    statuses: dict[str, list[dict]] = {}
+    todo = []
+    for job in jobs:
+        done = _finished_statuses(out_dir, job)
+        if done is None:
+            todo.append(job)
+        else:
+            statuses[job.name] = done
+    files_parsed = sum(len(job.entries) for job in todo)
+    if todo:
+        from tqdm.auto import tqdm
+
+        with tqdm(
+            total=len(entries),
+            initial=len(entries) - files_parsed,
+            unit="file",
+            desc="prepare",
+            disable=not progress,
+        ) as bar:
+            for job, job_statuses in _run_jobs(todo, min(workers, len(todo))):
+                statuses[job.name] = job_statuses
+                bar.update(len(job.entries))
+
+    seconds = time.perf_counter() - started
+    ordered = [s for job in jobs for s in statuses[job.name]]
+    manifest = {
+        "format": PREPARE_FORMAT,
+        "settings": settings,
+        "shard_size": shard_size,
+        "shards": [
+            {"name": f"{job.name}.npz", "files": len(job.entries),
+             "songs": sum(s["loaded"] for s in statuses[job.name])}
+            for job in jobs
+        ],
+    }
+    _write_json(out_dir / "manifest.json", manifest)
+    # only now: until the new manifest is in place, the old one and its shards stay consistent
+    removed = _remove_stale(out_dir, {job.name for job in jobs})
+    report = _report(
+        ordered, settings, out_dir, ignored, seconds, files_parsed,
+        shards={"total": len(jobs), "written": len(todo), "reused": len(jobs) - len(todo),
+                "removed_stale": removed},
+    )
+    _write_json(out_dir / "report.json", report)
+    _write_text(out_dir / "report.md", report_markdown(report))
+    return report
+
+
+def load_prepared(out_dir: str | Path, split: str | None = None) -> Iterator[Song]:
+    """The songs prepared in `out_dir`, shard by shard; only those of `split` when given."""
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise PrepareError(f"not a prepared corpus (no manifest.json): {out_dir}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return _iter_songs(out_dir, [s["name"] for s in manifest["shards"]], split)
+
+
+def _iter_songs(out_dir: Path, names: list[str], split: str | None) -> Iterator[Song]:
+    for name in names:
+        for song in read_shard(out_dir / name):
+            if split is None or song.split == split:
+                yield song
+
+
+# -- listing and jobs --------------------------------------------------------------------------
+
+
+def _list_input(input: str | Path) -> tuple[list[_Entry], int, str]:
+    """The entries to prepare, how many non-music files were ignored, and the source name."""
+    if str(input) == MUSIC21:
+        pairs = music21_corpus()
+        entries = [_Entry(i, str(p), corpus_style(i), split_of(i)) for i, p in pairs]
+        return entries, 0, MUSIC21
+    folder = Path(input)
+    if not folder.exists():
+        raise PrepareError(f"no such folder: {folder} (or use {MUSIC21!r} for the embedded corpus)")
+    if not folder.is_dir():
+        raise PrepareError(f"not a folder: {folder}")
+    folder = folder.resolve()
+    files = list_music_files(folder)
+    entries = []
+    for path in files:
+        file_id = path.relative_to(folder).as_posix()
+        entries.append(_Entry(file_id, str(path), None, split_of(file_id)))
+    ignored = sum(
+        1
+        for root, dirs, names in os.walk(folder)
+        if not any(part.startswith(".") for part in Path(root).relative_to(folder).parts)
+        for name in names
+        if not name.startswith(".") and Path(name).suffix.lower() not in MUSIC_SUFFIXES
+    )
+    return entries, ignored, str(folder)
+
+
+def _make_job(index: int, entries: list[_Entry], salt: str, out_dir: Path, settings: dict) -> _Job:
+    h = hashlib.sha256(salt.encode("utf-8"))
+    for e in entries:
+        try:
+            st = os.stat(e.path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"\n{e.id}\t{stamp}".encode())
+    return _Job(
+        index=index,
+        name=f"shard-{index:05d}-{h.hexdigest()[:10]}",
+        entries=tuple(entries),
+        out_dir=str(out_dir),
+        steps_per_quarter=settings["steps_per_quarter"],
+        role_map=settings["role_map"],
+        analyze=settings["analyze"],
+        from_music21=settings["source"] == MUSIC21,
+    )
+
+
+def _role_map_digest(role_map: str | None) -> str | None:
+    """A hash of the role-map files in use, so an edited map rewrites the shards."""
+    if role_map is None:
+        return None
+    from structdiff.data.roles import load_role_map
+
+    names = ["satb", "band"] if role_map == "auto" else [role_map]
+    h = hashlib.sha256()
+    for name in names:
+        h.update(Path(load_role_map(name).path).read_bytes())
+    return h.hexdigest()
+
+
+def _finished_statuses(out_dir: Path, job: _Job) -> list[dict] | None:
+    """The statuses of a shard finished by an earlier run, or None if it must be (re)made."""
+    sidecar = out_dir / f"{job.name}.json"
+    if not (sidecar.is_file() and (out_dir / f"{job.name}.npz").is_file()):
+        return None
+    try:
+        statuses = json.loads(sidecar.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if [s.get("file") for s in statuses] != [e.id for e in job.entries]:
+        return None
+    return statuses
+
+
+def _remove_stale(out_dir: Path, keep: set[str]) -> int:
+    """Remove shards (and temp files of killed runs) that the current job list does not name."""
+    removed = 0
+    for path in out_dir.iterdir():
+        name = path.name
+        if _SHARD_FILE.match(name) and (name.startswith(".") or name.split(".")[0] not in keep):
+            path.unlink(missing_ok=True)
+            removed += name.endswith(".npz")
+    return removed
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, list[dict]]]:
+    """Run jobs on `workers` one-process pools; yield `(job, statuses)` as they finish.
+
+    One pool per slot means a dying process breaks only the pool of its own job.
+    """
+    pending = deque(jobs)
+    slots = [_worker_pool() for _ in range(workers)]
+    running = {}  # future -> (slot, job)
+
+    def submit(slot: int) -> None:
+        job = pending.popleft()
+        running[slots[slot].submit(_prepare_chunk, job)] = (slot, job)
+
+    try:
+        for slot in range(workers):
+            submit(slot)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                slot, job = running.pop(future)
+                try:
+                    statuses = future.result()
+                except BrokenProcessPool:
+                    slots[slot].shutdown(wait=False, cancel_futures=True)
+                    slots[slot] = _worker_pool()
+                    statuses = _finished_statuses(Path(job.out_dir), job)
+                    if statuses is None:
+                        statuses = _prepare_chunk_isolated(job)
+                yield job, statuses
+                if pending:
+                    submit(slot)
+    finally:
+        for pool in slots:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_pool() -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=1, initializer=_limit_blas_threads)
+
+
+def _limit_blas_threads() -> None:
+    """One BLAS thread per worker: the workers already fill the cores, and the analysis's
+    small matrix products on 2 threads per worker halved throughput (measured, 2 workers).
+
+    OpenBLAS reads OPENBLAS_NUM_THREADS only when it is loaded, which for a forked worker is
+    before the worker exists, so the limit goes through its C API, as threadpoolctl does.
+    Linux only (it finds the library in /proc/self/maps); elsewhere nothing changes.
+    """
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return
+    libraries = {line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()}
+    for path in sorted(libraries):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, n) for n in _BLAS_THREAD_SETTERS if hasattr(lib, n)), None)
+        if setter is not None:
+            setter(1)
+
+
+def _prepare_chunk(job: _Job) -> list[dict]:
+    """Worker: read each file of the chunk, write its shard and sidecar, return the statuses."""
+    songs, statuses = [], []
+    for entry in job.entries:
+        song, status = _read_entry(entry, job)
+        statuses.append(status)
+        if song is not None:
+            songs.append(song)
+    _write_chunk(job, songs, statuses)
+    return statuses
+
+
+def _prepare_chunk_isolated(job: _Job) -> list[dict]:
+    """Redo a chunk whose worker died: each file in a fresh process until one dies."""
+    songs, statuses = [], []
+    pool = _worker_pool()
+    try:
+        for entry in job.entries:
+            try:
+                song, status = pool.submit(_read_entry, entry, job).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = _worker_pool()
+                song, status = None, _status(entry, reason=_CRASH_REASON)
+            statuses.append(status)
+            if song is not None:
+                songs.append(song)
+    finally:
+        pool.shutdown(wait=True)
+    _write_chunk(job, songs, statuses)
+    return statuses
+
+
+def _read_entry(entry: _Entry, job: _Job) -> tuple[Song | None, dict]:
+    """Read one file; never raises for a bad file (the reason goes into the status)."""
+    from structdiff.data.io import read_song
+
+    try:
+        with warnings.catch_warnings():  # music21's warnings on odd scores would flood stderr
+            warnings.simplefilter("ignore")
+            song = read_song(entry.path, job.steps_per_quarter, job.role_map)
+    except Exception as e:  # any parser error (music21 raises many types) skips the file only
+        return None, _status(entry, reason=_one_line(e, entry.path))
+    if job.from_music21:
+        song.source = f"{MUSIC21}:{entry.id}"
+    song.style = entry.style
+    song.split = entry.split
+    analysis_error = None
+    if job.analyze:
+        try:
+            song.plan = _analyzed_plan(song)
+        except Exception as e:  # an analysis bug must not drop the song
+            analysis_error = _one_line(e, entry.path)
+    return song, _status(entry, loaded=True, analysis_error=analysis_error)
+
+
+def _analyzed_plan(song: Song) -> Plan:
+    """The analyzed plan; parts the file itself carries (our own MIDI's chords, markers) win."""
+    from structdiff.analysis import analyze
+
+    found = analyze(song)
+    given = song.plan
+    if given is None:
+        return found
+    return Plan(
+        key=given.key or found.key,
+        chords=given.chords or found.chords,
+        sections=given.sections or found.sections,
+        phrase_ends=given.phrase_ends or found.phrase_ends,
+    )
+
+
+def _status(
+    entry: _Entry, loaded: bool = False, reason: str | None = None,
+    analysis_error: str | None = None,
+) -> dict:
+    status = {"file": entry.id, "loaded": loaded, "style": entry.style, "split": entry.split}
+    if reason is not None:
+        status["reason"] = reason
+    if analysis_error is not None:
+        status["analysis_error"] = analysis_error
+    return status
+
+
+def _one_line(e: Exception, path: str) -> str:
+    """A one-line reason without the file's path (the report names the file)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = text.replace(f" in {path}", "").replace(f" {path}:", ":").replace(f": {path}", "")
+    text = text.replace(path, "<file>")
+    if not isinstance(e, MusicFileError):
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text[:MAX_REASON_CHARS]
+
+
+def _write_chunk(job: _Job, songs: list[Song], statuses: list[dict]) -> None:
+    """The shard first, then its sidecar: a sidecar means a finished shard."""
+    out_dir = Path(job.out_dir)
+    write_shard(songs, out_dir / f"{job.name}.npz")
+    _write_json(out_dir / f"{job.name}.json", {"shard": f"{job.name}.npz", "files": statuses})
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def _report(
+    statuses: list[dict], settings: dict, out_dir: Path, ignored: int, seconds: float,
+    files_parsed: int, shards: dict,
+) -> dict:
+    skipped = [{"file": s["file"], "reason": s["reason"]} for s in statuses if not s["loaded"]]
+    analysis_errors = [
+        {"file": s["file"], "reason": s["analysis_error"]}
+        for s in statuses if s.get("analysis_error")
+    ]
+    report = {
+        "source": settings["source"],
+        "out_dir": str(out_dir),
+        "settings": settings,
+        "found": len(statuses),
+        "loaded": len(statuses) - len(skipped),
+        "skipped": len(skipped),
+        "other_files_ignored": ignored,
+        "skip_reasons": dict(Counter(s["reason"] for s in skipped).most_common()),
+        "skipped_files": skipped,
+        "analysis_errors": analysis_errors,
+        "by_split": _counts(statuses, "split"),
+        "shards": shards,
+        "files_parsed": files_parsed,
+        "seconds": round(seconds, 3),
+        "files_per_s": round(files_parsed / seconds, 2) if files_parsed and seconds > 0 else None,
+    }
+    if settings["source"] == MUSIC21:
+        report["by_style"] = _counts(statuses, "style")
+    return report
+
+
+def _counts(statuses: list[dict], field: str) -> dict:
+    counts: dict[str, dict[str, int]] = {}
+    for s in statuses:
+        c = counts.setdefault(str(s[field]), {"found": 0, "loaded": 0})
+        c["found"] += 1
+        c["loaded"] += int(s["loaded"])
+    return dict(sorted(counts.items()))
+
+
+def report_markdown(report: dict, max_listed: int = 200) -> str:
+    """The human-readable report of a `prepare` run."""
+    s = report["settings"]
+    lines = [
+        "# Prepared corpus",
+        "",
+        f"- source: `{report['source']}`",
+        f"- grid: {s['steps_per_quarter']} steps per quarter; role map: `{s['role_map']}`; "
+        f"analysis: {'on' if s['analyze'] else 'off'}",
+        f"- files found: {report['found']}, loaded: {report['loaded']}, "
+        f"skipped: {report['skipped']}"
+        + (f" (other files ignored: {report['other_files_ignored']})"
+           if report["other_files_ignored"] else ""),
+        f"- shards: {report['shards']['total']} ({report['shards']['written']} written, "
+        f"{report['shards']['reused']} reused from an earlier run)",
+        f"- time: {report['seconds']:.1f} s for {report['files_parsed']} files parsed"
+        + (f" ({report['files_per_s']:.1f} files/s)" if report["files_per_s"] else ""),
+        "",
+    ]
+    for field in ("by_split", "by_style"):
+        if field in report:
+            title = field.replace("by_", "").capitalize()
+            lines += [f"| {title} | found | loaded |", "|---|---:|---:|"]
+            lines += [f"| {k} | {v['found']} | {v['loaded']} |" for k, v in report[field].items()]
+            lines.append("")
+    if report["skip_reasons"]:
+        lines += ["## Why files were skipped", "", "| files | reason |", "|---:|---|"]
+        lines += [f"| {n} | {_md(r)} |" for r, n in list(report["skip_reasons"].items())[:20]]
+        lines += ["", "## Skipped files", ""]
+        listed = report["skipped_files"]
+        lines += [f"- `{x['file']}`: {_md(x['reason'])}" for x in listed[:max_listed]]
+        if len(listed) > max_listed:
+            lines.append(f"- … and {len(listed) - max_listed} more (see report.json)")
+        lines.append("")
+    if report["analysis_errors"]:
+        reasons = Counter(x["reason"] for x in report["analysis_errors"])
+        lines += [
+            "## Analysis errors (songs kept without an analyzed plan)", "",
+            "| files | reason |", "|---:|---|",
+        ]
+        lines += [f"| {n} | {_md(r)} |" for r, n in reasons.most_common(20)]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _write_json(path: Path, value: dict) -> None:
+    _write_text(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from structdiff.data.io import read_song
+from structdiff.data.shards import ShardError, read_shard, write_shard
+from structdiff.data.song import Chord, Key, Plan, Section, Song, Tempo, TimeSignature, Track
+
+
+def _song() -> Song:
+    rng = np.random.default_rng(0)
+    melody = np.stack(
+        [np.arange(20) * 4, np.full(20, 4), rng.integers(60, 80, 20), rng.integers(1, 128, 20)],
+        axis=1,
+    ).astype(np.int32)
+    drums = np.array([[0, 1, 36, 100], [2, 1, 42, 90], [4, 1, 38, 110]], dtype=np.int32)
+    song = Song(
+        tracks=[
+            Track("Lead ♪", 73, False, melody, role="melody"),
+            Track("", 0, False, np.zeros((0, 4), np.int32), role=None),
+            Track("Drums", 0, True, drums, role="drums"),
+        ],
+        bars=np.array([0, 4, 20, 32, 44, 56, 68], dtype=np.int64),
+        end=80,
+        time_signatures=[TimeSignature(0, 1, 4), TimeSignature(4, 4, 4), TimeSignature(20, 3, 4)],
+        tempos=[Tempo(0, 93.71428571428571), Tempo(20, 140.0)],
+        key_signature=Key(9, "minor"),
+        steps_per_quarter=4,
+        source="/some/where/song.mid",
+        fermatas=[16, 44],
+        plan=Plan(
+            key=Key(0, "major"),
+            chords=[Chord(0, 8, 0, "maj", 0), Chord(8, 12, 7, "dom7", 11)],
+            sections=[Section(0, 3, "A"), Section(3, 4, "B'")],
+            phrase_ends=[2, 6],
+        ),
+        role_map="band",
+    )
+    song.style = "string_quartet"
+    song.split = "validation"
+    return song
+
+
+def _assert_same(a: Song, b: Song) -> None:
+    assert len(a.tracks) == len(b.tracks)
+    for ta, tb in zip(a.tracks, b.tracks, strict=True):
+        for field in ("name", "program", "is_drum", "role"):
+            assert getattr(ta, field) == getattr(tb, field), field
+        assert tb.notes.dtype == np.int32 and tb.notes.shape == (len(ta.notes), 4)
+        np.testing.assert_array_equal(ta.notes, tb.notes)
+    np.testing.assert_array_equal(a.bars, b.bars)
+    assert b.bars.dtype == np.int64
+    for field in ("end", "time_signatures", "tempos", "key_signature", "steps_per_quarter",
+                  "source", "fermatas", "plan", "role_map"):
+        assert getattr(a, field) == getattr(b, field), field
+    assert getattr(a, "style", None) == b.style
+    assert getattr(a, "split", None) == b.split
+
+
+def test_round_trip_is_exact(tmp_path):
+    song = _song()
+    plain = _song()
+    plain.plan = None
+    plain.key_signature = None
+    del plain.style, plain.split
+    write_shard([song, plain], tmp_path / "a.npz")
+    back = read_shard(tmp_path / "a.npz")
+    assert len(back) == 2
+    _assert_same(song, back[0])
+    _assert_same(plain, back[1])
+    assert back[0].tempos[0].qpm == 93.71428571428571
+    assert back[0].plan.form == "A3 B'4"
+    assert back[1].plan is None and back[1].style is None and back[1].split is None
+
+
+def test_round_trip_of_a_read_midi_file(band_midi, tmp_path):
+    song = read_song(band_midi)
+    write_shard([song], tmp_path / "band.npz")
+    (back,) = read_shard(tmp_path / "band.npz")
+    _assert_same(song, back)
+    assert back.roles == song.roles == ["melody", "bass", "drums"]
+
+
+def test_shard_loads_without_pickle(tmp_path):
+    write_shard([_song()], tmp_path / "a.npz")
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+        assert z["notes"].shape == (23, 4)
+
+
+def test_empty_shard_and_atomic_write(tmp_path):
+    write_shard([], tmp_path / "empty.npz")
+    assert read_shard(tmp_path / "empty.npz") == []
+    write_shard([_song()], tmp_path / "empty.npz")  # replaced in place
+    assert len(read_shard(tmp_path / "empty.npz")) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.npz"]
+
+
+def test_bad_shards_raise_shard_error(tmp_path):
+    with pytest.raises(ShardError, match="no such shard"):
+        read_shard(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ShardError, match="corrupt shard"):
+        read_shard(tmp_path / "junk.npz")
