@@ -20,13 +20,15 @@ import numpy as np
 from structdiff.data.song import DURATION, PITCH, START, Chord, Section, Song
 
 
-def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, list[set]]:
+def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: pitch-class profile `[L, 12]`, onset rhythm `[L, n_positions]` (both L2
-    normalized; zero rows for empty bars) and the set of (position, pitch) onsets."""
+    normalized; zero rows for empty bars) and which (step in bar, pitch) onsets it has
+    `[L, max bar steps * 128]` (bool)."""
     L = song.n_bars
     chroma = np.zeros((L, 12))
     rhythm = np.zeros((L, n_positions))
-    events: list[set] = [set() for _ in range(L)]
+    longest = int((song.bar_ends - song.bars).max()) if L else 1
+    events = np.zeros((L, longest * 128), dtype=bool)
     notes = song.all_notes()
     if len(notes):
         starts, durs, pitches = notes[:, START], notes[:, DURATION], notes[:, PITCH]
@@ -38,8 +40,7 @@ def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndar
         pos = np.minimum(offset * n_positions // np.maximum(full[bar_idx], 1), n_positions - 1)
         np.add.at(chroma, (bar_idx, pitches % 12), durs)
         np.add.at(rhythm, (bar_idx, pos), 1.0)
-        for b, o, p in zip(bar_idx.tolist(), offset.tolist(), pitches.tolist()):
-            events[b].add((o, p))
+        events[bar_idx, np.minimum(offset, longest - 1) * 128 + pitches] = True
     for m in (chroma, rhythm):
         norm = np.linalg.norm(m, axis=1, keepdims=True)
         np.divide(m, norm, out=m, where=norm > 0)
@@ -50,12 +51,11 @@ def self_similarity(song: Song) -> np.ndarray:
     """Bar-level self-similarity `[L, L]` in [0, 1]: half literal (Jaccard of (position, pitch)
     onsets), a quarter pitch-class profile, a quarter rhythm."""
     chroma, rhythm, events = bar_features(song)
-    L = song.n_bars
-    literal = np.zeros((L, L))
-    for i in range(L):
-        for j in range(i, L):
-            union = len(events[i] | events[j])
-            literal[i, j] = literal[j, i] = len(events[i] & events[j]) / union if union else 1.0
+    onsets = events.astype(np.float32)
+    both = onsets @ onsets.T
+    count = onsets.sum(axis=1)
+    union = count[:, None] + count[None, :] - both
+    literal = np.divide(both, union, out=np.ones_like(both), where=union > 0)
     sim = 0.5 * literal + 0.25 * (chroma @ chroma.T) + 0.25 * (rhythm @ rhythm.T)
     return np.clip(sim, 0.0, 1.0)
 

@@ -111,17 +111,22 @@ def load_role_map(name_or_path: str) -> RoleMap:
 
 
 def choose_role_map(song: Song) -> str:
-    """`satb` for vocal/string part writing (no drums, a few parts), else `band`."""
+    """`satb` for part writing: a score (MusicXML, kern) without drums, or a MIDI file of a
+    few voice- or string-like parts; else `band`."""
     satb = load_role_map("satb")
     pitched = [t for t in song.tracks if t.n_notes and not t.is_drum]
-    if any(t.is_drum and t.n_notes for t in song.tracks) or len(pitched) > 6:
+    if any(t.is_drum and t.n_notes for t in song.tracks):
+        return "band"
+    from_score = not song.source.lower().endswith((".mid", ".midi"))
+    if from_score:
+        return "satb"
+    if len(pitched) > 6:
         return "band"
     part_like = all(
         any(r.matches_name(t.name) for r in satb.rules) or 40 <= t.program <= 54 or t.program == 0
         for t in pitched
     )
-    from_score = not song.source.lower().endswith((".mid", ".midi"))
-    return "satb" if part_like and (from_score or len(pitched) >= 2) else "band"
+    return "satb" if part_like and len(pitched) >= 2 else "band"
 
 
 def assign_roles(song: Song, role_map: str | RoleMap = "auto") -> Song:

@@ -56,7 +56,8 @@ def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> S
     end = 1
     for i, part in enumerate(parts):
         inst = part.getInstrument(returnDefault=False)
-        name = (part.partName or (inst.partName if inst else None) or f"Part {i + 1}").strip()
+        name = part.partName or (inst.partName if inst else None) or f"Part {i + 1}"
+        name = " / ".join(line.strip() for line in name.splitlines() if line.strip())
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         is_drum = isinstance(inst, instrument.UnpitchedPercussion)
         rows = []

@@ -137,8 +137,8 @@ def _song_meta(song: Song) -> dict:
         "fermatas": [int(f) for f in song.fermatas],
         "plan": _plan_json(song.plan),
         "role_map": song.role_map,
-        "style": getattr(song, "style", None),
-        "split": getattr(song, "split", None),
+        "style": song.style,
+        "split": song.split,
         "tracks": [{"name": t.name, "role": t.role} for t in song.tracks],
     }
 

@@ -134,6 +134,8 @@ class Song:
     fermatas: list[int] = field(default_factory=list)  # steps at which a note under a fermata ends
     plan: Plan | None = None  # given (read from our own MIDI) or analyzed
     role_map: str | None = None
+    style: str | None = None  # a corpus's style label, e.g. "chorale"
+    split: str | None = None  # "train" | "validation" | "test" when the corpus is split
 
     @property
     def n_bars(self) -> int:

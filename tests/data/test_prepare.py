@@ -201,3 +201,16 @@ def test_empty_folder_gives_an_empty_corpus(tmp_path):
     report = prepare(tmp_path / "in", tmp_path / "out", workers=2, progress=False)
     assert (report["found"], report["loaded"], report["shards"]["total"]) == (0, 0, 0)
     assert list(load_prepared(tmp_path / "out")) == []
+
+
+def test_prepare_command_reports_and_exits_0(mixed_folder, tmp_path, capsys):
+    from structdiff.cli import main
+
+    out = tmp_path / "cli_out"
+    assert main(["prepare", str(mixed_folder), "--out", str(out), "--workers", "1",
+                 "--no-analyze"]) == 0
+    printed = capsys.readouterr().out
+    assert "loaded 3 of 6 files, skipped 3" in printed
+    report = (out / "report.md").read_text()
+    assert all(name in report for name in BAD)
+    assert main(["prepare", str(mixed_folder), "--out", str(out), "--workers", "0"]) == 2
