@@ -20,7 +20,6 @@ path (and ``song.style`` None).
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -50,12 +49,6 @@ PREPARE_FORMAT = 1
 MAX_REASON_CHARS = 300
 _SHARD_FILE = re.compile(r"^\.?shard-\d{5}-[0-9a-f]{10}\.(npz|json)(\.tmp\d+)?$")
 _CRASH_REASON = "the worker process died reading this file (a crash in a parser, or killed)"
-_BLAS_THREAD_SETTERS = (
-    "openblas_set_num_threads",
-    "openblas_set_num_threads64_",
-    "scipy_openblas_set_num_threads",
-    "scipy_openblas_set_num_threads64_",
-)
 
 
 class PrepareError(ValueError):
@@ -332,24 +325,11 @@ def _worker_pool() -> ProcessPoolExecutor:
 def _limit_blas_threads() -> None:
     """One BLAS thread per worker: the workers already fill the cores, and the analysis's
     small matrix products on 2 threads per worker halved throughput (measured, 2 workers).
+    A forked worker has its BLAS loaded already, so an environment variable comes too late:
+    threadpoolctl sets the limit through the libraries' own APIs."""
+    from threadpoolctl import threadpool_limits
 
-    OpenBLAS reads OPENBLAS_NUM_THREADS only when it is loaded, which for a forked worker is
-    before the worker exists, so the limit goes through its C API, as threadpoolctl does.
-    Linux only (it finds the library in /proc/self/maps); elsewhere nothing changes.
-    """
-    try:
-        maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return
-    libraries = {line.split()[-1] for line in maps.splitlines() if "openblas" in line.lower()}
-    for path in sorted(libraries):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        setter = next((getattr(lib, n) for n in _BLAS_THREAD_SETTERS if hasattr(lib, n)), None)
-        if setter is not None:
-            setter(1)
+    threadpool_limits(limits=1)
 
 
 def _prepare_chunk(job: _Job) -> list[dict]:
