@@ -102,3 +102,17 @@ def test_console_script_help_and_error_without_traceback(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_analyze_json_reads_back_as_the_same_plan(capsys, tmp_path):
+    from structdiff.analysis import analyze
+    from structdiff.analysis.schema import read_plan
+    from structdiff.data.io import read_song
+
+    code, out, _ = run(capsys, "analyze", "music21:bach/bwv66.6", "--json")
+    path = tmp_path / "plan.json"
+    path.write_text(out)
+    plan = read_plan(path)
+    expected = analyze(read_song("music21:bach/bwv66.6"))
+    assert plan.chords == expected.chords and plan.sections == expected.sections
+    assert plan.key == expected.key

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from structdiff.data.song import Plan, Song
+import json
+from pathlib import Path
+
+from structdiff.data.song import Chord, Key, Plan, Section, Song
+
+
+class PlanError(ValueError):
+    """A plan file that does not follow the schema."""
 
 
 def analysis_dict(song: Song, plan: Plan) -> dict:
@@ -79,3 +86,47 @@ def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
             lines.append(f"    {first:>4}: " + " | ".join(row))
             row = []
     return "\n".join(lines)
+
+
+def plan_from_dict(data: dict, steps_per_quarter: int = 4) -> Plan:
+    """A `Plan` from the `key`/`chords`/`sections` of the schema (other keys are ignored)."""
+    from structdiff.analysis.chords import QUALITIES
+
+    try:
+        key = data.get("key")
+        plan_key = Key(int(key["tonic"]), str(key["mode"])) if key else None
+        chords = []
+        for c in data.get("chords", []):
+            if c["quality"] not in QUALITIES:
+                raise PlanError(f"unknown chord quality {c['quality']!r}")
+            chords.append(Chord(
+                onset=round(float(c["onset_qn"]) * steps_per_quarter),
+                duration=max(1, round(float(c["dur_qn"]) * steps_per_quarter)),
+                root=int(c["root"]) % 12,
+                quality=str(c["quality"]),
+                bass=int(c["bass"]) % 12,
+            ))
+        sections = [
+            Section(int(s["start_bar"]), int(s["n_bars"]), str(s["label"]))
+            for s in data.get("sections", [])
+        ]
+    except PlanError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise PlanError(f"bad plan: {type(e).__name__}: {e}") from None
+    return Plan(key=plan_key, chords=chords, sections=sections)
+
+
+def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:
+    """Read a plan JSON file (the `analyze --json` schema). Raises `PlanError`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PlanError(f"cannot read plan {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise PlanError(f"bad plan {path}: not a JSON object")
+    try:
+        return plan_from_dict(data, steps_per_quarter)
+    except PlanError as e:
+        raise PlanError(f"{path}: {e}") from None
