@@ -13,6 +13,7 @@ from pathlib import Path
 
 from structdiff.data.roles import RoleMapError
 from structdiff.data.song import MusicFileError
+from structdiff.metrics.evaluate import EvaluateError
 
 EXIT_USAGE = 2
 
@@ -74,14 +75,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid steps per quarter note (default 4)")
     p.add_argument("--no-analyze", action="store_true",
                    help="skip key/chord/section analysis (faster)")
+
+    p = sub.add_parser("evaluate", help="score a folder of songs against a reference folder",
+                       description="Score every song of GEN and of --reference with MusPy, "
+                       "structure, chord and coordination metrics; compare the two sets per "
+                       "metric (mean ± std, overlapping area and KL divergence after Yang & "
+                       "Lerch 2018). Writes metrics.json, report.md and plots/ to --out. A "
+                       "song's given plan is read from NAME.plan.json beside it, or from the "
+                       "markers and chord texts of its MIDI file.")
+    p.add_argument("generated", metavar="GEN",
+                   help="folder of music files, or a folder made by `structdiff prepare`")
+    p.add_argument("--reference", required=True, metavar="REF",
+                   help="folder of music files, or a prepared corpus folder")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--split", choices=SPLITS, help="only this split of a prepared GEN")
+    p.add_argument("--reference-split", choices=SPLITS,
+                   help="only this split of a prepared REF")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes (default: number of cores)")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log the table, plots and report to Weights & Biases "
+                   "(offline unless WANDB_MODE is set; sync later with `wandb sync`)")
     return parser
+
+
+SPLITS = ("train", "validation", "test")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (MusicFileError, RoleMapError, UsageError) as e:
+    except (MusicFileError, RoleMapError, UsageError, EvaluateError) as e:
         return _fail(str(e))
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
@@ -164,7 +189,30 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-_COMMANDS = {"analyze": cmd_analyze, "render": cmd_render, "prepare": cmd_prepare}
+def cmd_evaluate(args) -> int:
+    from structdiff.metrics.evaluate import evaluate
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    result = evaluate(
+        args.generated, args.reference, args.out, split=args.split,
+        reference_split=args.reference_split, workers=args.workers, use_wandb=args.wandb,
+    )
+    gen, ref = result["generated"], result["reference"]
+    print(
+        f"scored {gen['n_scored']} generated and {ref['n_scored']} reference songs "
+        f"({len(gen['skipped']) + len(ref['skipped'])} skipped) in {result['seconds']:.1f} s; "
+        f"report: {Path(args.out) / 'report.md'}"
+    )
+    return 0
+
+
+_COMMANDS = {
+    "analyze": cmd_analyze,
+    "render": cmd_render,
+    "prepare": cmd_prepare,
+    "evaluate": cmd_evaluate,
+}
 
 if __name__ == "__main__":
     sys.exit(main())
