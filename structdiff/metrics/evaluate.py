@@ -88,10 +88,10 @@ def _score_file(args: tuple[str, str]) -> tuple[str, dict | None, str | None]:
         return name, None, f"{type(e).__name__}: {_one_line(e)}"
 
 
-def _score_loaded(args: tuple[str, Song]) -> tuple[str, dict | None, str | None]:
-    name, song = args
+def _score_loaded(args: tuple[str, Song, Plan | None]) -> tuple[str, dict | None, str | None]:
+    name, song, plan = args
     try:
-        return name, score_song(song, None), None
+        return name, score_song(song, plan), None
     except Exception as e:  # as above
         return name, None, f"{type(e).__name__}: {_one_line(e)}"
 
@@ -133,9 +133,15 @@ def score_set(
 def score_songs(
     songs: list[tuple[str, Song]], source: str, split: str | None = None,
     workers: int | None = None, progress: bool = True,
+    plans: list[Plan | None] | None = None,
 ) -> ScoredSet:
-    """Score songs already in memory, `(name, song)` pairs, each against its analyzed plan."""
-    results = _map(_score_loaded, songs, workers, progress, f"scoring {Path(source).name}")
+    """Score songs already in memory, `(name, song)` pairs, each against its given plan in
+    `plans` (same order; None: against its analyzed plan)."""
+    plans = plans if plans is not None else [None] * len(songs)
+    if len(plans) != len(songs):
+        raise ValueError(f"one plan per song: {len(songs)} songs, {len(plans)} plans")
+    jobs = [(name, song, plan) for (name, song), plan in zip(songs, plans)]
+    results = _map(_score_loaded, jobs, workers, progress, f"scoring {Path(source).name}")
     return _collect(ScoredSet(source, split), results)
 
 

@@ -100,3 +100,20 @@ def test_wandb_offline_run_is_written(folders, tmp_path, monkeypatch):
     evaluate(gen, ref, out, workers=1, progress=False, use_wandb=True)
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_score_songs_with_given_plans():
+    from structdiff.metrics.baselines import shuffle_bars
+    from structdiff.metrics.evaluate import score_songs
+
+    song = read_song("music21:bach/bwv10.7")
+    plan = analyze(song)
+    broken = shuffle_bars(song, __import__("numpy").random.default_rng(1))
+    scored = score_songs([("real", song), ("shuffled", broken)], "memory", workers=1,
+                         progress=False, plans=[plan, plan])
+    real, shuffled = scored.per_file["real"], scored.per_file["shuffled"]
+    assert real["form_adherence"] == 1.0 and real["chord_agreement_root"] == 1.0
+    assert shuffled["chord_agreement_root"] < 0.8 and shuffled["chord_tone_ratio"] < real[
+        "chord_tone_ratio"]
+    with pytest.raises(ValueError, match="one plan per song"):
+        score_songs([("a", song)], "memory", plans=[])
