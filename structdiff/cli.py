@@ -76,6 +76,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-analyze", action="store_true",
                    help="skip key/chord/section analysis (faster)")
 
+    p = sub.add_parser("plan", help="write the plan of a new song: form, key and chords",
+                       description="Sample a plan (sections, key, chords at one per beat) "
+                       "with the planner. Any of --form, --chords and --key is kept exactly and "
+                       "the rest filled in. Writes the plan in the `analyze --json` schema.")
+    p.add_argument("--bars", type=int, metavar="N",
+                   help="length in bars (default: the length of --form)")
+    p.add_argument("--form", metavar="FORM",
+                   help='sections with their bar counts, e.g. "i4 A8 B8 A8 o4" (i: intro, '
+                   "o: outro)")
+    p.add_argument("--chords", metavar="CHART",
+                   help='chords bar by bar, e.g. "C G | Am F | Dm7 G7 | C" (chords of a bar '
+                   "share its beats)")
+    p.add_argument("--key", metavar="KEY", help='e.g. "A minor", "Bb", "F#m" (default: drawn '
+                   "from the training songs of the style)")
+    p.add_argument("--style", metavar="STYLE", help="a style of the model (default: any)")
+    p.add_argument("--meter", default="4/4", metavar="N/D", help="time signature (default 4/4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
+                   help="sampler (default ddim)")
+    p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
+                   help="classifier-free guidance scale on style and mode (default 1: none)")
+    p.add_argument("--model", type=Path, metavar="DIR",
+                   help="folder with planner.safetensors/planner.json (default: shipped)")
+    p.add_argument("--out", type=Path, required=True, metavar="PLAN.json",
+                   help="where to write the plan")
+
+    p = sub.add_parser("train", help="train a model with LightningCLI (fit)",
+                       description="Train a model: `structdiff train planner --config "
+                       "configs/planner.yaml`. Every option after the model name goes to "
+                       "LightningCLI's fit (e.g. --trainer.max_epochs 5, --ckpt_path last, "
+                       "--print_config).", add_help=True)
+    p.add_argument("model", choices=("planner",), help="what to train")
+    p.add_argument("options", nargs=argparse.REMAINDER,
+                   help="LightningCLI options, e.g. --config configs/planner.yaml")
+
     p = sub.add_parser("evaluate", help="score a folder of songs against a reference folder",
                        description="Score every song of GEN and of --reference with MusPy, "
                        "structure, chord and coordination metrics; compare the two sets per "
@@ -189,6 +225,49 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from structdiff.analysis.schema import analysis_dict
+    from structdiff.metrics.report import write_atomic
+    from structdiff.models.bundle import BundleError
+    from structdiff.pipeline.plan import generate_plan, load_planner
+
+    meter = _parse_meter(args.meter)
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.bars is not None and args.bars < 1:
+        raise UsageError(f"--bars must be >= 1, got {args.bars}")
+    try:
+        bundle = load_planner(args.model)
+    except BundleError as e:
+        raise UsageError(str(e)) from None
+    plan, song = generate_plan(
+        bundle, args.bars, style=args.style, key=args.key, form=args.form, chords=args.chords,
+        meter=meter, seed=args.seed, steps=args.steps, sampler=args.sampler,
+        guidance_scale=args.guidance,
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out, json.dumps(analysis_dict(song, plan), indent=2))
+    print(f"{plan.form}  key {plan.key.name}  {len(plan.chords)} chords; wrote {args.out}")
+    return 0
+
+
+def _parse_meter(text: str) -> tuple[int, int]:
+    try:
+        num, den = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--meter must look like 4/4 or 6/8, got {text!r}") from None
+    if num < 1 or den < 1 or den & (den - 1):
+        raise UsageError(f"--meter must look like 4/4 or 6/8, got {text!r}")
+    return num, den
+
+
+def cmd_train(args) -> int:
+    from structdiff.training.cli import run_training
+
+    run_training(args.model, args.options)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from structdiff.metrics.evaluate import evaluate
 
@@ -212,6 +291,8 @@ _COMMANDS = {
     "render": cmd_render,
     "prepare": cmd_prepare,
     "evaluate": cmd_evaluate,
+    "plan": cmd_plan,
+    "train": cmd_train,
 }
 
 if __name__ == "__main__":

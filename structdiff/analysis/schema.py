@@ -20,11 +20,12 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
         "source": song.source,
         "n_bars": song.n_bars,
         "time_signatures": [
-            {"onset_qn": qn(ts.step), "numerator": ts.numerator, "denominator": ts.denominator}
+            {"onset_qn": qn(int(ts.step)), "numerator": int(ts.numerator),
+             "denominator": int(ts.denominator)}
             for ts in song.time_signatures
         ],
         "tempo_qpm": round(song.tempo_qpm, 3),
-        "key": {"tonic": plan.key.tonic, "mode": plan.key.mode} if plan.key else None,
+        "key": {"tonic": int(plan.key.tonic), "mode": plan.key.mode} if plan.key else None,
         "tracks": [
             {
                 "name": t.name,
@@ -37,16 +38,16 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
         ],
         "chords": [
             {
-                "onset_qn": qn(c.onset),
-                "dur_qn": qn(c.duration),
-                "root": c.root,
+                "onset_qn": qn(int(c.onset)),
+                "dur_qn": qn(int(c.duration)),
+                "root": int(c.root),
                 "quality": c.quality,
-                "bass": c.bass,
+                "bass": int(c.bass),
             }
             for c in plan.chords
         ],
         "sections": [
-            {"start_bar": s.start_bar, "n_bars": s.n_bars, "label": s.label}
+            {"start_bar": int(s.start_bar), "n_bars": int(s.n_bars), "label": s.label}
             for s in plan.sections
         ],
     }

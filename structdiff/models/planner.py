@@ -1,0 +1,150 @@
+"""The planner's denoiser: a transformer over the bars of a song.
+
+Each bar is one token: its noisy plan features `x_t`, the known context and its mask (the parts
+of the plan the user fixed), which chord slots the bar has, and where the bar lies in the
+song. Attention between bars carries a learned bias per head and clipped relative distance
+(relative positions: a section eight bars back looks the same anywhere in the song). The
+diffusion step, the style, the target length and the mode condition every block through
+adaptive layer norm (scale and shift from the condition, as in DiT).
+
+The network predicts x0 as logits per feature; `structdiff.training` turns them into
+cross-entropy per categorical group and, for sampling, into an x0 estimate in [-1, 1].
+The key's tonic is not an input: chords are encoded relative to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+MODES = ("major", "minor")
+
+
+@dataclass
+class PlannerConfig:
+    n_features: int  # per-bar plan features (structdiff.data.plan_tensor.N_FEATURES)
+    n_slots: int  # chord slots per bar (structdiff.data.plan_tensor.MAX_SLOTS)
+    n_bar_cond: int  # per-bar conditions (structdiff.data.plan_tensor.CONDITION_NAMES)
+    n_styles: int  # style labels; index n_styles is the null style of guidance
+    d_model: int = 192  # token width
+    n_layers: int = 4  # transformer blocks
+    n_heads: int = 4  # attention heads
+    dropout: float = 0.1
+    max_distance: int = 64  # relative distances beyond this share one bias
+    max_bars: int = 512  # longest song the length embedding knows
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of diffusion steps `t` [B] -> [B, dim]."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class Block(nn.Module):
+    """Pre-norm self-attention and MLP, each modulated by the condition (adaLN-zero)."""
+
+    def __init__(self, cfg: PlannerConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.n_heads = cfg.n_heads
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.dropout = nn.Dropout(cfg.dropout)
+        # condition -> shift, scale, gate for attention and MLP; zero-init keeps blocks identity
+        self.modulation = nn.Linear(d, 6 * d)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """h [B, L, D], c [B, D], bias [B, H, L, L] (relative positions and padding)."""
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(c)[:, None].chunk(6, -1)
+        x = self.norm1(h) * (1 + scale1) + shift1
+        q, k, v = rearrange(self.qkv(x), "b l (three h e) -> three b h l e", three=3,
+                            h=self.n_heads)
+        p = self.dropout.p if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        h = h + gate1 * self.dropout(self.proj(rearrange(a, "b h l e -> b l (h e)")))
+        x = self.norm2(h) * (1 + scale2) + shift2
+        return h + gate2 * self.dropout(self.mlp(x))
+
+
+class Planner(nn.Module):
+    """Denoiser `forward(x_t, t, cond) -> x0 logits [B, L, F]`.
+
+    `cond` holds: `style` [B] long (n_styles = none), `mode` [B] long (0 major, 1 minor,
+    2 none), `slot_valid` [B, L, S] bool, `bar_cond` [B, L, C] float (per-bar conditions:
+    beats, pickups, position, hypermeter), `pad` [B, L] bool (True for padding bars), and for
+    known parts `context` [B, L, F] (x0 values, -1/1) with `mask` [B, L, F] (1 = known);
+    both default to nothing known.
+    """
+
+    def __init__(self, cfg: PlannerConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        n_in = 3 * cfg.n_features + cfg.n_slots + cfg.n_bar_cond
+        self.inp = nn.Linear(n_in, d)
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.style = nn.Embedding(cfg.n_styles + 1, d)
+        self.mode = nn.Embedding(len(MODES) + 1, d)
+        self.length = nn.Embedding(cfg.max_bars + 1, d)
+        self.rel_bias = nn.Embedding(2 * cfg.max_distance + 1, cfg.n_heads)
+        nn.init.zeros_(self.rel_bias.weight)
+        self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
+        self.out_norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, cfg.n_features)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
+        B, L, Fe = x_t.shape
+        pad = cond.get("pad")
+        if pad is None:
+            pad = torch.zeros(B, L, dtype=torch.bool, device=x_t.device)
+        context = cond.get("context")
+        mask = cond.get("mask")
+        if context is None or mask is None:
+            context = torch.zeros_like(x_t)
+            mask = torch.zeros_like(x_t)
+        mask = mask.to(x_t.dtype)
+        slot_valid = cond["slot_valid"].to(x_t.dtype)
+        bar_cond = cond["bar_cond"].to(x_t.dtype)
+        lengths = (~pad).sum(dim=1)  # [B]
+        h = self.inp(torch.cat([x_t, context * mask, mask, slot_valid, bar_cond], dim=-1))
+
+        c = self.time(timestep_embedding(t, self.cfg.d_model))
+        c = c + self.style(cond["style"]) + self.mode(cond["mode"])
+        c = c + self.length(lengths.clamp(max=self.cfg.max_bars))
+
+        index = torch.arange(L, device=x_t.device)
+        rel = index[None, :] - index[:, None]  # [L, L] key - query
+        rel = rel.clamp(-self.cfg.max_distance, self.cfg.max_distance) + self.cfg.max_distance
+        bias = rearrange(self.rel_bias(rel), "q k h -> h q k")[None].expand(B, -1, -1, -1)
+        bias = bias.masked_fill(pad[:, None, None, :], float("-inf"))
+        for block in self.blocks:
+            h = block(h, c, bias)
+        return self.out(self.out_norm(h))
+
+
+def x0_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """x0 estimate `[..., F]` in [-1, 1] from plan logits: 2 * softmax - 1 within every
+    categorical group of the plan layout."""
+    from structdiff.data.plan_tensor import PLAN_LAYOUT
+
+    parts = [2 * torch.softmax(logits[..., g.slice], dim=-1) - 1 for g in PLAN_LAYOUT]
+    return torch.cat(parts, dim=-1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
