@@ -1,0 +1,113 @@
+"""Train the debug planner on a tiny prepared corpus, then plan with it (CPU, seconds)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from structdiff.cli import main
+from structdiff.data.corpus import split_of
+from structdiff.data.io import read_song
+from structdiff.data.midi import write_midi
+from structdiff.data.plan_tensor import PLAN_LAYOUT, MAX_SLOTS
+from structdiff.data.prepare import prepare
+from structdiff.training.planner_module import group_cross_entropy
+
+CHORALES = ["bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7"]
+DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "planner.yaml")
+
+
+def _names_with_splits():
+    """File names whose hash puts four in train and one in validation."""
+    want = {"train": 4, "validation": 1}
+    names = []
+    i = 0
+    while any(want.values()):
+        name = f"song{i}.mid"
+        split = split_of(name)
+        if want.get(split, 0):
+            want[split] -= 1
+            names.append(name)
+        i += 1
+    return names
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("planner")
+    midi = root / "midi"
+    midi.mkdir()
+    for ref, name in zip(CHORALES, _names_with_splits()):
+        write_midi(read_song(f"music21:{ref}"), midi / name)
+    prepare(midi, root / "prepared", workers=1, progress=False)
+    export = root / "export"
+    code = main(["train", "planner", "--config", DEBUG, "--data.prepared",
+                 str(root / "prepared"), "--model.export_dir", str(export),
+                 "--trainer.default_root_dir", str(root / "run")])
+    assert code == 0
+    return export
+
+
+def test_training_writes_a_loadable_bundle(trained):
+    meta = json.loads((trained / "planner.json").read_text())
+    assert meta["kind"] == "planner" and meta["training"]["steps"] >= 1
+    assert (trained / "planner.safetensors").stat().st_size > 10_000
+    assert sum(meta["key_counts"][""]) == 4  # the four train songs' keys
+
+
+def test_plan_keeps_what_the_user_fixed_and_repeats_with_a_seed(trained, tmp_path, capsys):
+    out = tmp_path / "plan.json"
+    argv = ["plan", "--model", str(trained), "--form", "A4 B2 A4", "--chords", "C G | Am F",
+            "--key", "C major", "--seed", "3", "--steps", "4", "--out", str(out)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["n_bars"] == 10
+    assert [(s["label"], s["n_bars"]) for s in data["sections"]] == [("A", 4), ("B", 2),
+                                                                      ("A", 4)]
+    assert data["key"] == {"tonic": 0, "mode": "major"}
+    first = [(c["onset_qn"], c["root"], c["quality"]) for c in data["chords"][:4]]
+    assert first == [(0.0, 0, "maj"), (2.0, 7, "maj"), (4.0, 9, "min"), (6.0, 5, "maj")]
+    assert main(argv) == 0
+    assert json.loads(out.read_text()) == data
+    for sampler in ("ddpm", "dpmsolver++"):
+        assert main(argv[:-2] + ["--sampler", sampler, "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--bars", "0"], "--bars must be >= 1"),
+        (["--bars", "12", "--form", "A4 B4"], "form has 8 bars, --bars is 12"),
+        (["--bars", "4", "--chords", "C H"], "unknown chord symbol 'H'"),
+        (["--bars", "4", "--style", "jazz"], "unknown style 'jazz'"),
+        (["--bars", "4", "--key", "X major"], "key"),
+        (["--bars", "4", "--steps", "0"], "--steps must be >= 1"),
+        (["--bars", "4", "--meter", "4-4"], "--meter"),
+        (["--form", "A4 B"], "bad form token"),
+    ],
+)
+def test_plan_bad_values_exit_2(trained, tmp_path, capsys, extra, message):
+    out = tmp_path / "plan.json"
+    code = main(["plan", "--model", str(trained), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_group_cross_entropy_ignores_padding_and_unused_slots():
+    B, L = 1, 2
+    one_hot = torch.zeros(B, L, PLAN_LAYOUT[-1].offset + PLAN_LAYOUT[-1].size)
+    for g in PLAN_LAYOUT:
+        one_hot[..., g.offset] = 1
+    perfect = one_hot * 50 - 25
+    pad = torch.tensor([[False, True]])
+    slot_valid = torch.zeros(B, L, MAX_SLOTS, dtype=torch.bool)
+    slot_valid[0, 0, :4] = True
+    assert group_cross_entropy(perfect, one_hot, pad, slot_valid) < 1e-6
+    wrong = perfect.clone()
+    wrong[0, 1] = -perfect[0, 1]  # the padding bar is wrong: no effect
+    wrong[0, 0, PLAN_LAYOUT[-1].slice] *= -1  # an unused slot is wrong: no effect
+    assert group_cross_entropy(wrong, one_hot, pad, slot_valid) < 1e-6
+    wrong[0, 0, PLAN_LAYOUT[3].slice] *= -1  # slot 0 is used: counts
+    assert group_cross_entropy(wrong, one_hot, pad, slot_valid) > 0.5
