@@ -1,4 +1,6 @@
-"""`structdiff train MODEL --config FILE [LightningCLI options]`: LightningCLI's `fit`.
+"""`structdiff train MODEL --config FILE [LightningCLI options]`: LightningCLI, then `fit`.
+
+`--ckpt_path PATH` (e.g. `last`) resumes a run from its checkpoint.
 
 The constructor arguments of the LightningModule and DataModule are the config (YAML only
 sets values); `--print_config` shows every option. Weights & Biases runs offline unless
@@ -7,6 +9,8 @@ WANDB_MODE says otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 
@@ -27,14 +31,37 @@ def run_training(model: str, args: list[str]) -> None:
             # one list of styles for the network's embedding and the data's labels
             parser.link_arguments("model.styles", "data.styles")
 
+    args, ckpt_path = _pop_option(list(args), "--ckpt_path")
+    # LightningCLI prints a whole usage text on a bad option: keep only its error line
+    captured = io.StringIO()
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads only `args`
     try:
-        PlannerCLI(
-            PlannerModule,
-            PlanDataModule,
-            args=["fit", *args],
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"fit": {"exit_on_error": False}},
-        )
+        with contextlib.redirect_stderr(captured):
+            cli = PlannerCLI(
+                PlannerModule,
+                PlanDataModule,
+                args=args,
+                run=False,
+                save_config_kwargs={"overwrite": True},
+            )
+    except SystemExit as e:
+        if e.code:
+            errors = [ln.strip() for ln in captured.getvalue().splitlines()
+                      if ln.strip().startswith("error:")]
+            raise ValueError(errors[-1][len("error:"):].strip() if errors
+                             else "bad training options (see --help)") from None
+        return  # --help, --print_config
     finally:
         sys.argv = argv
+    sys.stderr.write(captured.getvalue())
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+
+
+def _pop_option(args: list[str], name: str) -> tuple[list[str], str | None]:
+    """Remove `name VALUE` or `name=VALUE` from args; its value or None."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[:i] + args[i + 2 :], args[i + 1]
+        if arg.startswith(name + "="):
+            return args[:i] + args[i + 1 :], arg.split("=", 1)[1]
+    return args, None

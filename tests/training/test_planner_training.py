@@ -111,3 +111,26 @@ def test_group_cross_entropy_ignores_padding_and_unused_slots():
     assert group_cross_entropy(wrong, one_hot, pad, slot_valid) < 1e-6
     wrong[0, 0, PLAN_LAYOUT[3].slice] *= -1  # slot 0 is used: counts
     assert group_cross_entropy(wrong, one_hot, pad, slot_valid) > 0.5
+
+
+def test_training_resumes_from_the_last_checkpoint(trained):
+    run = trained.parent / "run"
+    last = next(run.rglob("last.ckpt"))
+    steps = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    assert steps >= 1
+    export = trained.parent / "export2"
+    code = main(["train", "planner", "--config", DEBUG, "--data.prepared",
+                 str(trained.parent / "prepared"), "--model.export_dir", str(export),
+                 "--trainer.default_root_dir", str(run), "--trainer.max_epochs", "2",
+                 "--ckpt_path", str(last)])
+    assert code == 0
+    # the second epoch continues from the first: twice the steps, not a fresh start
+    assert json.loads((export / "planner.json").read_text())["training"]["steps"] == 2 * steps
+
+
+def test_train_option_errors_are_one_line(capsys):
+    assert main(["train", "planner", "--config", "no-such-config.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-config.yaml" in err and err.count("\n") == 1
+    assert main(["train", "planner", "--config", DEBUG, "--bogus", "1"]) == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
