@@ -10,7 +10,7 @@ from structdiff.cli import main
 from structdiff.data.corpus import split_of
 from structdiff.data.io import read_song
 from structdiff.data.midi import write_midi
-from structdiff.data.plan_tensor import PLAN_LAYOUT, MAX_SLOTS
+from structdiff.data.plan_tensor import MAX_SLOTS, PLAN_LAYOUT
 from structdiff.data.prepare import prepare
 from structdiff.training.planner_module import group_cross_entropy
 

@@ -1,0 +1,188 @@
+"""One sampling loop for every sampler: DDPM (ancestral), DDIM and DPM-Solver++.
+
+The loop is diffusers' own: set the timesteps, then for each t ask the denoiser for its prediction
+and let the scheduler step. The denoiser is passed to the call, sees only (x_t, t, cond) and never
+the betas; the scheduler comes from the `NoiseSchedule` it was trained with, so any sampler swaps
+in without retraining, at any number of steps (respaced, not retrained).
+
+Known regions (infilling, accompaniment, continuation): `known` holds x0 values and `mask` says
+where they apply. They reach the denoiser in `cond` under two keys, exactly as a model trained
+with random masks expects them:
+
+- `cond["context"]`: known * mask, `[B, ...]` (zero where unknown)
+- `cond["mask"]`: the mask as 0./1. in the sample's dtype, `[B, ...]`
+
+and after every step the known region of the new sample is replaced by the known values noised
+to the next timestep (replacement, as in RePaint), so even a denoiser that ignores the context
+keeps them; the result holds exactly `known` where the mask is 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from diffusers import DDIMScheduler
+from diffusers.utils.torch_utils import randn_tensor
+from tqdm.auto import tqdm
+
+from structdiff.diffusion.schedule import NoiseSchedule
+
+CONTEXT_KEY = "context"
+MASK_KEY = "mask"
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, dict | None], torch.Tensor]
+
+
+@torch.no_grad()
+def sample(
+    denoiser: Denoiser,
+    shape: Sequence[int],
+    schedule: NoiseSchedule,
+    cond: dict | None = None,
+    sampler: str = "ddim",
+    steps: int = 20,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    progress: bool = False,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Draw x0 samples of `shape` `[B, ...]` by reversing `schedule` in `steps` steps.
+
+    Args:
+        denoiser: `denoiser(x_t [B, ...], t LongTensor [B], cond) -> prediction [B, ...]` of
+            `schedule.prediction` ('eps', 'v' or 'x0').
+        shape: the sample shape `[B, ...]`.
+        schedule: the noise schedule the denoiser was trained with.
+        cond: conditions passed to the denoiser unchanged (plus the known-region keys below).
+        sampler: 'ddpm', 'ddim' or 'dpmsolver++' (any case).
+        steps: number of denoiser calls, 1 .. schedule.num_train_timesteps.
+        eta: DDIM noise (0 = deterministic ODE, 1 = DDPM-like); only 'ddim' takes it.
+        generator: the source of all randomness (initial noise, DDPM and DDIM noise,
+            re-noised known values): the same seed gives the same samples.
+        known: x0 values `[B, ...]` (or broadcastable to `shape`) to keep where `mask` is 1.
+        mask: bool or 0/1, broadcastable to `shape`, 1 = known. Given with `known` only.
+        progress: show a progress bar over the steps.
+        dtype: of the sample and of what the denoiser sees; default torch's default float
+            dtype (`known` is cast to it: a float64 array from numpy does not make a float32
+            network run in float64).
+        device: of the sample; default that of `known`, else the generator's (CPU without).
+
+    Returns:
+        x0 `[B, ...]`, equal to `known` exactly where `mask` is 1.
+
+    With `known`, the denoiser receives `cond["context"]` = known * mask and `cond["mask"]`
+    (0./1.), both `[B, ...]`; `cond` must not hold these keys already.
+    """
+    shape = _check_shape(shape)
+    scheduler = schedule.make_scheduler(sampler)
+    grid = schedule.timesteps(steps)
+    if not isinstance(eta, int | float) or eta < 0:
+        raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+    if eta != 0 and not isinstance(scheduler, DDIMScheduler):
+        raise ValueError(f"eta applies to the 'ddim' sampler only, got eta={eta} with {sampler!r}")
+    if device is None and known is not None:
+        device = known.device
+    elif device is None:
+        device = generator.device if generator is not None else "cpu"
+    dtype = dtype or torch.get_default_dtype()
+    cond = dict(cond) if cond is not None else {}
+    known, keep = _check_known(known, mask, shape, cond, dtype, device)
+    if keep is not None:
+        cond[CONTEXT_KEY] = known * keep
+        cond[MASK_KEY] = keep.to(dtype)
+
+    _set_timesteps(scheduler, grid, device)
+    step_kwargs = {"eta": float(eta)} if isinstance(scheduler, DDIMScheduler) else {}
+    x = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+    if keep is not None:
+        x = _replace_known(x, known, keep, schedule, int(grid[0]), generator)
+    for i, t in enumerate(tqdm(grid.tolist(), disable=not progress, desc=f"{sampler} sampling")):
+        t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
+        prediction = denoiser(x, t_batch, cond)
+        if not isinstance(prediction, torch.Tensor) or prediction.shape != x.shape:
+            got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else prediction
+            raise ValueError(f"denoiser must return a tensor of shape {shape}, got {got!r}")
+        step = scheduler.step(prediction.to(dtype), t, x, generator=generator, **step_kwargs)
+        x = step.prev_sample.to(dtype)
+        if keep is not None and i + 1 < len(grid):
+            x = _replace_known(x, known, keep, schedule, int(grid[i + 1]), generator)
+    if keep is not None:
+        x = torch.where(keep, known, x)
+    return x
+
+
+def _set_timesteps(scheduler, grid: torch.Tensor, device) -> None:
+    """Make the scheduler visit exactly `grid` `[steps]` (see `NoiseSchedule.timesteps`)."""
+    if isinstance(scheduler, DDIMScheduler):
+        # DDIM takes no custom timesteps and never reads its own: its step goes back from the t
+        # it is given by the fixed stride T // steps, which the grid matches (to within one
+        # training step when steps does not divide T, and exactly at the last step).
+        scheduler.set_timesteps(len(grid), device=device)
+    else:
+        scheduler.set_timesteps(timesteps=grid.tolist(), device=device)
+
+
+def _replace_known(
+    x: torch.Tensor,
+    known: torch.Tensor,
+    keep: torch.Tensor,
+    schedule: NoiseSchedule,
+    t: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """x `[B, ...]` with its known region set to a fresh draw of q(x_t | known) at timestep t."""
+    noise = randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    return torch.where(keep, schedule.add_noise(known, noise, t_batch), x)
+
+
+def _check_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        raise ValueError(f"shape must be a sequence of positive integers, got {shape!r}") from None
+    if not dims or any(d < 1 for d in dims) or any(d != s for d, s in zip(dims, shape)):
+        raise ValueError(f"shape must be a sequence of positive integers [B, ...], got {shape!r}")
+    return dims
+
+
+def _check_known(
+    known: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    shape: tuple[int, ...],
+    cond: dict,
+    dtype: torch.dtype,
+    device,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """`known` and `mask` expanded to `shape` (`mask` as bool), or (None, None) when not given."""
+    if known is None and mask is None:
+        return None, None
+    if known is None or mask is None:
+        given = "known" if mask is None else "mask"
+        raise ValueError(f"known and mask go together, got only {given}")
+    for name, value in (("known", known), ("mask", mask)):
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} must be a tensor broadcastable to {shape}, got {value!r}")
+        try:
+            broadcast = torch.broadcast_shapes(value.shape, shape)
+        except RuntimeError:
+            broadcast = None
+        if broadcast != torch.Size(shape):
+            raise ValueError(
+                f"{name} must be broadcastable to the sample shape {shape}, "
+                f"got {tuple(value.shape)}"
+            )
+    if mask.dtype != torch.bool:
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask must be bool or hold only 0 and 1, got other values")
+        mask = mask != 0
+    for key in (CONTEXT_KEY, MASK_KEY):
+        if key in cond:
+            raise ValueError(f"cond already has {key!r}, which sample() sets from known and mask")
+    keep = mask.to(device).expand(shape)
+    return known.to(device=device, dtype=dtype).expand(shape), keep
