@@ -343,7 +343,8 @@ def evaluate_analysis(analysis: str | Path, steps_per_quarter: int = 4) -> Chora
         return None
     spq = steps_per_quarter
     parsed = music21.converter.parse(str(path))
-    song: Song = song_from_music21(parsed, spq, source=str(path))
+    # the analyses follow the score as printed, repeats not written out
+    song: Song = song_from_music21(parsed, spq, source=str(path), expand_repeats=False)
     measures, slots = read_roman_analysis(analysis), score_measures(parsed)
     alignment = align_analysis(measures, slots, lowest_pitch_classes(song), spq)
     reference = reference_chords(measures, slots, alignment, spq)

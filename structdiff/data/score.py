@@ -2,6 +2,11 @@
 
 music21 gives what MIDI lacks: the written bar lines (pickups included), part names, key
 signatures and fermatas, which mark phrase ends in chorales.
+
+Repeat signs and first/second endings are written out (music21's `expandRepeats`), so a song is
+what is played: the repeated first section of a chorale (its Stollen) or a quartet's repeated
+exposition is there twice, as structure analysis and the models should see it. A score whose
+repeats music21 cannot expand is read as written.
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ def read_score(path: str | Path, steps_per_quarter: int = 4) -> Song:
     return song_from_music21(parsed, steps_per_quarter, source=str(path))
 
 
-def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> Song:
-    """Convert a music21 Score (or the first score of an Opus) to a `Song`."""
+def song_from_music21(
+    parsed, steps_per_quarter: int = 4, source: str = "", expand_repeats: bool = True
+) -> Song:
+    """Convert a music21 Score (or the first score of an Opus) to a `Song`; repeats written
+    out unless `expand_repeats` is False (the score as printed)."""
     from music21 import expressions, instrument, key, meter, note, stream
 
     if isinstance(parsed, stream.Opus):
@@ -45,6 +53,8 @@ def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> S
         if not scores:
             raise MusicFileError(f"no score in {source}")
         parsed = scores[0]
+    if expand_repeats:
+        parsed = _expand_repeats(parsed)
     score = parsed.stripTies(inPlace=False)
     parts = list(score.parts) or [score]
     spq = steps_per_quarter
@@ -123,6 +133,17 @@ def song_from_music21(parsed, steps_per_quarter: int = 4, source: str = "") -> S
         source=source,
         fermatas=sorted(set(fermatas)),
     )
+
+
+def _expand_repeats(score):
+    from music21 import bar, repeat
+
+    if not any(True for _ in score.recurse().getElementsByClass((bar.Repeat, repeat.RepeatMark))):
+        return score
+    try:
+        return score.expandRepeats()
+    except Exception:  # music21 refuses some repeat structures (e.g. unmatched marks)
+        return score
 
 
 def _meter(ts: TimeSignature) -> tuple[int, int]:

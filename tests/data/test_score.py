@@ -48,3 +48,20 @@ def test_broken_musicxml_is_a_one_line_error(tmp_path):
 def test_unknown_corpus_work():
     with pytest.raises(MusicFileError, match="no work named"):
         read_song("music21:nobody/nothing")
+
+
+def test_repeats_are_written_out():
+    """bwv379 repeats its first section (the Stollen, 5 bars): 9 bars printed, 14 played."""
+    import music21
+
+    from structdiff.data.score import song_from_music21
+
+    path = resolve_path("music21:bach/bwv379")
+    played = read_song(path)
+    printed = song_from_music21(music21.converter.parse(str(path)), expand_repeats=False)
+    assert (played.n_bars, printed.n_bars) == (14, 9)
+    soprano = played.tracks[0].notes
+    opening = soprano[soprano[:, 0] < played.bars[2]]
+    shift = played.bars[5] - played.bars[0]
+    again = soprano[(soprano[:, 0] >= shift) & (soprano[:, 0] < shift + played.bars[2])]
+    assert len(opening) and again[:, 2].tolist() == opening[:, 2].tolist()
