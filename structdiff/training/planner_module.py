@@ -49,9 +49,12 @@ _SLOT_OF = {n: int(re.search(r"\d+$", n).group()) if n in _CHORD_GROUPS else Non
 
 
 def group_cross_entropy(
-    logits: torch.Tensor, one_hot: torch.Tensor, pad: torch.Tensor, slot_valid: torch.Tensor
+    logits: torch.Tensor, one_hot: torch.Tensor, pad: torch.Tensor, slot_valid: torch.Tensor,
+    form_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Mean cross-entropy over every group of every real bar (chord groups: used slots only).
+    """Weighted mean cross-entropy over every group of every real bar (chord groups: used
+    slots only); the per-bar form groups (label, section start, phrase end) weigh
+    `form_weight` each, a chord group 1.
 
     logits, one_hot [B, L, F]; pad [B, L] (True = padding); slot_valid [B, L, S]."""
     real = (~pad).float()
@@ -61,7 +64,7 @@ def group_cross_entropy(
         ce = F.cross_entropy(logits[..., o : o + n].flatten(0, 1), target.flatten(),
                              reduction="none").view_as(real)
         slot = _SLOT_OF[name]
-        weight = real if slot is None else real * slot_valid[..., slot].float()
+        weight = real * form_weight if slot is None else real * slot_valid[..., slot].float()
         total = total + (ce * weight).sum()
         count = count + weight.sum()
     return total / count.clamp(min=1)
@@ -78,6 +81,9 @@ class PlannerModule(pl.LightningModule):
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping style and mode (classifier-free guidance).
         p_form, p_chords: probability that a training plan shows its form, its chords.
+        form_weight: loss weight of each per-bar form group (label, section start, phrase
+            end) against 1 for each chord group: a bar has 3 form groups and up to 24 chord
+            groups, and without a weight the form gets little of the gradient.
         sample_every_n_epochs: log sample plans every n validation epochs (0: never).
         sample_bars, sample_steps: length and DDIM steps of the logged samples.
         export_dir: write the bundle (`planner.safetensors` + `planner.json`) here when
@@ -101,6 +107,7 @@ class PlannerModule(pl.LightningModule):
         cfg_drop: float = 0.1,
         p_form: float = 0.3,
         p_chords: float = 0.3,
+        form_weight: float = 4.0,
         sample_every_n_epochs: int = 5,
         sample_bars: int = 32,
         sample_steps: int = 20,
@@ -166,7 +173,8 @@ class PlannerModule(pl.LightningModule):
             mask = self.random_context(x0, batch)
             cond["context"], cond["mask"] = x0 * mask, mask
         logits = model(x_t, t, cond)
-        return group_cross_entropy(logits, one_hot, batch["pad"], batch["slot_valid"])
+        return group_cross_entropy(logits, one_hot, batch["pad"], batch["slot_valid"],
+                                   self.hparams.form_weight)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(self.model, batch)
@@ -238,24 +246,39 @@ class PlannerModule(pl.LightningModule):
             self.export(self.hparams.export_dir)
 
     def export(self, folder: str) -> None:
-        from structdiff.models.bundle import save_bundle
-
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
                    if k in ("train/loss", "val/loss")}
         datamodule = getattr(self.trainer, "datamodule", None)
+        training = {"epochs": self.current_epoch + 1, "steps": int(self.global_step),
+                    "seconds": round(time.time() - self._started, 1), **metrics}
+        self.save(folder, getattr(datamodule, "key_counts", {}), training)
+
+    def save(self, folder: str, key_counts: dict, training: dict) -> None:
+        """Write the EMA weights as the bundle `planner` in `folder`."""
+        from structdiff.models.bundle import save_bundle
+
         meta = {
             "kind": "planner",
             "config": self.config.to_dict(),
             "styles": self.styles,
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
-            "key_counts": getattr(datamodule, "key_counts", {}),
-            "training": {
-                "epochs": self.current_epoch + 1,
-                "steps": int(self.global_step),
-                "seconds": round(time.time() - self._started, 1),
-                "parameters": count_parameters(self.model),
-                **metrics,
-            },
+            "key_counts": key_counts,
+            "training": {"parameters": count_parameters(self.model), **training},
         }
         save_bundle(self.ema.shadow, meta, folder, "planner")
+
+
+def export_checkpoint(ckpt_path: str, folder: str, key_counts: dict) -> None:
+    """The bundle of a Lightning checkpoint (e.g. of a run stopped before it ended)."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
+    module = PlannerModule(**hparams)
+    module.load_state_dict(state["state_dict"])
+    best = [c.get("best_model_score") for c in state.get("callbacks", {}).values()
+            if isinstance(c, dict)]
+    training = {"epochs": state["epoch"] + 1, "steps": state["global_step"],
+                "checkpoint": str(ckpt_path)}
+    if best and best[0] is not None:
+        training["val/loss"] = float(best[0])
+    module.save(folder, key_counts, training)

@@ -116,8 +116,7 @@ def test_group_cross_entropy_ignores_padding_and_unused_slots():
 def test_training_resumes_from_the_last_checkpoint(trained):
     run = trained.parent / "run"
     last = next(run.rglob("last.ckpt"))
-    steps = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
-    assert steps >= 1
+    steps = json.loads((trained / "planner.json").read_text())["training"]["steps"]
     export = trained.parent / "export2"
     code = main(["train", "planner", "--config", DEBUG, "--data.prepared",
                  str(trained.parent / "prepared"), "--model.export_dir", str(export),
