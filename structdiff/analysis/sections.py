@@ -13,11 +13,9 @@
 
 from __future__ import annotations
 
-import string
-
 import numpy as np
 
-from structdiff.data.song import DURATION, PITCH, START, Chord, Section, Song
+from structdiff.data.song import DURATION, PITCH, START, Chord, Section, Song, section_labels
 
 
 def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,19 +190,9 @@ def _segment_similarity(sim: np.ndarray, a: int, b: int, c: int, d: int) -> floa
 
 
 def _new_label(labels: list[str]) -> str:
-    """The next unused label: A..Z, then AA, AB, ... (letters only, so `A8` stays parseable)."""
+    """The first label of `section_labels()` not used yet."""
     used = set(labels)
-    n = 0
-    while True:
-        name, k = "", n
-        while True:
-            name = string.ascii_uppercase[k % 26] + name
-            k = k // 26 - 1
-            if k < 0:
-                break
-        if name not in used:
-            return name
-        n += 1
+    return next(name for name in section_labels() if name not in used)
 
 
 def labels_per_bar(sections: list[Section]) -> list[str]:

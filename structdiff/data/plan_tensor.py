@@ -29,14 +29,22 @@ Without a key (`key=None`) roots and basses are relative to C.
 
 from __future__ import annotations
 
-import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from structdiff.analysis.chords import QUALITIES
-from structdiff.data.song import Chord, Key, Plan, Section, Song, TimeSignature, bar_grid
+from structdiff.data.song import (
+    Chord,
+    Key,
+    Plan,
+    Section,
+    Song,
+    TimeSignature,
+    bar_grid,
+    section_labels,
+)
 
 MAX_LABELS = 26  # letter label classes: single letters A..Z cover every analyzed corpus song
 MAX_SLOTS = 8  # chord slots per bar: one per beat (12/8 uses 4, 7/4 seven)
@@ -253,20 +261,6 @@ def letter_labels(sections: Sequence[Section]) -> list[str]:
     return seen
 
 
-def _letter_names() -> Iterator[str]:
-    """A..Z, AA, AB, ... (the labels analysis writes)."""
-    n = 0
-    while True:
-        name, k = "", n
-        while True:
-            name = string.ascii_uppercase[k % 26] + name
-            k = k // 26 - 1
-            if k < 0:
-                break
-        yield name
-        n += 1
-
-
 def label_classes(sections: Sequence[Section]) -> dict[str, int]:
     """Class of every label of `sections`: first-appearance order for letters (clamped to
     `MAX_LABELS - 1`), `MAX_LABELS` for `i`, `MAX_LABELS + 1` for `o`."""
@@ -419,7 +413,7 @@ def decode_plan(
     names: dict[int, str] = {MAX_LABELS + k: lab for k, lab in enumerate(SPECIAL_LABELS)}
     given = list(label_names or [])
     reserved = set(given)
-    fresh = (n for n in _letter_names() if n not in reserved)
+    fresh = (n for n in section_labels() if n not in reserved)
     sections: list[Section] = []
     labels, starts = arg["label"].tolist(), arg["section_start"].tolist()
     for i in range(L):

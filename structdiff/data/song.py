@@ -8,6 +8,8 @@ cheap to load, encode and cache.
 
 from __future__ import annotations
 
+import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +100,21 @@ class Section:
     start_bar: int
     n_bars: int
     label: str
+
+
+def section_labels() -> Iterator[str]:
+    """Section label names in order: A..Z, then AA, AB, ... (letters only, so a form string
+    such as `A8 AB4` stays parseable)."""
+    n = 0
+    while True:
+        name, k = "", n
+        while True:
+            name = string.ascii_uppercase[k % 26] + name
+            k = k // 26 - 1
+            if k < 0:
+                break
+        yield name
+        n += 1
 
 
 @dataclass
