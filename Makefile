@@ -11,6 +11,8 @@ DEMO_SCORE ?= music21:bach/bwv66.6
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	# the CPU build of torch first: an open range would pull a multi-GB CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
