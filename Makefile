@@ -19,7 +19,8 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/structdiff analyze $(DEMO_SCORE)
 	$(BIN)/structdiff render $(DEMO_SCORE) --png $(DEMO_OUT)/song.png --midi $(DEMO_OUT)/song.mid
-	@echo "wrote $(DEMO_OUT)/song.mid and $(DEMO_OUT)/song.png"
+	$(BIN)/structdiff plan --form "A8 B8 A8 C8" --style chorale --seed 1 --out $(DEMO_OUT)/plan.json
+	@echo "wrote $(DEMO_OUT)/song.mid, $(DEMO_OUT)/song.png and $(DEMO_OUT)/plan.json"
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check structdiff tests evaluation

@@ -383,9 +383,10 @@ def decode_plan(
 
     Chords: each used slot's chord, consecutive equal slots merged, each running to the next
     different one (the last to the grid's end). Sections: a new one where section_start is set
-    or the label changes (always at bar 0). Letter classes are named in order of first
-    appearance: `label_names[k]` for the k-th (e.g. `letter_labels(form)` to get a user's own
-    letters back), then the next unused of A, B, C...; `i` and `o` stay. `key` passes through.
+    (always at bar 0), labelled with the most common label of its bars. Letter classes are
+    named in order of first appearance: `label_names[k]` for the k-th (e.g.
+    `letter_labels(form)` to get a user's own letters back), then the next unused of A, B,
+    C...; `i` and `o` stay. `key` passes through.
     """
     x = np.asarray(x)
     L = grid.n_bars
@@ -415,14 +416,14 @@ def decode_plan(
     reserved = set(given)
     fresh = (n for n in section_labels() if n not in reserved)
     sections: list[Section] = []
-    labels, starts = arg["label"].tolist(), arg["section_start"].tolist()
-    for i in range(L):
-        if i == 0 or starts[i] == 1 or labels[i] != labels[i - 1]:
-            if labels[i] not in names:
-                names[labels[i]] = given.pop(0) if given else next(fresh)
-            sections.append(Section(i, 1, names[labels[i]]))
-        else:
-            last = sections[-1]
-            sections[-1] = Section(last.start_bar, last.n_bars + 1, last.label)
+    labels = arg["label"]
+    bounds = [0] + [i for i in range(1, L) if arg["section_start"][i] == 1] + [L]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        # a sampled plan's labels may flicker bar to bar inside a section whose start bits
+        # are consistent: the section takes its most common label (ties: the lowest class)
+        label = int(np.bincount(labels[a:b]).argmax())
+        if label not in names:
+            names[label] = given.pop(0) if given else next(fresh)
+        sections.append(Section(a, b - a, names[label]))
     phrase_ends = np.flatnonzero(arg["phrase_end"] == 1).tolist()
     return Plan(key=key, chords=chords, sections=sections, phrase_ends=phrase_ends)

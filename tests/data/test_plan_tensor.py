@@ -255,3 +255,17 @@ def test_bad_arguments_are_named():
         encode_song_plan(Song([], np.array([0]), 16))
     with pytest.raises(ValueError, match=r"label: expected 4 classes in \[0, 28\)"):
         one_hot({"label": np.array([0, 1, 2, 28])}, 4)
+
+
+def test_flickering_labels_inside_a_section_take_its_majority():
+    from structdiff.data.plan_tensor import PLAN_LAYOUT, decode_plan, one_hot, uniform_grid
+
+    grid = uniform_grid(6)
+    labels = np.array([0, 1, 0, 0, 1, 1])  # a sampled plan: bar 1's label disagrees
+    starts = np.array([1, 0, 0, 1, 0, 0])
+    x = one_hot({"label": labels, "section_start": starts}, 6)
+    for g in PLAN_LAYOUT[2:]:
+        x[:, g.offset] = 1
+    plan = decode_plan(x, grid, None)
+    assert [(s.start_bar, s.n_bars, s.label) for s in plan.sections] == [(0, 3, "A"),
+                                                                         (3, 3, "B")]
