@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_song_options(p)
     p.add_argument("--png", type=Path, metavar="OUT.png", help="piano-roll picture to write")
     p.add_argument("--midi", type=Path, metavar="OUT.mid", help="MIDI file to write")
+    p.add_argument("--wav", type=Path, metavar="OUT.wav",
+                   help="audio, when fluidsynth and a General MIDI soundfont are installed "
+                   "(else a line says how to get them)")
 
     p = sub.add_parser("prepare", help="parse a corpus into cached shards with a report",
                        description="Parse every music file of a folder (or the corpus "
@@ -183,9 +186,10 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_render(args) -> int:
-    if args.png is None and args.midi is None:
-        raise UsageError("render needs --png OUT.png and/or --midi OUT.mid")
-    for out, suffixes in ((args.png, (".png",)), (args.midi, (".mid", ".midi"))):
+    if args.png is None and args.midi is None and args.wav is None:
+        raise UsageError("render needs --png OUT.png, --midi OUT.mid and/or --wav OUT.wav")
+    outputs = ((args.png, (".png",)), (args.midi, (".mid", ".midi")), (args.wav, (".wav",)))
+    for out, suffixes in outputs:
         if out is not None and out.suffix.lower() not in suffixes:
             raise UsageError(f"output must end in {' or '.join(suffixes)}: {out}")
     song = _load_analyzed(args)
@@ -199,7 +203,28 @@ def cmd_render(args) -> int:
 
         render_png(song, args.png)
         print(f"wrote {args.png}")
+    if args.wav:
+        _write_wav(song, args.midi, args.wav)
     return 0
+
+
+def _write_wav(song, midi: Path | None, wav: Path) -> None:
+    """WAV through fluidsynth; without a synthesizer, one line on how to get one."""
+    import tempfile
+
+    from structdiff.data.audio import SynthesizerMissing, render_wav
+    from structdiff.data.midi import write_midi
+
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if midi is None:
+                midi = Path(tmp) / "song.mid"
+                write_midi(song, midi)
+            render_wav(midi, wav)
+        print(f"wrote {wav}")
+    except SynthesizerMissing as e:
+        print(f"structdiff: {e}", file=sys.stderr)
 
 
 def cmd_prepare(args) -> int:

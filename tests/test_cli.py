@@ -116,3 +116,13 @@ def test_analyze_json_reads_back_as_the_same_plan(capsys, tmp_path):
     expected = analyze(read_song("music21:bach/bwv66.6"))
     assert plan.chords == expected.chords and plan.sections == expected.sections
     assert plan.key == expected.key
+
+
+def test_render_wav_without_a_synthesizer_says_how_to_get_one(capsys, tmp_path, monkeypatch):
+    from structdiff.data import audio
+
+    monkeypatch.setattr(audio.shutil, "which", lambda name: None)
+    code, out, err = run(capsys, "render", "music21:bach/bwv66.6", "--wav",
+                         str(tmp_path / "a.wav"), "--midi", str(tmp_path / "a.mid"))
+    assert code == 0 and "wrote" in out and "install fluidsynth" in err
+    assert (tmp_path / "a.mid").exists() and not (tmp_path / "a.wav").exists()
