@@ -15,9 +15,12 @@ Encoding is lossy in three documented ways:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from structdiff.data.song import DURATION, PITCH, START, Song, sort_notes
+from structdiff.data.roll import ONSET, SUSTAIN, encode_roll
+from structdiff.data.song import DURATION, PITCH, Song, sort_notes
 
 REST, HOLD = 0, 1
 N_SPECIAL = 2  # REST and HOLD come before the pitch tokens
@@ -52,6 +55,14 @@ def _check_pitch_range(pitch_low: int, n_pitches: int) -> None:
         raise ValueError(f"pitch_low + n_pitches must be <= 128, got {pitch_low} + {n_pitches}")
 
 
+def _folded(notes: np.ndarray, pitch_low: int, n_pitches: int) -> np.ndarray:
+    """Notes `[N, 4]` with pitches folded into range; zero-length notes (sounding nowhere)
+    left out."""
+    notes = notes[notes[:, DURATION] > 0].copy()
+    notes[:, PITCH] = fold_into_range(notes[:, PITCH], pitch_low, n_pitches)
+    return notes
+
+
 def encode_tokens(
     song: Song,
     roles: list[str],
@@ -75,26 +86,14 @@ def encode_tokens(
     if len(set(roles)) != len(roles):
         raise ValueError(f"roles must be distinct, got {roles}")
     _check_pitch_range(pitch_low, n_pitches)
-    T = end - start
-    slot = {r: k for k, r in enumerate(roles)}
-    # per slot: how many notes of each pitch sound at each step, and which are struck there
-    sounding = np.zeros((len(roles), T + 1, n_pitches), dtype=np.int32)
-    struck = np.zeros((len(roles), T, n_pitches), dtype=bool)
-    for track in song.tracks:
-        k = slot.get(track.role)
-        if k is None or not track.n_notes:
-            continue
-        notes = track.notes
-        s = notes[:, START].astype(np.int64)
-        e = s + notes[:, DURATION]
-        keep = (e > start) & (s < end) & (e > s)
-        s = np.maximum(s[keep], start) - start
-        e = np.minimum(e[keep], end) - start
-        p = fold_into_range(notes[keep, PITCH], pitch_low, n_pitches) - pitch_low
-        np.add.at(sounding[k], (s, p), 1)
-        np.add.at(sounding[k], (e, p), -1)
-        struck[k, s, p] = True
-    on = np.cumsum(sounding[:, :-1], axis=1) > 0  # [K, T, P]
+    # the roll of the folded notes gives what sounds and what is struck at each step
+    folded = [
+        replace(t, notes=_folded(t.notes, pitch_low, n_pitches), is_drum=False)
+        for t in song.tracks if t.role in roles and t.n_notes
+    ]
+    roll = encode_roll(replace(song, tracks=folded), roles, start, end, pitch_low, n_pitches,
+                       drum_roles=frozenset())
+    struck, on = roll[..., ONSET], roll[..., SUSTAIN]  # [K, T, P]
     any_on = on.any(axis=2)
     top = n_pitches - 1 - np.argmax(on[:, :, ::-1], axis=2)  # highest sounding pitch, [K, T]
     prev = np.concatenate([np.full((len(roles), 1), -1), np.where(any_on, top, -1)[:, :-1]], 1)
