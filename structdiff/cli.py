@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "configs/planner.yaml`. Every option after the model name goes to "
                        "LightningCLI's fit (e.g. --trainer.max_epochs 5, --ckpt_path last, "
                        "--print_config).", add_help=True)
-    p.add_argument("model", choices=("planner",), help="what to train")
+    p.add_argument("model", choices=("planner", "arranger"), help="what to train")
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="LightningCLI options, e.g. --config configs/planner.yaml")
 

@@ -15,6 +15,12 @@ with random masks expects them:
 and after every step the known region of the new sample is replaced by the known values noised
 to the next timestep (replacement, as in RePaint), so even a denoiser that ignores the context
 keeps them; the result holds exactly `known` where the mask is 1.
+
+A guide (`guide`, `guide_mask`, `guide_strength`) is a softer hold, for variations of an earlier
+result (SDEdit, region by region): where `guide_mask` is 1 the sample is replaced by the guide
+noised to the current timestep for the first `1 - guide_strength` of the steps and left free
+after that. Strength 0 returns the guide exactly, 1 ignores it. The denoiser is not told about
+the guide.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ def sample(
     mask: torch.Tensor | None = None,
     progress: bool = False,
     *,
+    guide: torch.Tensor | None = None,
+    guide_mask: torch.Tensor | None = None,
+    guide_strength: float = 1.0,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -67,6 +76,8 @@ def sample(
         known: x0 values `[B, ...]` (or broadcastable to `shape`) to keep where `mask` is 1.
         mask: bool or 0/1, broadcastable to `shape`, 1 = known. Given with `known` only.
         progress: show a progress bar over the steps.
+        guide, guide_mask: x0 values and where to start from them (see the module docstring).
+        guide_strength: 0..1, how far the guided region may move from the guide.
         dtype: of the sample and of what the denoiser sees; default torch's default float
             dtype (`known` is cast to it: a float64 array from numpy does not make a float32
             network run in float64).
@@ -95,12 +106,19 @@ def sample(
     if keep is not None:
         cond[CONTEXT_KEY] = known * keep
         cond[MASK_KEY] = keep.to(dtype)
+    if not 0.0 <= float(guide_strength) <= 1.0:
+        raise ValueError(f"guide_strength must be in 0..1, got {guide_strength}")
+    guide, guided = _check_known(guide, guide_mask, shape, {}, dtype, device, "guide")
+    # steps during which the guided region is held to the noised guide
+    n_guided = round((1.0 - float(guide_strength)) * len(grid)) if guided is not None else 0
 
     _set_timesteps(scheduler, grid, device)
     step_kwargs = {"eta": float(eta)} if isinstance(scheduler, DDIMScheduler) else {}
     x = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
     if keep is not None:
         x = _replace_known(x, known, keep, schedule, int(grid[0]), generator)
+    if n_guided > 0:
+        x = _replace_known(x, guide, guided, schedule, int(grid[0]), generator)
     for i, t in enumerate(tqdm(grid.tolist(), disable=not progress, desc=f"{sampler} sampling")):
         t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
         prediction = denoiser(x, t_batch, cond)
@@ -111,6 +129,10 @@ def sample(
         x = step.prev_sample.to(dtype)
         if keep is not None and i + 1 < len(grid):
             x = _replace_known(x, known, keep, schedule, int(grid[i + 1]), generator)
+        if i + 1 < n_guided:
+            x = _replace_known(x, guide, guided, schedule, int(grid[i + 1]), generator)
+    if n_guided >= len(grid):
+        x = torch.where(guided, guide, x)
     if keep is not None:
         x = torch.where(keep, known, x)
     return x
@@ -158,14 +180,17 @@ def _check_known(
     cond: dict,
     dtype: torch.dtype,
     device,
+    what: str = "known",
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """`known` and `mask` expanded to `shape` (`mask` as bool), or (None, None) when not given."""
+    """`known` and `mask` expanded to `shape` (`mask` as bool), or (None, None) when not given.
+    `what` names the pair in errors: `known`/`mask` or `guide`/`guide_mask`."""
+    names = (what, "mask" if what == "known" else f"{what}_mask")
     if known is None and mask is None:
         return None, None
     if known is None or mask is None:
-        given = "known" if mask is None else "mask"
-        raise ValueError(f"known and mask go together, got only {given}")
-    for name, value in (("known", known), ("mask", mask)):
+        given = names[0] if mask is None else names[1]
+        raise ValueError(f"{names[0]} and {names[1]} go together, got only {given}")
+    for name, value in zip(names, (known, mask)):
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{name} must be a tensor broadcastable to {shape}, got {value!r}")
         try:
@@ -179,7 +204,7 @@ def _check_known(
             )
     if mask.dtype != torch.bool:
         if not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError("mask must be bool or hold only 0 and 1, got other values")
+            raise ValueError(f"{names[1]} must be bool or hold only 0 and 1, got other values")
         mask = mask != 0
     for key in (CONTEXT_KEY, MASK_KEY):
         if key in cond:

@@ -6,7 +6,7 @@ context and comes back exactly; the planner fills in the rest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,9 @@ from structdiff.data.plan_constraints import constraint_arrays, parse_chord_char
 from structdiff.data.plan_constraints import parse_key as parse_key_text
 from structdiff.data.plan_tensor import (
     N_FEATURES,
+    PlanGrid,
     decode_plan,
+    encode_plan,
     letter_labels,
     plan_condition,
     uniform_grid,
@@ -94,7 +96,21 @@ def generate_plan(
     chart = parse_chord_chart(chords, grid.n_beats.tolist()) if chords else None
     known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart)
 
-    n_styles = len(bundle.styles)
+    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale)
+    names = letter_labels(sections) if sections else None
+    plan = decode_plan(x, grid, key, label_names=names)
+    ts = TimeSignature(0, *meter)
+    song = Song([], bars=grid.bars, end=grid.end, time_signatures=[ts],
+                tempos=[Tempo(0, 120.0)], source="structdiff plan", plan=plan,
+                style=style)
+    return plan, song
+
+
+def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | None,
+                 known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
+                 guidance_scale: float) -> np.ndarray:
+    """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`."""
+    n_styles, n_bars = len(bundle.styles), grid.n_bars
     cond = {
         "style": torch.tensor([bundle.styles.index(style) if style else n_styles]),
         "mode": torch.tensor([MODES.index(key.mode)]),
@@ -118,10 +134,47 @@ def generate_plan(
             known=torch.from_numpy(2 * known - 1)[None],
             mask=torch.from_numpy(mask)[None],
         )
-    names = letter_labels(sections) if sections else None
-    plan = decode_plan(x[0].numpy(), grid, key, label_names=names)
-    ts = TimeSignature(0, *meter)
-    song = Song([], bars=grid.bars, end=grid.end, time_signatures=[ts],
-                tempos=[Tempo(0, 120.0)], source="structdiff plan", plan=plan,
-                style=style)
-    return plan, song
+    return x[0].numpy()
+
+
+def extend_plan(
+    bundle: PlannerBundle,
+    song: Song,
+    plan: Plan,
+    n_bars: int,
+    style: str | None = None,
+    seed: int = 0,
+    steps: int = 20,
+    sampler: str = "ddim",
+    guidance_scale: float = 1.0,
+) -> tuple[Plan, Song]:
+    """The plan of `song` (its plan `plan`) followed by `n_bars` more bars in its last meter,
+    and the song with its bars extended (no notes added). The plan of the existing bars is
+    given to the planner as known context; its key stays."""
+    if n_bars < 1:
+        raise ValueError(f"bars must be >= 1, got {n_bars}")
+    total = song.n_bars + n_bars
+    if total > bundle.model.cfg.max_bars:
+        raise ValueError(f"the song would have {total} bars; the planner takes at most "
+                         f"{bundle.model.cfg.max_bars}")
+    key = plan.key or Key(0, "major")
+    last = song.time_signature_at(int(song.bars[-1]))
+    bar_steps = last.bar_steps(song.steps_per_quarter)
+    # a short last bar is completed first, then n_bars full bars follow
+    end = int(song.bars[-1]) + bar_steps * (n_bars + 1)
+    bars = np.concatenate([song.bars, int(song.bars[-1]) + bar_steps * np.arange(1, n_bars + 1)])
+    longer = replace(song, bars=bars.astype(np.int64), end=end, plan=None)
+    grid = PlanGrid.from_song(longer)
+    tensor = encode_plan(plan, grid, key)
+    mask = np.zeros_like(tensor.x)
+    mask[: song.n_bars] = 1
+    x = _sample_plan(bundle, grid, key, style, tensor.x, mask, seed, steps, sampler,
+                     guidance_scale)
+    names = [s.label for s in plan.sections if s.label not in ("i", "o")] or None
+    new_plan = decode_plan(x, grid, key, label_names=_unique(names) if names else None)
+    longer.plan = new_plan
+    return new_plan, longer
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))

@@ -14,7 +14,7 @@ import io
 import os
 import sys
 
-MODELS = ("planner",)
+MODELS = ("planner", "arranger")
 
 
 def run_training(model: str, args: list[str]) -> None:
@@ -23,13 +23,19 @@ def run_training(model: str, args: list[str]) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     from pytorch_lightning.cli import LightningCLI
 
-    from structdiff.training.planner_data import PlanDataModule
-    from structdiff.training.planner_module import PlannerModule
+    if model == "planner":
+        from structdiff.training.planner_data import PlanDataModule as DataModule
+        from structdiff.training.planner_module import PlannerModule as Module
+    else:
+        from structdiff.training.arranger_data import ArrangeDataModule as DataModule
+        from structdiff.training.arranger_module import ArrangerModule as Module
 
-    class PlannerCLI(LightningCLI):
+    class ModelCLI(LightningCLI):
         def add_arguments_to_parser(self, parser) -> None:
             # one list of styles for the network's embedding and the data's labels
             parser.link_arguments("model.styles", "data.styles")
+            if model == "arranger":
+                parser.link_arguments("model.roles", "data.roles")
 
     args, ckpt_path = _pop_option(list(args), "--ckpt_path")
     # LightningCLI prints a whole usage text on a bad option: keep only its error line
@@ -37,9 +43,9 @@ def run_training(model: str, args: list[str]) -> None:
     argv, sys.argv = sys.argv, sys.argv[:1]  # LightningCLI reads only `args`
     try:
         with contextlib.redirect_stderr(captured):
-            cli = PlannerCLI(
-                PlannerModule,
-                PlanDataModule,
+            cli = ModelCLI(
+                Module,
+                DataModule,
                 args=args,
                 run=False,
                 save_config_kwargs={"overwrite": True},

@@ -1,0 +1,248 @@
+"""Arrange a plan: notes for every track at once, window by window, repeats reused.
+
+The arranger works on windows of `WINDOW_STEPS` steps aligned to bar lines. The first window
+starts at bar 1; every later one starts a quarter window back, so it sees the end of what came
+before as known context and writes the bars after it. Whatever the caller keeps (whole tracks
+for accompaniment or regeneration, the opening for continuation) is known context in every
+window and comes back unchanged.
+
+When a section label repeats, the bars of its earlier realization are reused (long-range
+structure): with `variation` 0 they are copied, with 0 < `variation` <= 1 they guide the new
+bars, which start from them noised part of the way (`structdiff.diffusion.sample`'s guide),
+1 being a fresh realization.
+
+Notes are generated transposed to C (or A minor) and moved back to the plan's key; velocities
+follow each section's intensity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from structdiff.data.arrange_tensor import (
+    INTENSITIES,
+    WINDOW_STEPS,
+    feature_slice,
+    key_shift,
+    step_plan,
+    token_features,
+    transpose_song,
+)
+from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
+from structdiff.data.tokens import REST, decode_tokens, encode_tokens
+from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
+from structdiff.models.arranger import Arranger, ArrangerConfig
+from structdiff.models.bundle import load_state, read_bundle_meta
+
+VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
+
+
+@dataclass
+class ArrangerBundle:
+    model: Arranger
+    noise: NoiseSchedule
+    styles: list[str]
+    roles: list[str]
+    pitch_low: int
+    n_pitches: int
+    meta: dict
+
+
+def load_arranger(folder: str | Path | None = None) -> ArrangerBundle:
+    """The arranger bundle in `folder` (default: the one shipped in the package)."""
+    meta = read_bundle_meta(folder, "arranger")
+    model = load_state(Arranger(ArrangerConfig(**meta["config"])), folder, "arranger")
+    return ArrangerBundle(model, NoiseSchedule(**meta["noise"]), list(meta["styles"]),
+                          list(meta["roles"]), int(meta["pitch_low"]), int(meta["n_pitches"]),
+                          meta)
+
+
+def repeat_sources(song: Song, plan: Plan) -> np.ndarray:
+    """For each bar `[L]`, the bar of an earlier section with the same label it repeats (the
+    same position in the section, the same length), else -1. Intro and outro never repeat."""
+    src = np.full(song.n_bars, -1, dtype=np.int64)
+    lengths = song.bar_ends - song.bars
+    first: dict[str, tuple[int, int]] = {}
+    for s in plan.sections:
+        if s.label in ("i", "o"):
+            continue
+        if s.label not in first:
+            first[s.label] = (s.start_bar, s.n_bars)
+            continue
+        start, n = first[s.label]
+        for j in range(min(n, s.n_bars)):
+            bar, source = s.start_bar + j, start + j
+            if bar < song.n_bars and source < bar and lengths[bar] == lengths[source]:
+                src[bar] = source
+    return src
+
+
+def arrange(
+    bundle: ArrangerBundle,
+    song: Song,
+    plan: Plan,
+    roles: list[str],
+    *,
+    known_roles: tuple[str, ...] = (),
+    known_until: int = 0,
+    style: str | None = None,
+    intensities: list[int] | None = None,
+    seed: int = 0,
+    steps: int = 20,
+    sampler: str = "ddim",
+    guidance_scale: float = 1.0,
+    variation: float = 0.0,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
+
+    `song` gives the bars, the meter and any known material: the tracks of `known_roles` are
+    kept whole, and every role's steps before `known_until`. Those roles' notes are not
+    returned (the caller keeps the originals). `intensities` gives each section's level
+    (index into INTENSITIES; default: measured from the song's notes, else unknown). Raises
+    ValueError with a one-line message for bad values.
+    """
+    unknown_roles = [r for r in roles if r not in bundle.roles]
+    if unknown_roles:
+        raise ValueError(f"unknown role {unknown_roles[0]!r} for this arranger "
+                         f"(roles: {', '.join(bundle.roles)})")
+    if not roles:
+        raise ValueError("no roles to play")
+    if style is not None and style not in bundle.styles:
+        raise ValueError(f"unknown style {style!r} (known: {', '.join(bundle.styles)})")
+    if not 0.0 <= variation <= 1.0:
+        raise ValueError(f"variation must be in 0..1, got {variation}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if song.n_bars < 1 or song.end < 1:
+        raise ValueError("the song has no bars to arrange")
+    lengths = song.bar_ends - song.bars
+    W = WINDOW_STEPS
+    if int(lengths.max()) > W - W // 4:
+        raise ValueError(f"bars longer than {W - W // 4} steps don't fit the arranger's window")
+
+    model = bundle.model
+    T, K = int(song.end), len(bundle.roles)
+    shift = key_shift(plan.key)
+    moved = transpose_song(song, shift)
+    canvas = encode_tokens(moved, bundle.roles, 0, T, bundle.pitch_low, bundle.n_pitches)
+    present = np.array([r in roles for r in bundle.roles])
+    done = np.zeros((K, T), dtype=bool)
+    for k, r in enumerate(bundle.roles):
+        if r in known_roles:
+            done[k] = True
+        if not present[k]:
+            canvas[k], done[k] = REST, True
+    done[present, :known_until] = True
+    sp = step_plan(song, plan, intensities)
+    src = repeat_sources(song, plan)
+
+    n_styles = len(bundle.styles)
+    style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
+    present_t = torch.from_numpy(present)[None]
+
+    def denoiser(x_t, t, c):
+        return model.x0_from_logits(model(x_t, t, c))
+
+    generator = torch.Generator().manual_seed(seed)
+    bars, ends = song.bars, song.bar_ends
+    bar_at = {int(b): i for i, b in enumerate(bars.tolist())}
+    pos = 0
+    bar_progress = tqdm(total=song.n_bars, desc="arranging", unit="bar", disable=not progress)
+    while pos < T:
+        b = bar_at[pos]
+        if variation == 0.0 and src[b] >= 0:
+            lo, n = int(bars[src[b]]), int(lengths[b])
+            free = ~done[:, pos : pos + n]
+            canvas[:, pos : pos + n][free] = canvas[:, lo : lo + n][free]
+            done[present, pos : pos + n] = True
+            pos = int(ends[b])
+            bar_progress.update(1)
+            continue
+        # the window: a quarter window of what came before, then new bars up to its end
+        ws = 0 if pos == 0 else int(bars[bars <= pos - W // 4].max(initial=0))
+        if ends[b] > ws + W:  # long bars before: less context, so that this bar fits
+            ws = int(bars[bars >= ends[b] - W].min())
+        new_end, bb = pos, b
+        while bb < song.n_bars and ends[bb] <= ws + W:
+            if bb > b and variation == 0.0 and src[bb] >= 0:
+                break
+            new_end, bb = int(ends[bb]), bb + 1
+        tokens = _arrange_window(
+            model, bundle.noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
+            style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
+            generator,
+        )
+        free = ~done[:, pos:new_end]
+        canvas[:, pos:new_end][free] = tokens[:, pos - ws : new_end - ws][free]
+        done[present, pos:new_end] = True
+        bar_progress.update(bb - b)
+        pos = new_end
+    bar_progress.close()
+
+    notes = decode_tokens(canvas, bundle.roles, 0, bundle.pitch_low)
+    out = {}
+    for role in roles:
+        if role in known_roles:
+            continue
+        n = notes[role].copy()
+        if known_until:
+            n = n[n[:, START] >= known_until]
+        n[:, PITCH] -= shift
+        n[:, VELOCITY] = np.asarray(VELOCITY_OF_INTENSITY)[sp.intensity[n[:, START]]]
+        out[role] = n
+    return out
+
+
+def _arrange_window(model, noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
+                    style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
+                    generator) -> np.ndarray:
+    """Sample the window [ws, ws + W): tokens `[K, W]`."""
+    K, T = canvas.shape
+    W = WINDOW_STEPS
+    hi = min(T, ws + W)
+    tokens = np.full((K, W), REST, dtype=np.int64)
+    tokens[:, : hi - ws] = canvas[:, ws:hi]
+    known = np.ones((K, W), dtype=bool)  # padding past the song's end counts as known rest
+    known[:, : hi - ws] = done[:, ws:hi]
+    plan = torch.from_numpy(token_features(sp, ws, W))[None]
+    cond = {"style": style_index, "plan": plan, "present": present_t}
+
+    guide = guide_mask = None
+    if variation > 0.0:
+        gtokens = tokens.copy()
+        gmask = np.zeros((K, W), dtype=bool)
+        for b in range(int(song.bar_of(pos)), int(song.bar_of(new_end - 1)) + 1):
+            if src[b] < 0:
+                continue
+            lo, n, slo = int(song.bars[b]), int(song.bar_ends[b] - song.bars[b]), int(
+                song.bars[src[b]])
+            gtokens[:, lo - ws : lo - ws + n] = canvas[:, slo : slo + n]
+            gmask[:, lo - ws : lo - ws + n] = ~known[:, lo - ws : lo - ws + n]
+        if gmask.any():
+            with torch.no_grad():
+                guide = model.embed(torch.from_numpy(gtokens))[None]
+            guide_mask = torch.from_numpy(gmask)[None, :, :, None]
+
+    fn = denoiser
+    if guidance_scale != 1.0:
+        unknown = torch.zeros(len(INTENSITIES) + 1)
+        unknown[len(INTENSITIES)] = 1
+        null_plan = plan.clone()
+        real = null_plan[..., feature_slice("pad").start] < 0.5
+        null_plan[..., feature_slice("intensity")][real] = unknown
+        fn = ClassifierFreeGuidance(denoiser, guidance_scale,
+                                    {"style": n_styles, "plan": null_plan})
+    with torch.no_grad():
+        x0 = model.embed(torch.from_numpy(tokens))[None]
+        x = sample(fn, (1, K, W, model.cfg.emb_dim), noise, cond, sampler, steps,
+                   generator=generator, known=x0,
+                   mask=torch.from_numpy(known)[None, :, :, None],
+                   guide=guide, guide_mask=guide_mask,
+                   guide_strength=variation if guide is not None else 1.0)
+        return model.nearest_tokens(x)[0].numpy()

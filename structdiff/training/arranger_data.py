@@ -1,0 +1,210 @@
+"""Windows of a prepared corpus as training examples for the arranger.
+
+Every song with an analyzed plan is transposed so that its key's tonic is C, encoded once as
+per-step tokens `[K, T]` (`structdiff.data.tokens`) and a per-step plan
+(`structdiff.data.arrange_tensor.step_plan`). An example is a window of `window_steps` steps
+starting on a bar line: training draws windows at random (every bar line of every song is a
+start; `windows_per_epoch` of them make an epoch), validation uses a fixed list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from structdiff.data.arrange_tensor import (
+    ROLES,
+    WINDOW_STEPS,
+    StepPlan,
+    key_shift,
+    step_plan,
+    token_features,
+    transpose_song,
+    window_starts,
+)
+from structdiff.data.corpus import STYLES
+from structdiff.data.song import Song
+from structdiff.data.tokens import REST, encode_tokens
+
+
+@dataclass
+class ArrangeExample:
+    tokens: np.ndarray  # [K, T] int16, transposed to C
+    present: np.ndarray  # [K] bool, roles with notes
+    plan: StepPlan
+    starts: np.ndarray  # bar starts a window may begin at
+    style: str | None
+    source: str
+
+
+def encode_song(song: Song, roles: tuple[str, ...] = ROLES, pitch_low: int = 33,
+                n_pitches: int = 54, min_steps: int = 16) -> ArrangeExample | str:
+    """The song as an example, or the reason it can't be one."""
+    if song.plan is None:
+        return f"{song.source}: no plan"
+    if not any(t.role in roles and t.n_notes for t in song.tracks):
+        return f"{song.source}: no track in the roles {', '.join(roles)}"
+    if song.end < min_steps:
+        return f"{song.source}: shorter than {min_steps} steps"
+    moved = transpose_song(song, key_shift(song.plan.key))
+    tokens = encode_tokens(moved, list(roles), 0, song.end, pitch_low, n_pitches)
+    present = np.array([any(t.role == r and t.n_notes for t in song.tracks) for r in roles])
+    return ArrangeExample(tokens.astype(np.int16), present, step_plan(song, song.plan),
+                          window_starts(song.bars, song.end, min_steps), song.style, song.source)
+
+
+def window(example: ArrangeExample, start: int, n_steps: int = WINDOW_STEPS) -> dict:
+    """Steps [start, start + n_steps) of an example: `tokens` [K, n] (REST past the end),
+    `plan` [n // 4, F] and `present` [K]."""
+    K, T = example.tokens.shape
+    tokens = np.full((K, n_steps), REST, dtype=np.int64)
+    hi = min(T, start + n_steps)
+    tokens[:, : hi - start] = example.tokens[:, start:hi]
+    return {"tokens": tokens, "plan": token_features(example.plan, start, n_steps),
+            "present": example.present.copy()}
+
+
+class WindowDataset(Dataset):
+    """Training: `length` random windows (songs weighted by their number of window starts).
+    Validation (`random=False`): the windows at `picks` `[(example, start)]`."""
+
+    def __init__(self, examples: list[ArrangeExample], styles: list[str], window_steps: int,
+                 length: int = 0, picks: list[tuple[int, int]] | None = None, seed: int = 0):
+        self.examples = examples
+        self.styles = styles
+        self.window_steps = window_steps
+        self.picks = picks
+        self.length = length if picks is None else len(picks)
+        weights = np.array([len(e.starts) for e in examples], dtype=float)
+        self.p = weights / weights.sum()
+        self.seed = seed
+        self.epoch_rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        if self.picks is not None:
+            e, start = self.picks[i]
+        else:
+            e = int(self.epoch_rng.choice(len(self.examples), p=self.p))
+            start = int(self.epoch_rng.choice(self.examples[e].starts))
+        ex = self.examples[e]
+        item = window(ex, start, self.window_steps)
+        item["style"] = self.styles.index(ex.style) if ex.style in self.styles else len(self.styles)
+        return item
+
+
+def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+    """`tokens` [B, K, T] long, `plan` [B, N, F], `present` [B, K] bool, `style` [B] long."""
+    return {
+        "tokens": torch.from_numpy(np.stack([it["tokens"] for it in items])),
+        "plan": torch.from_numpy(np.stack([it["plan"] for it in items])),
+        "present": torch.from_numpy(np.stack([it["present"] for it in items])),
+        "style": torch.tensor([it["style"] for it in items], dtype=torch.long),
+    }
+
+
+def validation_picks(examples: list[ArrangeExample], n: int,
+                     seed: int = 0) -> list[tuple[int, int]]:
+    """A fixed draw of `n` windows `(example, start)`, spread over the examples."""
+    rng = np.random.default_rng(seed)
+    picks = []
+    for i in range(n):
+        e = i % len(examples)
+        picks.append((e, int(rng.choice(examples[e].starts))))
+    return picks
+
+
+class ArrangeDataModule(pl.LightningDataModule):
+    """Train and validation windows of a prepared corpus.
+
+    Args:
+        prepared: folder written by `structdiff prepare` (songs analyzed).
+        styles: style names the model is conditioned on, in its order (default: the styles of
+            the embedded corpus); other styles count as none.
+        roles: the track slots, in the model's order.
+        window_steps: steps per window (a multiple of 4).
+        batch_size: windows per batch.
+        windows_per_epoch: random training windows per epoch.
+        val_windows: fixed validation windows.
+        limit: use at most this many songs per split (0: all), for quick runs.
+        num_workers: DataLoader workers.
+        seed: seed of the window sampling.
+    """
+
+    def __init__(
+        self,
+        prepared: str = "data/music21",
+        styles: list[str] | None = None,
+        roles: list[str] | None = None,
+        window_steps: int = WINDOW_STEPS,
+        batch_size: int = 32,
+        windows_per_epoch: int = 8192,
+        val_windows: int = 512,
+        limit: int = 0,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.prepared = prepared
+        self.styles = list(styles if styles is not None else STYLES)
+        self.roles = tuple(roles if roles is not None else ROLES)
+        self.window_steps = window_steps
+        self.batch_size = batch_size
+        self.windows_per_epoch = windows_per_epoch
+        self.val_windows = val_windows
+        self.limit = limit
+        self.num_workers = num_workers
+        self.seed = seed
+        self.examples: dict[str, list[ArrangeExample]] = {}
+        self.skipped: list[str] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        from structdiff.data.prepare import load_prepared
+
+        if self.examples:
+            return
+        if not (Path(self.prepared) / "manifest.json").is_file():
+            raise ValueError(
+                f"no prepared corpus at {self.prepared}: run "
+                f"`structdiff prepare music21 --out {self.prepared}` first"
+            )
+        for split in ("train", "validation"):
+            songs = list(load_prepared(self.prepared, split))
+            if self.limit:
+                songs = songs[: self.limit]
+            examples = []
+            for song in songs:
+                ex = encode_song(song, self.roles)
+                if isinstance(ex, str):
+                    self.skipped.append(ex)
+                else:
+                    examples.append(ex)
+            if not examples:
+                raise ValueError(f"no {split} songs with plans and notes in {self.prepared}")
+            self.examples[split] = examples
+
+    def train_dataloader(self) -> DataLoader:
+        ds = WindowDataset(self.examples["train"], self.styles, self.window_steps,
+                           length=self.windows_per_epoch, seed=self.seed)
+        return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate,
+                          num_workers=self.num_workers, worker_init_fn=_reseed,
+                          persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        picks = validation_picks(self.examples["validation"], self.val_windows, self.seed)
+        ds = WindowDataset(self.examples["validation"], self.styles, self.window_steps,
+                           picks=picks)
+        return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate)
+
+
+def _reseed(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    seeds = [info.dataset.seed, worker_id, info.seed % 2**31]
+    info.dataset.epoch_rng = np.random.default_rng(seeds)

@@ -1,0 +1,277 @@
+"""Training the arranger: x0 prediction of per-step tokens with cross-entropy.
+
+A window's tokens `[K, T]` are embedded (`Arranger.embed`), noised, and the network predicts
+their classes; the loss is the cross-entropy on the steps that are neither padding nor known,
+of the tracks that play. Each window gets a random context, as generation uses them: nothing
+known (a new song), some tracks known (accompaniment, regenerating a track), the first bars
+known (the next window of a song, continuation) or all but a span (infilling). Style and
+intensity are dropped at random for classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from structdiff.data.arrange_tensor import (
+    INTENSITIES,
+    PLAN_FEATURES,
+    ROLES,
+    STEPS_PER_TOKEN,
+    feature_slice,
+)
+from structdiff.data.corpus import STYLES
+from structdiff.data.tokens import vocab_size
+from structdiff.diffusion import NoiseSchedule, drop_condition, sample
+from structdiff.models.arranger import Arranger, ArrangerConfig, count_parameters
+from structdiff.training.ema import EMA
+
+_INTENSITY = feature_slice("intensity")
+_PAD = feature_slice("pad")
+
+
+def drop_intensity(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor:
+    """Plan features `[B, N, F]` with the intensity set to unknown in a random `p` of rows."""
+    drop = torch.rand(plan.shape[0], generator=generator) < p
+    if not drop.any():
+        return plan
+    plan = plan.clone()
+    unknown = torch.zeros(_INTENSITY.stop - _INTENSITY.start, dtype=plan.dtype)
+    unknown[len(INTENSITIES)] = 1
+    real = plan[..., _PAD.start] < 0.5
+    rows = drop[:, None] & real
+    plan[..., _INTENSITY][rows] = unknown
+    return plan
+
+
+def step_padding(plan: torch.Tensor) -> torch.Tensor:
+    """Padding per step `[B, T]` from the per-token plan features `[B, N, F]`."""
+    return (plan[..., _PAD.start] > 0.5).repeat_interleave(STEPS_PER_TOKEN, dim=1)
+
+
+def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: float,
+                   p_infill: float, generator=None) -> torch.Tensor:
+    """A known mask `[B, K, T]` per window: some playing tracks, the first bars, all but a
+    span, or nothing (the rest of the probability)."""
+    B, K = present.shape
+    mask = torch.zeros(B, K, T, dtype=torch.bool)
+    unit = 4 * STEPS_PER_TOKEN  # a 4/4 bar at most; masks fall on token boundaries
+    for b in range(B):
+        r = float(torch.rand((), generator=generator))
+        playing = torch.nonzero(present[b]).flatten()
+        if r < p_tracks and len(playing) > 1:
+            n = int(torch.randint(1, len(playing), (), generator=generator))
+            known = playing[torch.randperm(len(playing), generator=generator)[:n]]
+            mask[b, known] = True
+        elif r < p_tracks + p_prefix:
+            m = int(torch.randint(1, T // unit // 2 + 1, (), generator=generator)) * unit
+            mask[b, :, :m] = True
+        elif r < p_tracks + p_prefix + p_infill:
+            lo = int(torch.randint(0, T // STEPS_PER_TOKEN, (), generator=generator))
+            hi = int(torch.randint(lo + 1, T // STEPS_PER_TOKEN + 1, (), generator=generator))
+            mask[b] = True
+            mask[b, :, lo * STEPS_PER_TOKEN : hi * STEPS_PER_TOKEN] = False
+    return mask
+
+
+class ArrangerModule(pl.LightningModule):
+    """The arranger, its EMA copy and its diffusion training.
+
+    Args:
+        styles: style names, in embedding order (a song of another style counts as none).
+        roles: the track slots, in order.
+        pitch_low, n_pitches: the token pitch range (`structdiff.data.tokens`).
+        emb_dim, d_model, n_layers, n_heads, dropout, max_distance: the network.
+        num_train_timesteps, schedule: the noise schedule (x0 prediction).
+        lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
+        ema_decay: decay of the weight average that is sampled from and shipped.
+        cfg_drop: probability of dropping the style, and separately the intensity.
+        p_tracks, p_prefix, p_infill: probability that a window shows some of its tracks,
+            its first bars, everything but a span (else nothing).
+        sample_every_n_epochs: log sample windows every n validation epochs (0: never).
+        sample_windows, sample_steps: how many validation windows to arrange and the DDIM
+            steps.
+        export_dir: write the bundle (`arranger.safetensors` + `arranger.json`) here when
+            training ends (None: don't).
+    """
+
+    def __init__(
+        self,
+        styles: list[str] | None = None,
+        roles: list[str] | None = None,
+        pitch_low: int = 33,
+        n_pitches: int = 54,
+        emb_dim: int = 12,
+        d_model: int = 192,
+        n_layers: int = 3,
+        n_heads: int = 4,
+        dropout: float = 0.1,
+        max_distance: int = 64,
+        num_train_timesteps: int = 1000,
+        schedule: str = "cosine",
+        lr: float = 5e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 200,
+        ema_decay: float = 0.999,
+        cfg_drop: float = 0.1,
+        p_tracks: float = 0.25,
+        p_prefix: float = 0.25,
+        p_infill: float = 0.1,
+        sample_every_n_epochs: int = 5,
+        sample_windows: int = 4,
+        sample_steps: int = 20,
+        export_dir: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.styles = list(styles if styles is not None else STYLES)
+        self.roles = list(roles if roles is not None else ROLES)
+        self.config = ArrangerConfig(
+            vocab=vocab_size(n_pitches), n_roles=len(self.roles), n_styles=len(self.styles),
+            n_plan=PLAN_FEATURES, steps_per_token=STEPS_PER_TOKEN, emb_dim=emb_dim,
+            d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
+            max_distance=max_distance,
+        )
+        self.model = Arranger(self.config)
+        self.ema = EMA(self.model, ema_decay)
+        self.noise = NoiseSchedule(num_train_timesteps, schedule, prediction="x0")
+        self._started = time.time()
+
+    @staticmethod
+    def denoiser(model: Arranger):
+        def predict(x_t, t, cond):
+            return model.x0_from_logits(model(x_t, t, cond))
+
+        return predict
+
+    # --- training --------------------------------------------------------------------------
+
+    def _loss(self, model: Arranger, batch: dict, generator: torch.Generator | None = None):
+        tokens, present, plan = batch["tokens"], batch["present"], batch["plan"]
+        B, K, T = tokens.shape
+        x0 = model.embed(tokens)
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        x_t = self.noise.add_noise(x0, noise, t).to(x0.dtype)
+        h = self.hparams
+        known = random_context(present, T, h.p_tracks, h.p_prefix, h.p_infill, generator)
+        cond = {"style": batch["style"], "plan": plan, "present": present}
+        if model.training:
+            cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
+            cond["plan"] = drop_intensity(plan, h.cfg_drop)
+        m = known[..., None].to(x0.dtype).expand_as(x0)
+        cond["context"], cond["mask"] = x0 * m, m
+        logits = model(x_t, t, cond)
+        ce = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
+        weight = (~known & present[:, :, None] & ~step_padding(plan)[:, None]).float()
+        return (ce.view(B, K, T) * weight).sum() / weight.sum().clamp(min=1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self.model, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].shape[0])
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update(self.model)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # a fixed draw of steps, noise and contexts per batch, so epochs compare
+        generator = torch.Generator().manual_seed(batch_idx)
+        loss = self._loss(self.ema.shadow, batch, generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch["tokens"].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.sample_every_n_epochs
+        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
+            return
+        self.log_samples()
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.hparams.warmup_steps, total // 2)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- samples, export ---------------------------------------------------------------------
+
+    def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> torch.Tensor:
+        """Tokens `[B, K, T]` arranged by the EMA weights for the plans of `batch`."""
+        model = self.ema.shadow
+        B, K, T = batch["tokens"].shape
+        cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
+        generator = torch.Generator().manual_seed(seed)
+        x = sample(self.denoiser(model), (B, K, T, self.config.emb_dim), self.noise, cond,
+                   "ddim", steps, generator=generator)
+        return model.nearest_tokens(x)
+
+    def log_samples(self) -> None:
+        from structdiff.training.arrange_logging import log_windows
+
+        experiment = getattr(self.logger, "experiment", None)
+        if experiment is None or not hasattr(experiment, "log"):
+            return
+        loader = self.trainer.datamodule.val_dataloader()
+        batch = next(iter(loader))
+        n = min(self.hparams.sample_windows, batch["tokens"].shape[0])
+        batch = {k: v[:n] for k, v in batch.items()}
+        tokens = self.sample_windows(batch, self.hparams.sample_steps, seed=self.current_epoch)
+        log_windows(self.logger, tokens.numpy(), batch, self.roles, self.hparams.pitch_low,
+                    [self.styles[s] if s < len(self.styles) else "none"
+                     for s in batch["style"].tolist()], step=self.global_step)
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_dir:
+            self.export(self.hparams.export_dir)
+
+    def export(self, folder: str) -> None:
+        metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
+                   if k in ("train/loss", "val/loss")}
+        training = {"epochs": self.current_epoch + 1, "steps": int(self.global_step),
+                    "seconds": round(time.time() - self._started, 1), **metrics}
+        self.save(folder, training)
+
+    def save(self, folder: str, training: dict) -> None:
+        """Write the EMA weights as the bundle `arranger` in `folder`."""
+        from structdiff.models.bundle import save_bundle
+
+        meta = {
+            "kind": "arranger",
+            "config": self.config.to_dict(),
+            "styles": self.styles,
+            "roles": self.roles,
+            "pitch_low": self.hparams.pitch_low,
+            "n_pitches": self.hparams.n_pitches,
+            "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
+                      "schedule": self.noise.schedule, "prediction": self.noise.prediction},
+            "training": {"parameters": count_parameters(self.model), **training},
+        }
+        save_bundle(self.ema.shadow, meta, folder, "arranger")
+
+
+def export_checkpoint(ckpt_path: str, folder: str) -> None:
+    """The bundle of a Lightning checkpoint (e.g. of a run stopped before it ended)."""
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
+    module = ArrangerModule(**hparams)
+    module.load_state_dict(state["state_dict"])
+    training = {"epochs": state["epoch"] + 1, "steps": state["global_step"],
+                "checkpoint": str(ckpt_path)}
+    best = [c.get("best_model_score") for c in state.get("callbacks", {}).values()
+            if isinstance(c, dict)]
+    if best and best[0] is not None:
+        training["val/loss"] = float(best[0])
+    module.save(folder, training)
+
