@@ -106,6 +106,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, metavar="PLAN.json",
                    help="where to write the plan")
 
+    p = sub.add_parser(
+        "generate", help="write a whole multi-track song (plan + arrangement) as MIDI",
+        description="Generate a song: plan it (or take --plan), then arrange every track at "
+        "once. Writes OUT (MIDI with named tracks, programs, section markers and chord names), "
+        "OUT's .plan.json, .png (piano roll) and .wav (when fluidsynth and a GM soundfont are "
+        "installed). With --accompany, --continue or --regenerate it works on an existing song "
+        "instead. The same seed writes the same bytes.")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--plan", type=Path, metavar="PLAN.json",
+                      help="arrange this plan (`structdiff plan` or `analyze --json` output)")
+    mode.add_argument("--accompany", metavar="FILE",
+                      help="keep this song's tracks and write the missing roles around them")
+    mode.add_argument("--continue", dest="continue_", metavar="FILE",
+                      help="extend this song by --bars bars (plan and notes)")
+    mode.add_argument("--regenerate", metavar="ROLE",
+                      help="rewrite the track of ROLE in --song, keeping the others")
+    p.add_argument("--song", metavar="FILE", help="the song for --regenerate")
+    p.add_argument("--bars", type=int, metavar="N",
+                   help="length in bars (default: the length of --form, else 32); with "
+                   "--continue: bars to add")
+    p.add_argument("--form", metavar="FORM", help='e.g. "i4 A8 B8 A8 o4" (kept exactly)')
+    p.add_argument("--chords", metavar="CHART", help='e.g. "C G | Am F | Dm7 G7 | C"')
+    p.add_argument("--key", metavar="KEY", help='e.g. "A minor", "Bb" (default: drawn)')
+    p.add_argument("--meter", default="4/4", metavar="N/D", help="time signature (default 4/4)")
+    p.add_argument("--style", metavar="STYLE",
+                   help="a style of the models, e.g. chorale, string_quartet (default: any)")
+    p.add_argument("--instruments", metavar="ROLE=GM,...",
+                   help="which roles play and on what General MIDI instrument, by name or "
+                   'number, e.g. "soprano=flute,alto=clarinet,tenor=horn,bass=bassoon" '
+                   "(roles: soprano, alto, tenor, bass, quintus; default: string quartet on "
+                   "soprano, alto, tenor, bass)")
+    p.add_argument("--intensity", metavar="LEVELS",
+                   help='per-section intensity: "high", "low,mid,high,mid" (one per section) '
+                   'or "A=low,B=high" (levels low, mid, high; default: the model chooses)')
+    p.add_argument("--variation", type=float, default=0.0, metavar="V",
+                   help="repeated sections: 0 copies the earlier one (default), up to 1 "
+                   "rewrites it freely")
+    p.add_argument("--tempo", type=float, default=100.0, metavar="BPM",
+                   help="quarter notes per minute (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
+                   help="sampler (default ddim)")
+    p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
+                   help="classifier-free guidance on style (and mode, intensity) "
+                   "(default 1: none)")
+    p.add_argument("--planner", type=Path, metavar="DIR",
+                   help="folder with planner.safetensors/.json (default: shipped)")
+    p.add_argument("--arranger", type=Path, metavar="DIR",
+                   help="folder with arranger.safetensors/.json (default: shipped)")
+    p.add_argument("--no-png", action="store_true", help="don't draw the piano roll")
+    p.add_argument("--no-wav", action="store_true", help="don't render audio")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT.mid",
+                   help="the MIDI file to write (the others go beside it)")
+
     p = sub.add_parser("train", help="train a model with LightningCLI (fit)",
                        description="Train a model: `structdiff train planner --config "
                        "configs/planner.yaml`. Every option after the model name goes to "
@@ -286,6 +341,88 @@ def _parse_meter(text: str) -> tuple[int, int]:
     return num, den
 
 
+def cmd_generate(args) -> int:
+    import time
+
+    from structdiff.analysis import song_plan
+    from structdiff.analysis.schema import PlanError, read_plan_song
+    from structdiff.data.io import read_song
+    from structdiff.models.bundle import BundleError
+    from structdiff.pipeline import generate as gen
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.plan import load_planner
+
+    if args.out.suffix.lower() not in (".mid", ".midi"):
+        raise UsageError(f"--out must end in .mid or .midi, got {args.out}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.bars is not None and args.bars < 1:
+        raise UsageError(f"--bars must be >= 1, got {args.bars}")
+    if not 0.0 <= args.variation <= 1.0:
+        raise UsageError(f"--variation must be between 0 and 1, got {args.variation}")
+    if not 10.0 <= args.tempo <= 400.0:
+        raise UsageError(f"--tempo must be between 10 and 400 bpm, got {args.tempo}")
+    if args.guidance < 0:
+        raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
+    song_mode = args.accompany or args.continue_ or args.regenerate
+    if song_mode and (args.form or args.chords or args.key):
+        raise UsageError("--form, --chords and --key make a new plan; they don't go with "
+                         "--accompany, --continue or --regenerate")
+    if args.plan and (args.form or args.chords or args.key or args.bars):
+        raise UsageError("--plan gives the form, chords, key and length; drop --form, "
+                         "--chords, --key and --bars")
+    if args.continue_ and args.bars is None:
+        raise UsageError("--continue needs --bars N (how many bars to add)")
+    if args.regenerate and not args.song:
+        raise UsageError("--regenerate ROLE needs --song FILE")
+    if args.song and not args.regenerate:
+        raise UsageError("--song goes with --regenerate ROLE")
+    meter = _parse_meter(args.meter)
+    try:
+        arranger = load_arranger(args.arranger)
+        planner = load_planner(args.planner) if not (args.accompany or args.regenerate
+                                                     or args.plan) else None
+    except BundleError as e:
+        raise UsageError(str(e)) from None
+    for name in ("style",):
+        value = getattr(args, name)
+        if value is not None and value not in arranger.styles:
+            raise UsageError(f"unknown style {value!r} (known: {', '.join(arranger.styles)})")
+    opts = gen.Options(style=args.style, seed=args.seed, steps=args.steps,
+                       sampler=args.sampler, guidance=args.guidance, variation=args.variation,
+                       intensity=args.intensity, progress=sys.stderr.isatty())
+    started = time.perf_counter()
+    if song_mode:
+        source = args.song if args.regenerate else (args.accompany or args.continue_)
+        song = read_song(source, role_map="satb")
+        song.plan = song_plan(song)
+        if args.accompany:
+            song = gen.accompany(arranger, song, opts, args.instruments)
+        elif args.continue_:
+            song = gen.continue_song(planner, arranger, song, args.bars, opts)
+        else:
+            song = gen.regenerate(arranger, song, args.regenerate, opts)
+    else:
+        plan_song = None
+        if args.plan:
+            try:
+                plan_song = read_plan_song(args.plan)
+            except PlanError as e:
+                raise UsageError(str(e)) from None
+        n_bars = args.bars if (args.bars or args.form or plan_song) else 32
+        song = gen.new_song(planner, arranger, opts, plan_song=plan_song, n_bars=n_bars,
+                            form=args.form, chords=args.chords, key=args.key, meter=meter,
+                            instruments=args.instruments, tempo=args.tempo)
+    seconds = time.perf_counter() - started
+    for line in gen.write_outputs(song, args.out, png=not args.no_png, wav=not args.no_wav):
+        print(line)
+    plan = song.plan
+    print(f"{song.n_bars} bars, {len([t for t in song.tracks if t.n_notes])} tracks, "
+          f"form {plan.form}, key {plan.key.name if plan.key else '?'}; "
+          f"generated in {seconds:.1f} s")
+    return 0
+
+
 def cmd_train(args) -> int:
     from structdiff.training.cli import run_training
 
@@ -317,6 +454,7 @@ _COMMANDS = {
     "prepare": cmd_prepare,
     "evaluate": cmd_evaluate,
     "plan": cmd_plan,
+    "generate": cmd_generate,
     "train": cmd_train,
 }
 

@@ -131,3 +131,31 @@ def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:
         return plan_from_dict(data, steps_per_quarter)
     except PlanError as e:
         raise PlanError(f"{path}: {e}") from None
+
+
+def read_plan_song(path: str | Path, steps_per_quarter: int = 4) -> Song:
+    """An empty song holding a plan file's bars (`n_bars`, `time_signatures`), tempo and plan,
+    ready to be arranged. Bars follow the meters from the start (a pickup is not recovered).
+    Raises `PlanError`."""
+    from structdiff.data.song import Tempo, TimeSignature, bar_grid
+
+    path = Path(path)
+    plan = read_plan(path, steps_per_quarter)
+    data = json.loads(path.read_text())
+    try:
+        n_bars = int(data["n_bars"])
+        tss = [TimeSignature(round(float(t["onset_qn"]) * steps_per_quarter),
+                             int(t["numerator"]), int(t["denominator"]))
+               for t in data.get("time_signatures") or []] or [TimeSignature(0, 4, 4)]
+        qpm = float(data.get("tempo_qpm") or 120.0)
+    except (KeyError, TypeError, ValueError) as e:
+        raise PlanError(f"bad plan {path}: {type(e).__name__}: {e}") from None
+    if n_bars < 1 or any(t.numerator < 1 or t.denominator < 1 for t in tss) or qpm <= 0:
+        raise PlanError(f"bad plan {path}: n_bars, meters and tempo must be positive")
+    longest = max(t.bar_steps(steps_per_quarter) for t in tss)
+    bars = bar_grid(tss, (n_bars + 1) * longest + max(t.step for t in tss), steps_per_quarter)
+    if len(bars) <= n_bars:
+        raise PlanError(f"bad plan {path}: its meters don't give {n_bars} bars")
+    end = int(bars[n_bars])
+    return Song([], bars[:n_bars].astype("int64"), end, tss, [Tempo(0, qpm)],
+                steps_per_quarter=steps_per_quarter, source=str(path), plan=plan)

@@ -390,18 +390,9 @@ def _read_entry(entry: _Entry, job: _Job) -> tuple[Song | None, dict]:
 
 def _analyzed_plan(song: Song) -> Plan:
     """The analyzed plan; parts the file itself carries (our own MIDI's chords, markers) win."""
-    from structdiff.analysis import analyze
+    from structdiff.analysis import song_plan
 
-    found = analyze(song)
-    given = song.plan
-    if given is None:
-        return found
-    return Plan(
-        key=given.key or found.key,
-        chords=given.chords or found.chords,
-        sections=given.sections or found.sections,
-        phrase_ends=given.phrase_ends or found.phrase_ends,
-    )
+    return song_plan(song)
 
 
 def _status(
