@@ -61,7 +61,7 @@ def window_bars(features: np.ndarray) -> np.ndarray:
 
 
 def key_shift(key: Key | None) -> int:
-    """Semitones (-5..6) to add to a song in `key` so that its tonic becomes C."""
+    """Semitones (-6..5) to add to a song in `key` so that its tonic becomes C."""
     if key is None:
         return 0
     return -(key.tonic if key.tonic <= 6 else key.tonic - 12)

@@ -37,7 +37,8 @@ def gm_program_names() -> list[str]:
 
 
 def parse_program(text: str) -> int:
-    """A GM program from a number 0-127 or a name (`violin`, `Church Organ`, `choir`)."""
+    """A GM program from a number 0-127 or a name (`violin`, `Church Organ`, `choir aahs`),
+    or a part of a name that only one program has (`harpsichord`)."""
     text = text.strip()
     if text.isdigit():
         value = int(text)

@@ -56,7 +56,8 @@ def step_padding(plan: torch.Tensor) -> torch.Tensor:
 def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: float,
                    p_infill: float, generator=None) -> torch.Tensor:
     """A known mask `[B, K, T]` per window: some playing tracks, the first bars, all but a
-    span, or nothing (the rest of the probability)."""
+    span, or nothing (the rest of the probability). A window with one playing track can't
+    show some of its tracks; its draw falls through to the next kinds."""
     B, K = present.shape
     mask = torch.zeros(B, K, T, dtype=torch.bool)
     unit = 4 * STEPS_PER_TOKEN  # a 4/4 bar at most; masks fall on token boundaries
@@ -68,7 +69,8 @@ def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: flo
             known = playing[torch.randperm(len(playing), generator=generator)[:n]]
             mask[b, known] = True
         elif r < p_tracks + p_prefix:
-            m = int(torch.randint(1, T // unit // 2 + 1, (), generator=generator)) * unit
+            m = int(torch.randint(1, max(1, T // unit // 2) + 1, (), generator=generator)) * unit
+            m = min(m, T - STEPS_PER_TOKEN)  # something is left to write
             mask[b, :, :m] = True
         elif r < p_tracks + p_prefix + p_infill:
             lo = int(torch.randint(0, T // STEPS_PER_TOKEN, (), generator=generator))

@@ -1,0 +1,141 @@
+"""The arranger network: shapes, the token embedding, and what each output may depend on."""
+
+import pytest
+import torch
+from torch import nn
+
+from structdiff.data.arrange_tensor import PLAN_FEATURES
+from structdiff.data.tokens import vocab_size
+from structdiff.models.arranger import Arranger, ArrangerConfig
+
+B, K, T = 2, 4, 32  # 8 tokens of 4 steps per track
+N = T // 4
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=32, n_layers=2, n_heads=2, dropout=0.0,
+                         max_distance=4)
+    m = Arranger(cfg)
+    # adaLN-zero starts every block as the identity, where nothing crosses tracks or time:
+    # random modulations and position biases make the blocks do something to test.
+    with torch.no_grad():
+        for module in m.modules():
+            if hasattr(module, "modulation"):
+                nn.init.normal_(module.modulation.weight, std=0.2)
+                nn.init.normal_(module.modulation.bias, std=0.2)
+        nn.init.normal_(m.time_bias.weight)
+        nn.init.normal_(m.plan_bias.weight)
+    return m.eval()
+
+
+def _inputs(seed=0, present=None):
+    g = torch.Generator().manual_seed(seed)
+    x_t = torch.randn(B, K, T, 8, generator=g)
+    plan = torch.rand(B, N, PLAN_FEATURES, generator=g)
+    plan[..., -1] = 0  # no padding
+    if present is None:
+        present = torch.ones(B, K, dtype=torch.bool)
+    cond = {"style": torch.tensor([0, 2]), "plan": plan, "present": present}
+    return x_t, torch.tensor([10, 500]), cond
+
+
+def test_forward_shape(model):
+    x_t, t, cond = _inputs()
+    logits = model(x_t, t, cond)
+    assert logits.shape == (B, K, T, model.cfg.vocab)
+    assert torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match="multiple of 4"):
+        model(x_t[:, :, :30], t, cond)
+
+
+def test_fewer_tracks_than_roles(model):
+    x_t, t, cond = _inputs()
+    cond["present"] = cond["present"][:, :2]
+    assert model(x_t[:, :2], t, cond).shape == (B, 2, T, model.cfg.vocab)
+
+
+def test_nearest_token_of_every_embedding_is_itself(model):
+    tokens = torch.arange(model.cfg.vocab)
+    x0 = model.embed(tokens)
+    assert x0.shape == (model.cfg.vocab, 8)
+    assert torch.allclose(x0.norm(dim=-1), torch.full((model.cfg.vocab,), 8**0.5))
+    assert torch.equal(model.nearest_tokens(x0), tokens)
+    grid = tokens.reshape(2, 7)
+    assert torch.equal(model.nearest_tokens(model.embed(grid)), grid)
+    # a little noise does not move a token to another one
+    noisy = x0 + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(model.nearest_tokens(noisy), tokens)
+
+
+def test_x0_from_sharp_logits_is_the_embedding(model):
+    V = model.cfg.vocab
+    tokens = torch.tensor([[0, 1, 5], [V - 1, 3, 3]])
+    logits = 1e4 * nn.functional.one_hot(tokens, V).float()
+    assert torch.allclose(model.x0_from_logits(logits), model.embed(tokens), atol=1e-6)
+    # flat logits give the mean embedding
+    flat = model.x0_from_logits(torch.zeros(V))
+    assert torch.allclose(flat, model.token_embeddings().mean(0), atol=1e-6)
+
+
+@torch.no_grad()
+def test_tracks_that_do_not_play_do_not_affect_those_that_play(model):
+    present = torch.tensor([[True, True, False, False]] * B)
+    x_t, t, cond = _inputs(present=present)
+    other = x_t.clone()
+    other[:, 2:] = torch.randn(other[:, 2:].shape, generator=torch.Generator().manual_seed(5))
+    a, b = model(x_t, t, cond), model(other, t, cond)
+    assert torch.allclose(a[:, :2], b[:, :2], atol=1e-5)
+    assert not torch.allclose(a[:, 2:], b[:, 2:], atol=1e-3)  # their own outputs do change
+    # when those tracks play, the others hear them: the check above could fail
+    cond_all = dict(cond, present=torch.ones(B, K, dtype=torch.bool))
+    a, b = model(x_t, t, cond_all), model(other, t, cond_all)
+    assert not torch.allclose(a[:, :2], b[:, :2], atol=1e-3)
+
+
+@torch.no_grad()
+def test_padding_tokens_do_not_affect_the_real_ones(model):
+    x_t, t, cond = _inputs()
+    cond["plan"][:, -2:, -1] = 1  # the last two tokens (8 steps) are padding
+    other = x_t.clone()
+    other[:, :, -8:] += 3.0
+    a, b = model(x_t, t, cond), model(other, t, cond)
+    assert torch.allclose(a[:, :, :-8], b[:, :, :-8], atol=1e-5)
+    # without padding they would
+    cond["plan"][:, -2:, -1] = 0
+    a, b = model(x_t, t, cond), model(other, t, cond)
+    assert not torch.allclose(a[:, :, :-8], b[:, :, :-8], atol=1e-3)
+
+
+@torch.no_grad()
+def test_known_context_is_read_only_where_the_mask_is_1(model):
+    x_t, t, cond = _inputs()
+    g = torch.Generator().manual_seed(7)
+    context = torch.randn(x_t.shape, generator=g)
+    mask = torch.zeros_like(x_t)
+    mask[:, 0] = 1  # the first track is known
+    base = model(x_t, t, dict(cond, context=context, mask=mask))
+    changed_known = context.clone()
+    changed_known[:, 0] += 1.0
+    assert not torch.allclose(base, model(x_t, t, dict(cond, context=changed_known, mask=mask)),
+                              atol=1e-3)
+    changed_unknown = context.clone()
+    changed_unknown[:, 1:] += 1.0
+    assert torch.allclose(base, model(x_t, t, dict(cond, context=changed_unknown, mask=mask)),
+                          atol=1e-5)
+    # no context given is the same as a zero mask
+    zero = torch.zeros_like(x_t)
+    assert torch.allclose(model(x_t, t, cond), model(x_t, t, dict(cond, context=context,
+                                                                  mask=zero)), atol=1e-5)
+
+
+@torch.no_grad()
+def test_style_and_plan_are_used(model):
+    x_t, t, cond = _inputs()
+    base = model(x_t, t, cond)
+    restyled = model(x_t, t, dict(cond, style=torch.tensor([1, 1])))
+    assert not torch.allclose(base, restyled, atol=1e-3)
+    replanned = model(x_t, t, dict(cond, plan=torch.roll(cond["plan"], 1, dims=1)))
+    assert not torch.allclose(base, replanned, atol=1e-3)

@@ -1,0 +1,425 @@
+"""Whole songs from the debug planner and arranger trained on a tiny corpus (CPU, seconds):
+`structdiff generate` in each of its modes, its option parsing, and its one-line errors."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from structdiff.analysis import analyze
+from structdiff.cli import main
+from structdiff.data.arrange_tensor import INTENSITIES
+from structdiff.data.io import read_song
+from structdiff.data.midi import write_midi
+from structdiff.data.prepare import prepare
+from structdiff.data.song import (
+    DURATION,
+    START,
+    VELOCITY,
+    Plan,
+    Section,
+    Song,
+    TimeSignature,
+)
+from structdiff.pipeline.arrange import VELOCITY_OF_INTENSITY, repeat_sources
+from structdiff.pipeline.generate import (
+    DEFAULT_INSTRUMENTS,
+    parse_instruments,
+    parse_intensity,
+    parse_program,
+)
+from tests.training.test_planner_training import CHORALES, _names_with_splits
+
+CONFIGS = Path(__file__).parents[2] / "configs" / "debug"
+SCHEMA_KEYS = {"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
+               "sections"}
+ROLES = ["soprano", "alto", "tenor", "bass", "quintus"]
+SATB = ["soprano", "alto", "tenor", "bass"]
+BAR = 16  # steps of a 4/4 bar
+
+
+def run(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse usage errors
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def by_role(path) -> dict[str, np.ndarray]:
+    song = read_song(path, role_map="satb")
+    return {t.role: t.notes for t in song.tracks}
+
+
+# -- models and songs, once per module ------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The networks are tiny: on shared cores, a second thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """The debug planner and arranger trained on the same tiny corpus, and two MIDI files of
+    bwv66.6: all four voices, and its soprano alone."""
+    root = tmp_path_factory.mktemp("generate")
+    midi = root / "midi"
+    midi.mkdir()
+    for ref, name in zip(CHORALES, _names_with_splits()):
+        write_midi(read_song(f"music21:{ref}"), midi / name)
+    prepare(midi, root / "prepared", workers=1, progress=False)
+    folders = {}
+    for model in ("planner", "arranger"):
+        folders[model] = root / model
+        code = main(["train", model, "--config", str(CONFIGS / f"{model}.yaml"),
+                     "--data.prepared", str(root / "prepared"), "--model.export_dir",
+                     str(folders[model]), "--trainer.default_root_dir", str(root / f"run_{model}")])
+        assert code == 0
+    chorale = read_song("music21:bach/bwv66.6")
+    write_midi(chorale, root / "bwv66.6.mid")
+    soprano = replace(chorale, tracks=[t for t in chorale.tracks if t.role == "soprano"])
+    write_midi(soprano, root / "soprano.mid")
+    return {"planner": folders["planner"], "arranger": folders["arranger"],
+            "chorale": root / "bwv66.6.mid", "soprano": root / "soprano.mid", "root": root}
+
+
+def _models(models):
+    return ["--planner", models["planner"], "--arranger", models["arranger"]]
+
+
+def _new(models, out, *extra, seed=3):
+    argv = ["generate", *_models(models), "--form", "A4 B4 A4", "--style", "chorale", "--seed",
+            str(seed), "--steps", "4", "--no-wav", *extra, "--out", str(out)]
+    return main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="module")
+def new_song(models):
+    out = models["root"] / "new" / "song.mid"
+    assert _new(models, out) == 0
+    return out
+
+
+# -- repeats --------------------------------------------------------------------------------
+
+
+def _song(n_bars, bar_steps=BAR):
+    bars = np.arange(n_bars, dtype=np.int64) * bar_steps
+    return Song([], bars, n_bars * bar_steps, [TimeSignature(0, 4, 4)])
+
+
+def _plan(form):
+    sections, bar = [], 0
+    for label, n in form:
+        sections.append(Section(bar, n, label))
+        bar += n
+    return Plan(sections=sections)
+
+
+def test_repeat_sources_map_a_repeated_section_to_its_first_bars():
+    src = repeat_sources(_song(16), _plan([("A", 4), ("B", 4), ("A", 4), ("C", 4)]))
+    assert src.tolist() == [-1] * 8 + [0, 1, 2, 3] + [-1] * 4
+
+
+def test_repeat_sources_of_a_shorter_or_longer_repeat():
+    src = repeat_sources(_song(10), _plan([("A", 4), ("B", 2), ("A", 2), ("A", 2)]))
+    assert src.tolist() == [-1] * 6 + [0, 1, 0, 1]
+    src = repeat_sources(_song(8), _plan([("A", 2), ("B", 2), ("A", 4)]))
+    assert src.tolist() == [-1] * 4 + [0, 1, -1, -1]
+
+
+def test_intro_and_outro_never_repeat():
+    plan = _plan([("i", 2), ("A", 2), ("o", 2), ("i", 2), ("A", 2), ("o", 2)])
+    assert repeat_sources(_song(12), plan).tolist() == [-1] * 8 + [2, 3, -1, -1]
+
+
+def test_bars_of_another_length_are_not_repeats():
+    song = _song(4)
+    song.bars = np.array([0, 16, 32, 48])  # the last bar is 3/4
+    song.end = 60
+    assert repeat_sources(song, _plan([("A", 2), ("A", 2)])).tolist() == [-1, -1, 0, -1]
+
+
+# -- option parsing -------------------------------------------------------------------------
+
+
+def test_parse_program_by_number_or_name():
+    assert parse_program("violin") == 40
+    assert parse_program("42") == 42
+    assert parse_program(" Church Organ ") == 19 and parse_program("church_organ") == 19
+    assert parse_program("flute") == 73 and parse_program("0") == 0
+    assert parse_program("choir aahs") == 52
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("kazoo", "unknown GM instrument 'kazoo'"),
+        ("piano", "instrument 'piano' is ambiguous: Acoustic Grand Piano"),
+        ("128", "GM program numbers are 0-127, got 128"),
+        ("-1", "unknown GM instrument '-1'"),
+    ],
+)
+def test_parse_program_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_program(text)
+
+
+def test_parse_program_full_names_and_unique_parts():
+    assert parse_program("choir aahs") == 52
+    assert parse_program("harpsichord") == 6
+    with pytest.raises(ValueError, match="ambiguous"):
+        parse_program("choir")
+
+
+def test_parse_instruments():
+    assert parse_instruments("soprano=flute, bass=cello", ROLES) == {"soprano": 73, "bass": 42}
+    assert parse_instruments("soprano=73; alto=violin", ROLES) == {"soprano": 73, "alto": 40}
+    default = parse_instruments(None, ROLES)
+    assert list(default) == SATB and default == {r: DEFAULT_INSTRUMENTS[r] for r in SATB}
+    assert parse_instruments("  ", ROLES) == default
+    assert list(parse_instruments(None, ["soprano", "bass"])) == ["soprano", "bass"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("viola=flute", "unknown role 'viola'"),
+        ("soprano", "ROLE=INSTRUMENT"),
+        ("soprano=kazoo", "unknown GM instrument"),
+        (",,", "names no role"),
+    ],
+)
+def test_parse_instruments_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_instruments(text, ROLES)
+
+
+def test_parse_intensity():
+    plan = _plan([("A", 4), ("B", 4), ("A", 4), ("C", 4)])
+    low, mid, high = range(len(INTENSITIES))
+    unknown = len(INTENSITIES)
+    assert parse_intensity(None, plan) is None and parse_intensity(" ", plan) is None
+    assert parse_intensity("high", plan) == [high] * 4
+    assert parse_intensity("low,mid,high,MID", plan) == [low, mid, high, mid]
+    assert parse_intensity("low mid high mid", plan) == [low, mid, high, mid]
+    assert parse_intensity("A=low,B=high", plan) == [low, high, low, unknown]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("low,high", "--intensity has 2 levels for 4 sections"),
+        ("loud", "intensity must be one of low, mid, high, got 'loud'"),
+        ("A=low,D=high", "intensity for section 'D', which the form lacks"),
+        ("A=low,high", "not both"),
+    ],
+)
+def test_parse_intensity_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_intensity(text, _plan([("A", 4), ("B", 4), ("A", 4), ("C", 4)]))
+
+
+# -- a new song -----------------------------------------------------------------------------
+
+
+def test_generate_writes_midi_plan_and_picture(new_song):
+    assert new_song.read_bytes()[:4] == b"MThd"
+    data = json.loads(new_song.with_name("song.plan.json").read_text())
+    assert set(data) == SCHEMA_KEYS
+    assert data["n_bars"] == 12
+    assert [(s["label"], s["start_bar"], s["n_bars"]) for s in data["sections"]] == [
+        ("A", 0, 4), ("B", 4, 4), ("A", 8, 4)]
+    assert [t["role"] for t in data["tracks"]] == SATB
+    assert [t["program"] for t in data["tracks"]] == [DEFAULT_INSTRUMENTS[r] for r in SATB]
+    assert data["chords"] and data["key"]["mode"] in ("major", "minor")
+    assert new_song.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not new_song.with_suffix(".wav").exists()
+
+
+def test_generated_midi_reads_back_as_four_voices(new_song):
+    song = read_song(new_song, role_map="satb")
+    assert song.n_bars == 12 and song.end == 12 * BAR
+    assert [t.role for t in song.tracks] == SATB
+    for t in song.tracks:
+        assert t.n_notes > 0
+        assert (t.notes[:, START] + t.notes[:, DURATION] <= song.end).all()
+        # no intensity given: the model's unknown level, one velocity for all
+        assert (t.notes[:, VELOCITY] == VELOCITY_OF_INTENSITY[len(INTENSITIES)]).all()
+    # the plan travels in the MIDI file (markers and chord names)
+    assert song.plan is not None and song.plan.form == "A4 B4 A4"
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(models, new_song, tmp_path):
+    again, other = tmp_path / "again.mid", tmp_path / "other.mid"
+    assert _new(models, again, "--no-png") == 0
+    assert again.read_bytes() == new_song.read_bytes()
+    assert (again.with_name("again.plan.json").read_text()
+            == new_song.with_name("song.plan.json").read_text())
+    assert _new(models, other, "--no-png", seed=4) == 0
+    assert other.read_bytes() != new_song.read_bytes()
+
+
+def _section_notes(notes: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Notes starting in [lo, hi), moved to start at 0 and cut at hi (a note held past the
+    section's end may go on differently after it)."""
+    inside = notes[(notes[:, START] >= lo) & (notes[:, START] < hi)].copy()
+    inside[:, START] -= lo
+    inside[:, DURATION] = np.minimum(inside[:, DURATION], hi - lo - inside[:, START])
+    return inside
+
+
+def test_a_repeated_section_is_copied_by_default(new_song):
+    for role, notes in by_role(new_song).items():
+        first = _section_notes(notes, 0, 4 * BAR)
+        again = _section_notes(notes, 8 * BAR, 12 * BAR)
+        assert len(first) > 0, role
+        assert np.array_equal(first, again), role
+
+
+def test_variation_1_writes_the_repeat_anew(models, tmp_path):
+    out = tmp_path / "varied.mid"
+    assert _new(models, out, "--no-png", "--variation", "1") == 0
+    tracks = by_role(out)
+    assert sorted(tracks) == sorted(SATB)
+    differ = [role for role, notes in tracks.items()
+              if not np.array_equal(_section_notes(notes, 0, 4 * BAR),
+                                    _section_notes(notes, 8 * BAR, 12 * BAR))]
+    assert differ  # an untrained model would have to repeat itself by chance in 4 bars
+
+
+# -- a given plan -----------------------------------------------------------------------------
+
+
+def test_generate_arranges_a_given_plan_and_keeps_it(models, tmp_path, capsys):
+    plan_path = tmp_path / "given.json"
+    code, out, err = run(capsys, "plan", "--model", models["planner"], "--form", "A2 B2 A2",
+                         "--key", "G major", "--seed", "1", "--steps", "4", "--out", plan_path)
+    assert code == 0, err
+    given = json.loads(plan_path.read_text())
+    song_path = tmp_path / "arranged.mid"
+    code, out, err = run(capsys, "generate", "--plan", plan_path, "--arranger",
+                         models["arranger"], "--instruments", "soprano=flute,bass=cello",
+                         "--intensity", "A=low,B=high", "--seed", "2", "--steps", "4",
+                         "--no-wav", "--no-png", "--out", song_path)
+    assert code == 0, err
+    assert "6 bars, 2 tracks, form A2 B2 A2, key G major" in out
+    written = json.loads(song_path.with_name("arranged.plan.json").read_text())
+    assert written["chords"] == given["chords"] and len(given["chords"]) >= 6
+    assert written["sections"] == given["sections"] and written["key"] == given["key"]
+    assert written["n_bars"] == given["n_bars"] == 6
+    song = read_song(song_path, role_map="satb")
+    assert [(t.role, t.program) for t in song.tracks] == [("soprano", 73), ("bass", 42)]
+    low, high = (VELOCITY_OF_INTENSITY[INTENSITIES.index(w)] for w in ("low", "high"))
+    for t in song.tracks:
+        assert t.n_notes > 0
+        in_b = (t.notes[:, START] >= 2 * BAR) & (t.notes[:, START] < 4 * BAR)
+        assert (t.notes[in_b, VELOCITY] == high).all() and (t.notes[~in_b, VELOCITY] == low).all()
+        assert in_b.any() and (~in_b).any()
+
+
+# -- existing songs ---------------------------------------------------------------------------
+
+
+def test_accompany_keeps_the_melody_and_writes_the_other_voices(models, tmp_path, capsys):
+    out = tmp_path / "accompanied.mid"
+    code, _, err = run(capsys, "generate", *_models(models), "--accompany", models["soprano"],
+                       "--seed", "1", "--steps", "4", "--no-wav", "--no-png", "--out", out)
+    assert code == 0, err
+    melody = by_role(models["soprano"])["soprano"]
+    song = read_song(out, role_map="satb")
+    tracks = {t.role: t for t in song.tracks}
+    assert [t.role for t in song.tracks] == SATB
+    assert np.array_equal(tracks["soprano"].notes, melody)
+    for role in ("alto", "tenor", "bass"):
+        t = tracks[role]
+        assert t.n_notes > 0 and t.program == DEFAULT_INSTRUMENTS[role]
+        assert (t.notes[:, START] + t.notes[:, DURATION] <= song.end).all()
+
+
+def test_regenerate_rewrites_one_voice_only(models, tmp_path, capsys):
+    out = tmp_path / "regenerated.mid"
+    code, _, err = run(capsys, "generate", "--arranger", models["arranger"], "--regenerate",
+                       "alto", "--song", models["chorale"], "--seed", "1", "--steps", "4",
+                       "--no-wav", "--no-png", "--out", out)
+    assert code == 0, err
+    before, after = by_role(models["chorale"]), by_role(out)
+    assert sorted(after) == sorted(SATB)
+    for role in ("soprano", "tenor", "bass"):
+        assert np.array_equal(after[role], before[role]), role
+    assert len(after["alto"]) > 0 and not np.array_equal(after["alto"], before["alto"])
+
+
+def test_continue_adds_bars_and_keeps_the_song(models, tmp_path, capsys):
+    out = tmp_path / "continued.mid"
+    code, _, err = run(capsys, "generate", *_models(models), "--continue", models["chorale"],
+                       "--bars", "4", "--seed", "1", "--steps", "4", "--no-wav", "--no-png",
+                       "--out", out)
+    assert code == 0, err
+    original = read_song(models["chorale"], role_map="satb")
+    longer = read_song(out, role_map="satb")
+    assert longer.n_bars == original.n_bars + 4
+    assert longer.end == original.end + 4 * BAR
+    before, after = by_role(models["chorale"]), by_role(out)
+    for role in SATB:
+        notes = after[role]
+        old = notes[notes[:, START] < original.end]
+        assert np.array_equal(old, before[role]), role
+        assert len(notes) > len(old), role  # something was added in the new bars
+    plan = json.loads(out.with_name("continued.plan.json").read_text())
+    assert plan["n_bars"] == original.n_bars + 4
+    key = analyze(original).key
+    assert plan["key"] == {"tonic": key.tonic, "mode": key.mode}
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make_argv, message",
+    [
+        (lambda m, d: ["--form", "A2", "--instruments", "soprano=kazoo"],
+         "unknown GM instrument 'kazoo'"),
+        (lambda m, d: ["--form", "A2 B2", "--intensity", "low,mid,high"],
+         "--intensity has 3 levels for 2 sections"),
+        (lambda m, d: ["--regenerate", "viola", "--song", m["chorale"]], "unknown role 'viola'"),
+        (lambda m, d: ["--regenerate", "quintus", "--song", m["chorale"]], "has no quintus track"),
+        (lambda m, d: ["--regenerate", "alto"], "--regenerate ROLE needs --song FILE"),
+        (lambda m, d: ["--continue", m["chorale"]], "--continue needs --bars N"),
+        (lambda m, d: ["--form", "A2", "--out", d / "song.wav"], "--out must end in .mid"),
+        (lambda m, d: ["--form", "A2", "--variation", "2"], "--variation must be between 0 and 1"),
+        (lambda m, d: ["--plan", d / "bad.json"], "cannot read plan"),
+        (lambda m, d: ["--plan", d / "bad.json", "--form", "A2"], "--plan gives the form"),
+        (lambda m, d: ["--accompany", d / "missing.mid"], "no such file"),
+        (lambda m, d: ["--accompany", m["chorale"], "--form", "A2"], "don't go with"),
+        (lambda m, d: ["--form", "A2", "--style", "jazz"], "unknown style 'jazz'"),
+        (lambda m, d: ["--form", "A2", "--steps", "0"], "--steps must be >= 1"),
+    ],
+    ids=[
+        "unknown-instrument", "intensity-count", "unknown-role", "missing-role",
+        "regenerate-without-song", "continue-without-bars", "out-not-midi", "variation-2",
+        "plan-not-json", "plan-with-form", "missing-accompany-file", "accompany-with-form",
+        "unknown-style", "steps-0",
+    ],
+)
+def test_bad_values_exit_2_with_one_line(models, tmp_path, capsys, make_argv, message):
+    (tmp_path / "bad.json").write_text("this is not JSON")
+    out = tmp_path / "out.mid"
+    extra = [str(a) for a in make_argv(models, tmp_path)]
+    if "--out" not in extra:
+        extra += ["--out", str(out)]
+    code, stdout, err = run(capsys, "generate", *_models(models), "--no-wav", "--steps", "2",
+                            *extra)
+    assert code == 2, err
+    assert message in err and err.startswith("structdiff: error:")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "song.wav").exists()

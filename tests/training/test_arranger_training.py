@@ -1,0 +1,191 @@
+"""Train the debug arranger on a tiny prepared corpus (CPU, seconds); its random contexts and
+intensity dropout."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from structdiff.cli import main
+from structdiff.data.arrange_tensor import (
+    INTENSITIES,
+    PLAN_FEATURES,
+    ROLES,
+    STEPS_PER_TOKEN,
+    feature_slice,
+)
+from structdiff.data.io import read_song
+from structdiff.data.midi import write_midi
+from structdiff.data.prepare import prepare
+from structdiff.models.arranger import Arranger
+from structdiff.pipeline.arrange import load_arranger
+from structdiff.training.arranger_module import drop_intensity, random_context, step_padding
+from tests.training.test_planner_training import CHORALES, _names_with_splits
+
+DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "arranger.yaml")
+UNIT = 4 * STEPS_PER_TOKEN  # a prefix is a whole number of 4/4 bars
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The network is tiny: on shared cores, a second thread only adds waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("arranger")
+    midi = root / "midi"
+    midi.mkdir()
+    for ref, name in zip(CHORALES, _names_with_splits()):
+        write_midi(read_song(f"music21:{ref}"), midi / name)
+    prepare(midi, root / "prepared", workers=1, progress=False)
+    export = root / "export"
+    code = main(["train", "arranger", "--config", DEBUG, "--data.prepared",
+                 str(root / "prepared"), "--model.export_dir", str(export),
+                 "--trainer.default_root_dir", str(root / "run")])
+    assert code == 0
+    return export
+
+
+def test_training_writes_a_loadable_bundle(trained):
+    assert (trained / "arranger.safetensors").stat().st_size > 10_000
+    meta = json.loads((trained / "arranger.json").read_text())
+    assert meta["kind"] == "arranger"
+    assert meta["roles"] == list(ROLES)
+    assert meta["training"]["steps"] >= 1 and meta["training"]["parameters"] > 0
+    assert meta["config"]["d_model"] == 32 and meta["config"]["n_plan"] == PLAN_FEATURES
+    assert meta["noise"]["prediction"] == "x0"
+    bundle = load_arranger(trained)
+    assert isinstance(bundle.model, Arranger) and not bundle.model.training
+    assert bundle.roles == list(ROLES) and bundle.styles == meta["styles"]
+    assert bundle.noise.num_train_timesteps == 100
+    assert (bundle.pitch_low, bundle.n_pitches) == (meta["pitch_low"], meta["n_pitches"])
+    assert next((trained.parent / "run").rglob("last.ckpt"), None) is not None
+
+
+# -- random contexts ------------------------------------------------------------------------
+
+PRESENT = torch.tensor([
+    [True, True, True, True, False],
+    [True, False, True, True, False],
+    [False, True, False, True, True],
+    [True, True, True, True, True],
+] * 16)  # 64 windows
+T = 64
+
+
+def _draw(p_tracks, p_prefix, p_infill, seed=0, present=PRESENT, steps=T):
+    g = torch.Generator().manual_seed(seed)
+    return random_context(present, steps, p_tracks, p_prefix, p_infill, g)
+
+
+def test_track_contexts_know_some_playing_tracks_over_all_steps():
+    for seed in range(5):
+        mask = _draw(1.0, 0.0, 0.0, seed)
+        assert mask.shape == (len(PRESENT), 5, T) and mask.dtype == torch.bool
+        sizes = set()
+        for b in range(len(PRESENT)):
+            per_track = mask[b].any(dim=1)
+            assert torch.equal(per_track, mask[b].all(dim=1))  # whole tracks
+            known, playing = set(torch.nonzero(per_track).flatten().tolist()), set(
+                torch.nonzero(PRESENT[b]).flatten().tolist())
+            assert known and known < playing  # absent tracks are never known
+            sizes.add(len(known))
+        assert len(sizes) > 1  # not always the same number of tracks
+
+
+def test_prefix_contexts_know_the_first_bars_of_every_track():
+    lengths = set()
+    for seed in range(5):
+        mask = _draw(0.0, 1.0, 0.0, seed)
+        for b in range(len(PRESENT)):
+            m = int(mask[b, 0].sum())
+            assert m % UNIT == 0 and UNIT <= m <= T // 2
+            assert mask[b, :, :m].all() and not mask[b, :, m:].any()
+            lengths.add(m)
+    assert lengths == {16, 32}
+
+
+def test_infill_contexts_leave_one_span_of_whole_tokens_free():
+    mask = _draw(0.0, 0.0, 1.0)
+    for b in range(len(PRESENT)):
+        assert torch.equal(mask[b], mask[b, :1].expand_as(mask[b]))  # the same for all tracks
+        free = torch.nonzero(~mask[b, 0]).flatten()
+        assert len(free) >= STEPS_PER_TOKEN and len(free) % STEPS_PER_TOKEN == 0
+        assert free[0] % STEPS_PER_TOKEN == 0
+        assert torch.equal(free, torch.arange(int(free[0]), int(free[-1]) + 1))  # one span
+
+
+def test_no_context_when_every_probability_is_0():
+    assert not _draw(0.0, 0.0, 0.0).any()
+
+
+def test_context_kinds_mix_by_their_probabilities():
+    mask = _draw(0.25, 0.25, 0.25, present=torch.ones(400, 4, dtype=torch.bool))
+    none = (~mask.flatten(1).any(dim=1)).float().mean()
+    tracks = (mask.all(dim=2).any(dim=1) & ~mask.all(dim=2).all(dim=1)).float().mean()
+    assert 0.15 < none < 0.35 and 0.15 < tracks < 0.35
+
+
+def test_the_same_generator_seed_gives_the_same_contexts():
+    assert torch.equal(_draw(0.3, 0.3, 0.3, seed=9), _draw(0.3, 0.3, 0.3, seed=9))
+    assert not torch.equal(_draw(0.3, 0.3, 0.3, seed=9), _draw(0.3, 0.3, 0.3, seed=10))
+
+
+def test_prefix_context_in_a_short_window():
+    mask = _draw(0.0, 1.0, 0.0, present=torch.ones(2, 4, dtype=torch.bool), steps=16)
+    assert mask.shape == (2, 4, 16)
+    # a prefix, and something left to write
+    assert mask[:, :, 0].all() and not mask[:, :, -1].any()
+
+
+# -- intensity dropout ------------------------------------------------------------------------
+
+
+def _plans(n=3, tokens=8, padded=2):
+    g = torch.Generator().manual_seed(0)
+    plan = torch.zeros(n, tokens, PLAN_FEATURES)
+    plan[..., : feature_slice("intensity").start] = torch.rand(n, tokens, 1, generator=g)
+    levels = torch.randint(0, len(INTENSITIES), (n, tokens), generator=g)
+    intensity = torch.nn.functional.one_hot(levels, len(INTENSITIES) + 1).float()
+    plan[..., feature_slice("intensity")] = intensity
+    plan[:, tokens - padded :] = 0
+    plan[:, tokens - padded :, -1] = 1
+    return plan
+
+
+def test_drop_intensity_sets_every_real_token_to_unknown():
+    plan = _plans()
+    before = plan.clone()
+    dropped = drop_intensity(plan, 1.0)
+    assert torch.equal(plan, before)  # the input is not changed in place
+    unknown = torch.zeros(len(INTENSITIES) + 1)
+    unknown[-1] = 1
+    real = dropped[:, :-2, feature_slice("intensity")]
+    assert torch.equal(real, unknown.expand_as(real))
+    assert torch.equal(dropped[:, -2:], plan[:, -2:])  # padding stays all zero
+    others = [i for i in range(PLAN_FEATURES) if not feature_slice("intensity").start <= i
+              < feature_slice("intensity").stop]
+    assert torch.equal(dropped[..., others], plan[..., others])
+
+
+def test_drop_intensity_0_changes_nothing_and_half_drops_whole_rows():
+    plan = _plans(n=200)
+    assert torch.equal(drop_intensity(plan, 0.0), plan)
+    dropped = drop_intensity(plan, 0.5, generator=torch.Generator().manual_seed(1))
+    changed = (dropped != plan).flatten(1).any(dim=1)
+    assert 0.35 < changed.float().mean() < 0.65
+    sl = feature_slice("intensity")
+    whole = (dropped[changed, :-2, sl.stop - 1] == 1).all()
+    assert whole  # a dropped row loses the intensity of every real token
+
+
+def test_step_padding_repeats_token_padding_over_its_steps():
+    pad = step_padding(_plans(n=1))
+    assert pad.shape == (1, 8 * STEPS_PER_TOKEN)
+    assert pad[0].tolist() == [False] * 24 + [True] * 8
