@@ -41,7 +41,7 @@ from structdiff.data.song import Chord, Plan, Section, Song
 from structdiff.metrics.evaluate import evaluate
 from structdiff.metrics.report import write_atomic
 from structdiff.pipeline.arrange import arrange, load_arranger
-from structdiff.pipeline.generate import DEFAULT_INSTRUMENTS, Options, new_song
+from structdiff.pipeline.generate import Options, new_song
 from structdiff.pipeline.plan import load_planner
 
 MUSPY = ("pitch_range", "n_pitches_used", "n_pitch_classes_used", "polyphony", "polyphony_rate",

@@ -143,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variation", type=float, default=0.0, metavar="V",
                    help="repeated sections: 0 copies the earlier one (default), up to 1 "
                    "rewrites it freely")
-    p.add_argument("--tempo", type=float, default=100.0, metavar="BPM",
-                   help="quarter notes per minute (default 100)")
+    p.add_argument("--tempo", type=float, metavar="BPM",
+                   help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
@@ -360,7 +360,7 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--bars must be >= 1, got {args.bars}")
     if not 0.0 <= args.variation <= 1.0:
         raise UsageError(f"--variation must be between 0 and 1, got {args.variation}")
-    if not 10.0 <= args.tempo <= 400.0:
+    if args.tempo is not None and not 10.0 <= args.tempo <= 400.0:
         raise UsageError(f"--tempo must be between 10 and 400 bpm, got {args.tempo}")
     if args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")

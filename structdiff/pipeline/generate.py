@@ -152,17 +152,21 @@ def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
 def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
              plan_song: Song | None = None, n_bars: int | None = None, form: str | None = None,
              chords: str | None = None, key: str | None = None, meter=(4, 4),
-             instruments: str | None = None, tempo: float = 100.0) -> Song:
+             instruments: str | None = None, tempo: float | None = None) -> Song:
     """A new song: the plan of `plan_song` (a given plan's empty song) or one from the planner
-    (`n_bars`, `form`, `chords`, `key`, `meter` fixed where given), then arranged."""
+    (`n_bars`, `form`, `chords`, `key`, `meter` fixed where given), then arranged. `tempo`
+    in quarter notes per minute (default: the given plan's, else 100)."""
     programs = parse_instruments(instruments, arranger.roles)
     if plan_song is None:
         plan, plan_song = generate_plan(planner, n_bars, style=opts.style, key=key, form=form,
                                         chords=chords, meter=meter, seed=opts.seed,
                                         steps=opts.steps, sampler=opts.sampler,
                                         guidance_scale=opts.guidance)
+    else:
+        tempo = tempo or (plan_song.tempo_qpm if plan_song.tempos else None)
     plan = plan_song.plan
-    song = replace(plan_song, tempos=[Tempo(0, float(tempo))], source="structdiff generate",
+    song = replace(plan_song, tempos=[Tempo(0, float(tempo or 100.0))],
+                   source="structdiff generate",
                    style=opts.style)
     notes = arrange(arranger, song, plan, list(programs), style=opts.style,
                     intensities=parse_intensity(opts.intensity, plan), seed=opts.seed,
