@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variation", type=float, default=0.0, metavar="V",
                    help="repeated sections: 0 copies the earlier one (default), up to 1 "
                    "rewrites it freely")
+    p.add_argument("--harmony", type=float, default=0.0, metavar="H",
+                   help="lean toward the plan's chords: striking a non-chord tone is made "
+                   "e^H times less likely (default 0: the model alone; try 1-3)")
     p.add_argument("--tempo", type=float, metavar="BPM",
                    help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -360,6 +363,8 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--bars must be >= 1, got {args.bars}")
     if not 0.0 <= args.variation <= 1.0:
         raise UsageError(f"--variation must be between 0 and 1, got {args.variation}")
+    if not 0.0 <= args.harmony <= 100.0:
+        raise UsageError(f"--harmony must be between 0 and 100, got {args.harmony}")
     if args.tempo is not None and not 10.0 <= args.tempo <= 400.0:
         raise UsageError(f"--tempo must be between 10 and 400 bpm, got {args.tempo}")
     if args.guidance < 0:
@@ -390,7 +395,7 @@ def cmd_generate(args) -> int:
             raise UsageError(f"unknown style {value!r} (known: {', '.join(arranger.styles)})")
     opts = gen.Options(style=args.style, seed=args.seed, steps=args.steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
-                       intensity=args.intensity, progress=sys.stderr.isatty())
+                       harmony=args.harmony, intensity=args.intensity, progress=sys.stderr.isatty())
     started = time.perf_counter()
     if song_mode:
         source = args.song if args.regenerate else (args.accompany or args.continue_)

@@ -13,6 +13,11 @@ bars, which start from them noised part of the way (`structdiff.diffusion.sample
 
 Notes are generated transposed to C (or A minor) and moved back to the plan's key; velocities
 follow each section's intensity.
+
+`harmony` > 0 leans the sampler toward the plan's chords: at every denoising step, the logits
+of striking a pitch that is not a tone of the chord sounding at that step are lowered by
+`harmony` (0, the default, leaves the model alone; passing and neighbour tones get rarer as it
+grows). Held notes are not touched.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from structdiff.analysis.chords import QUALITIES, QUALITY_INTERVALS
 from structdiff.data.arrange_tensor import (
     INTENSITIES,
     WINDOW_STEPS,
@@ -34,7 +40,7 @@ from structdiff.data.arrange_tensor import (
     transpose_song,
 )
 from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
-from structdiff.data.tokens import REST, decode_tokens, encode_tokens
+from structdiff.data.tokens import N_SPECIAL, REST, decode_tokens, encode_tokens
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
@@ -82,6 +88,25 @@ def repeat_sources(song: Song, plan: Plan) -> np.ndarray:
     return src
 
 
+def harmony_bias(sp, vocab: int, pitch_low: int, strength: float) -> np.ndarray:
+    """Logit offsets `[T, vocab]`: -strength for striking a non-chord tone under a chord (the
+    chords of `sp` are relative to the tonic, the tokens' pitches transposed to C), else 0."""
+    T = sp.n_steps
+    bias = np.zeros((T, vocab), dtype=np.float32)
+    if strength == 0.0:
+        return bias
+    tones = np.zeros((len(QUALITIES), 12, 12), dtype=bool)  # [quality, root, pitch class]
+    for q, quality in enumerate(QUALITIES):
+        for root in range(12):
+            for i in QUALITY_INTERVALS.get(quality, ()):
+                tones[q, root, (root + i) % 12] = True
+    has_chord = (sp.root < 12) & (sp.quality != QUALITIES.index("N"))
+    pcs = (pitch_low + np.arange(vocab - N_SPECIAL)) % 12
+    step_tones = tones[sp.quality[has_chord], sp.root[has_chord]]  # [T', 12]
+    bias[has_chord, N_SPECIAL:] = np.where(step_tones[:, pcs], 0.0, -strength)
+    return bias
+
+
 def arrange(
     bundle: ArrangerBundle,
     song: Song,
@@ -97,6 +122,7 @@ def arrange(
     sampler: str = "ddim",
     guidance_scale: float = 1.0,
     variation: float = 0.0,
+    harmony: float = 0.0,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
@@ -117,6 +143,8 @@ def arrange(
         raise ValueError(f"unknown style {style!r} (known: {', '.join(bundle.styles)})")
     if not 0.0 <= variation <= 1.0:
         raise ValueError(f"variation must be in 0..1, got {variation}")
+    if not 0.0 <= harmony <= 100.0:
+        raise ValueError(f"harmony must be in 0..100, got {harmony}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if song.n_bars < 1 or song.end < 1:
@@ -141,13 +169,17 @@ def arrange(
     done[present, :known_until] = True
     sp = step_plan(song, plan, intensities)
     src = repeat_sources(song, plan)
+    bias = harmony_bias(sp, model.cfg.vocab, bundle.pitch_low, harmony)
 
     n_styles = len(bundle.styles)
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
 
     def denoiser(x_t, t, c):
-        return model.x0_from_logits(model(x_t, t, c))
+        logits = model(x_t, t, c)
+        if "bias" in c:
+            logits = logits + c["bias"]
+        return model.x0_from_logits(logits)
 
     generator = torch.Generator().manual_seed(seed)
     bars, ends = song.bars, song.bar_ends
@@ -176,7 +208,7 @@ def arrange(
         tokens = _arrange_window(
             model, bundle.noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
             style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
-            generator,
+            generator, bias if harmony else None,
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = tokens[:, pos - ws : new_end - ws][free]
@@ -201,7 +233,7 @@ def arrange(
 
 def _arrange_window(model, noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
                     style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
-                    generator) -> np.ndarray:
+                    generator, bias=None) -> np.ndarray:
     """Sample the window [ws, ws + W): tokens `[K, W]`."""
     K, T = canvas.shape
     W = WINDOW_STEPS
@@ -212,6 +244,10 @@ def _arrange_window(model, noise, canvas, done, src, sp, song, ws, pos, new_end,
     known[:, : hi - ws] = done[:, ws:hi]
     plan = torch.from_numpy(token_features(sp, ws, W))[None]
     cond = {"style": style_index, "plan": plan, "present": present_t}
+    if bias is not None:
+        window_bias = np.zeros((W, bias.shape[1]), dtype=np.float32)
+        window_bias[: hi - ws] = bias[ws:hi]
+        cond["bias"] = torch.from_numpy(window_bias)[None, None]  # [1, 1, W, V]
 
     guide = guide_mask = None
     if variation > 0.0:

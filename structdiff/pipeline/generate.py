@@ -15,7 +15,7 @@ bytes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +129,16 @@ class Options:
     sampler: str = "ddim"
     guidance: float = 1.0
     variation: float = 0.0
+    harmony: float = 0.0
     intensity: str | None = None
     progress: bool = False
-    extra: dict = field(default_factory=dict)
+
+    def arrange_kwargs(self) -> dict:
+        """The keyword arguments of `arrange` these options set."""
+        return {"style": self.style, "seed": self.seed, "steps": self.steps,
+                "sampler": self.sampler, "guidance_scale": self.guidance,
+                "variation": self.variation, "harmony": self.harmony,
+                "progress": self.progress}
 
 
 def _track_name(role: str, program: int) -> str:
@@ -168,10 +175,8 @@ def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
     song = replace(plan_song, tempos=[Tempo(0, float(tempo or 100.0))],
                    source="structdiff generate",
                    style=opts.style)
-    notes = arrange(arranger, song, plan, list(programs), style=opts.style,
-                    intensities=parse_intensity(opts.intensity, plan), seed=opts.seed,
-                    steps=opts.steps, sampler=opts.sampler, guidance_scale=opts.guidance,
-                    variation=opts.variation, progress=opts.progress)
+    notes = arrange(arranger, song, plan, list(programs),
+                    intensities=parse_intensity(opts.intensity, plan), **opts.arrange_kwargs())
     return _arranged_song(song, plan, notes, programs, [])
 
 
@@ -197,10 +202,8 @@ def accompany(arranger: ArrangerBundle, song: Song, opts: Options,
         raise ValueError(f"{song.source} already fills every role asked for "
                          f"({', '.join(have)}); name others with --instruments")
     notes = arrange(arranger, song, song.plan, have + list(programs), known_roles=tuple(have),
-                    style=opts.style, intensities=parse_intensity(opts.intensity, song.plan),
-                    seed=opts.seed, steps=opts.steps, sampler=opts.sampler,
-                    guidance_scale=opts.guidance, variation=opts.variation,
-                    progress=opts.progress)
+                    intensities=parse_intensity(opts.intensity, song.plan),
+                    **opts.arrange_kwargs())
     return _arranged_song(song, song.plan, notes, programs, list(song.tracks))
 
 
@@ -213,11 +216,8 @@ def continue_song(planner: PlannerBundle, arranger: ArrangerBundle, song: Song, 
                                seed=opts.seed, steps=opts.steps, sampler=opts.sampler,
                                guidance_scale=opts.guidance)
     longer = replace(longer, tracks=song.tracks)
-    notes = arrange(arranger, longer, plan, roles, known_until=int(song.bars[-1] + (
-        song.bar_ends[-1] - song.bars[-1])), style=opts.style,
-        intensities=parse_intensity(opts.intensity, plan), seed=opts.seed, steps=opts.steps,
-        sampler=opts.sampler, guidance_scale=opts.guidance, variation=opts.variation,
-        progress=opts.progress)
+    notes = arrange(arranger, longer, plan, roles, known_until=int(song.end),
+                    intensities=parse_intensity(opts.intensity, plan), **opts.arrange_kwargs())
     tracks = []
     for t in song.tracks:
         more = notes.pop(t.role, None) if t.role else None
@@ -235,10 +235,9 @@ def regenerate(arranger: ArrangerBundle, song: Song, role: str, opts: Options) -
     if role not in roles:
         raise ValueError(f"{song.source} has no {role} track (it has: {', '.join(roles)})")
     others = tuple(r for r in roles if r != role)
-    notes = arrange(arranger, song, song.plan, roles, known_roles=others, style=opts.style,
-                    intensities=parse_intensity(opts.intensity, song.plan), seed=opts.seed,
-                    steps=opts.steps, sampler=opts.sampler, guidance_scale=opts.guidance,
-                    variation=opts.variation, progress=opts.progress)
+    notes = arrange(arranger, song, song.plan, roles, known_roles=others,
+                    intensities=parse_intensity(opts.intensity, song.plan),
+                    **opts.arrange_kwargs())
     tracks, placed = [], False
     for t in song.tracks:
         if t.role != role:

@@ -423,3 +423,46 @@ def test_bad_values_exit_2_with_one_line(models, tmp_path, capsys, make_argv, me
     assert message in err and err.startswith("structdiff: error:")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "song.wav").exists()
+
+
+# -- leaning toward the chords ----------------------------------------------------------------
+
+
+def test_harmony_bias_lowers_non_chord_tones_under_a_chord_only():
+    from structdiff.data.arrange_tensor import step_plan
+    from structdiff.data.song import Chord, Key
+    from structdiff.data.tokens import N_SPECIAL
+    from structdiff.pipeline.arrange import harmony_bias
+
+    song = _song(2)
+    # bar 1: D minor in D minor (tonic chord, relative root 0); bar 2: no chord
+    plan = Plan(key=Key(2, "minor"), chords=[Chord(0, BAR, 2, "min", 2)],
+                sections=[Section(0, 2, "A")])
+    sp = step_plan(song, plan)
+    bias = harmony_bias(sp, N_SPECIAL + 54, 33, 3.0)
+
+    def token(pitch):  # pitches are in C (the tonic moved to C): the chord is C minor
+        return N_SPECIAL + pitch - 33
+
+    assert bias.shape == (2 * BAR, N_SPECIAL + 54)
+    for pitch in (60, 63, 67, 48):  # C, Eb, G
+        assert bias[0, token(pitch)] == 0
+    for pitch in (62, 64, 65):  # D, E, F
+        assert bias[0, token(pitch)] == -3.0
+    assert (bias[:, :N_SPECIAL] == 0).all()  # rest and hold untouched
+    assert (bias[BAR:] == 0).all()  # no chord, no lean
+    assert (harmony_bias(sp, N_SPECIAL + 54, 33, 0.0) == 0).all()
+
+
+def test_harmony_raises_the_chord_tone_ratio(models, tmp_path):
+    from structdiff.analysis.schema import read_plan
+    from structdiff.metrics.harmony import chord_tone_ratio
+
+    ratios = []
+    for harmony in (0, 8):
+        out = tmp_path / f"h{harmony}.mid"
+        assert _new(models, out, "--harmony", harmony, seed=5) == 0
+        plan = read_plan(out.with_name(out.stem + ".plan.json"))
+        ratios.append(chord_tone_ratio(read_song(out), plan.chords))
+    assert ratios[1] > ratios[0] + 0.05, ratios
+    assert ratios[1] > 0.6, ratios  # held notes across a chord change are not leaned on
