@@ -2,7 +2,7 @@
 
     .venv/bin/python evaluation/arranger_quality.py [--n 40] [--bars 32] [--steps 10 20 50]
         [--prepared data/music21] [--work out/arranger_quality]
-        [--out evaluation/results/arranger_quality.md]
+        [--out evaluation/results/arranger_quality.md] [--harmony 2]
 
 Sets, all scored with `structdiff.metrics.evaluate` (MIDI files with `.plan.json` sidecars, so
 every song is measured against the plan it was made from):
@@ -13,7 +13,8 @@ every song is measured against the plan it was made from):
   roles, arranged by the shipped arranger at S DDIM steps (seed i for song i). What the
   arranger adds to a plan, compared note for note with what the composer wrote;
 - generated S: whole new songs from the shipped planner and arranger (`structdiff generate`'s
-  pipeline: 4/4, `--bars` bars, the style and key of song i, the four SATB roles), S steps.
+  pipeline: 4/4, `--bars` bars, the style and key of song i, the four SATB roles), S steps;
+- both again at 20 steps with `--harmony` (the sampler leaning toward the plan's chords).
 
 The reference of every comparison is the real set. Reported: the chord-tone ratio (notes
 against their plan's chords; real songs against their analyzed plan), the same-label /
@@ -87,6 +88,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("out/arranger_quality"))
     parser.add_argument("--out", type=Path, default=Path("evaluation/results/arranger_quality.md"))
     parser.add_argument("--arranger", type=Path, default=None)
+    parser.add_argument("--harmony", type=float, default=2.0,
+                        help="also arrange and generate at 20 steps with this --harmony "
+                        "(0: don't)")
     args = parser.parse_args()
 
     arranger = load_arranger(args.arranger)
@@ -100,9 +104,11 @@ def main() -> None:
         write_song(song, args.work / "real", f"song{i:03d}")
 
     rows, times = {}, {}
-    for steps in args.steps:
+    runs = [(steps, 0.0) for steps in args.steps] + ([(20, args.harmony)] if args.harmony else [])
+    for steps, harmony in runs:
         for kind in ("arranged", "generated"):
-            folder = args.work / f"{kind}{steps}"
+            tag = f"{kind}{steps}" + (f"h{harmony:g}" if harmony else "")
+            folder = args.work / tag
             seconds = []
             for i, song in enumerate(tqdm(real, desc=f"{kind} at {steps} steps", unit="song")):
                 style = song.style if song.style in arranger.styles else None
@@ -111,21 +117,21 @@ def main() -> None:
                     roles = [r for r in song.roles if r in arranger.roles]
                     empty = replace(song, tracks=[])
                     notes = arrange(arranger, empty, song.plan, roles, style=style, seed=i,
-                                    steps=steps)
+                                    steps=steps, harmony=harmony)
                     tracks = [t for t in song.tracks if t.role in notes]
                     out = replace(song, tracks=[replace(t, notes=notes[t.role]) for t in tracks])
                 else:
                     key = song.plan.key.name if song.plan.key else None
-                    out = new_song(planner, arranger, Options(style=style, seed=i, steps=steps),
-                                   n_bars=args.bars, key=key)
+                    opts = Options(style=style, seed=i, steps=steps, harmony=harmony)
+                    out = new_song(planner, arranger, opts, n_bars=args.bars, key=key)
                 seconds.append(time.perf_counter() - started)
                 write_song(out, folder, f"song{i:03d}")
-            times[(kind, steps)] = float(np.mean(seconds))
-            result = evaluate(folder, args.work / "real", args.work / f"eval_{kind}{steps}",
-                              progress=False, title=f"{kind}, {steps} steps")
-            rows[(kind, steps)] = result["aggregate"]
+            times[tag] = float(np.mean(seconds))
+            result = evaluate(folder, args.work / "real", args.work / f"eval_{tag}",
+                              progress=False, title=tag)
+            rows[tag] = result["aggregate"]
 
-    columns = [(k, s) for s in args.steps for k in ("arranged", "generated")]
+    columns = list(rows)
     lines = [
         "# Arranger quality against the test split",
         "",
@@ -137,7 +143,9 @@ def main() -> None:
         "Means (real | each set), then for MusPy metrics the overlapping area (OA) with the "
         "real distribution.",
         "",
-        "| metric | real | " + " | ".join(f"{k} {s}" for k, s in columns) + " |",
+        "Columns: set and steps (`h2`: with `--harmony 2`).",
+        "",
+        "| metric | real | " + " | ".join(columns) + " |",
         "|---|---:|" + "---:|" * len(columns),
     ]
     first = rows[columns[0]]
