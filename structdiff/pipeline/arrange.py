@@ -188,6 +188,10 @@ def arrange(
     bar_progress = tqdm(total=song.n_bars, desc="arranging", unit="bar", disable=not progress)
     while pos < T:
         b = bar_at[pos]
+        if done[present, pos : int(ends[b])].all():  # known already: nothing to write
+            pos = int(ends[b])
+            bar_progress.update(1)
+            continue
         if variation == 0.0 and src[b] >= 0:
             lo, n = int(bars[src[b]]), int(lengths[b])
             free = ~done[:, pos : pos + n]
