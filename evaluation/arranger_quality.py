@@ -13,8 +13,10 @@ every song is measured against the plan it was made from):
   roles, arranged by the shipped arranger at S DDIM steps (seed i for song i). What the
   arranger adds to a plan, compared note for note with what the composer wrote;
 - generated S: whole new songs from the shipped planner and arranger (`structdiff generate`'s
-  pipeline: 4/4, `--bars` bars, the style and key of song i, the four SATB roles), S steps;
-- both again at 20 steps with `--harmony` (the sampler leaning toward the plan's chords).
+  pipeline: 4/4, `--bars` bars or `--form`, the style and key of song i, the four SATB
+  roles), S steps;
+- both with `--harmony` (default 2, as `structdiff generate`: the sampler leaning toward the
+  plan's chords), and again at 20 steps with harmony 0, the model alone.
 
 The reference of every comparison is the real set. Reported: the chord-tone ratio (notes
 against their plan's chords; real songs against their analyzed plan), the same-label /
@@ -88,9 +90,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("out/arranger_quality"))
     parser.add_argument("--out", type=Path, default=Path("evaluation/results/arranger_quality.md"))
     parser.add_argument("--arranger", type=Path, default=None)
+    parser.add_argument("--form", default=None,
+                        help='the form of the generated songs (e.g. "A8 B8 A8 C8"; default: '
+                        "the planner's)")
     parser.add_argument("--harmony", type=float, default=2.0,
-                        help="also arrange and generate at 20 steps with this --harmony "
-                        "(0: don't)")
+                        help="--harmony of every set (default 2, generate's); the sets are "
+                        "also made at 20 steps with harmony 0, the model alone")
     args = parser.parse_args()
 
     arranger = load_arranger(args.arranger)
@@ -104,10 +109,10 @@ def main() -> None:
         write_song(song, args.work / "real", f"song{i:03d}")
 
     rows, times = {}, {}
-    runs = [(steps, 0.0) for steps in args.steps] + ([(20, args.harmony)] if args.harmony else [])
+    runs = [(steps, args.harmony) for steps in args.steps] + ([(20, 0.0)] if args.harmony else [])
     for steps, harmony in runs:
         for kind in ("arranged", "generated"):
-            tag = f"{kind}{steps}" + (f"h{harmony:g}" if harmony else "")
+            tag = f"{kind}{steps}" + ("" if harmony == args.harmony else f"h{harmony:g}")
             folder = args.work / tag
             seconds = []
             for i, song in enumerate(tqdm(real, desc=f"{kind} at {steps} steps", unit="song")):
@@ -123,7 +128,8 @@ def main() -> None:
                 else:
                     key = song.plan.key.name if song.plan.key else None
                     opts = Options(style=style, seed=i, steps=steps, harmony=harmony)
-                    out = new_song(planner, arranger, opts, n_bars=args.bars, key=key)
+                    out = new_song(planner, arranger, opts, n_bars=None if args.form else args.bars,
+                                   form=args.form, key=key)
                 seconds.append(time.perf_counter() - started)
                 write_song(out, folder, f"song{i:03d}")
             times[tag] = float(np.mean(seconds))
@@ -136,14 +142,17 @@ def main() -> None:
         "# Arranger quality against the test split",
         "",
         f"`.venv/bin/python evaluation/arranger_quality.py --n {args.n} --bars {args.bars} "
-        f"--steps {' '.join(map(str, args.steps))}`: {len(real)} test songs cut to {args.bars} "
+        f"--steps {' '.join(map(str, args.steps))} --harmony {args.harmony:g}"
+        + (f' --form "{args.form}"' if args.form else "")
+        + f"`: {len(real)} test songs cut to {args.bars} "
         f"bars. Arranged: their plans arranged by the shipped arranger; generated: new "
         f"songs from the planner and arranger. DDIM, torch threads: {torch.get_num_threads()}.",
         "",
         "Means (real | each set), then for MusPy metrics the overlapping area (OA) with the "
         "real distribution.",
         "",
-        "Columns: set and steps (`h2`: with `--harmony 2`).",
+        f"Columns: set and steps, all with `--harmony {args.harmony:g}` but `h0`: the model "
+        "alone.",
         "",
         "| metric | real | " + " | ".join(columns) + " |",
         "|---|---:|" + "---:|" * len(columns),

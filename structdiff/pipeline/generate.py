@@ -22,7 +22,7 @@ import numpy as np
 
 from structdiff.data.arrange_tensor import INTENSITIES
 from structdiff.data.song import Plan, Song, Tempo, Track, sort_notes
-from structdiff.pipeline.arrange import ArrangerBundle, arrange
+from structdiff.pipeline.arrange import DEFAULT_HARMONY, ArrangerBundle, arrange
 from structdiff.pipeline.plan import PlannerBundle, extend_plan, generate_plan
 
 DEFAULT_INSTRUMENTS = {"soprano": 40, "alto": 40, "tenor": 41, "bass": 42, "quintus": 41}
@@ -129,7 +129,7 @@ class Options:
     sampler: str = "ddim"
     guidance: float = 1.0
     variation: float = 0.0
-    harmony: float = 0.0
+    harmony: float = DEFAULT_HARMONY
     intensity: str | None = None
     progress: bool = False
 

@@ -454,6 +454,21 @@ def test_harmony_bias_lowers_non_chord_tones_under_a_chord_only():
     assert (harmony_bias(sp, N_SPECIAL + 54, 33, 0.0) == 0).all()
 
 
+def test_harmony_bias_discourages_holding_into_a_new_chord():
+    from structdiff.data.arrange_tensor import step_plan
+    from structdiff.data.song import Chord, Key
+    from structdiff.data.tokens import HOLD, N_SPECIAL
+    from structdiff.pipeline.arrange import HOLD_AT_CHANGE, harmony_bias
+
+    song = _song(2)
+    plan = Plan(key=Key(0, "major"), chords=[Chord(0, 8, 0, "maj", 0), Chord(8, 24, 7, "maj", 7)],
+                sections=[Section(0, 2, "A")])
+    bias = harmony_bias(step_plan(song, plan), N_SPECIAL + 54, 33, 2.0)
+    assert bias[8, HOLD] == -2.0 * HOLD_AT_CHANGE  # G major begins: holding is leaned against
+    assert (np.delete(bias[:, HOLD], 8) == 0).all()
+    assert bias[8, N_SPECIAL + 67 - 33] == 0 and bias[8, N_SPECIAL + 60 - 33] == -2.0  # G, C
+
+
 def test_harmony_raises_the_chord_tone_ratio(models, tmp_path):
     from structdiff.analysis.schema import read_plan
     from structdiff.metrics.harmony import chord_tone_ratio
