@@ -25,7 +25,7 @@ dissonance rate of arranged test plans meets that of the real songs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,45 @@ def repeat_sources(song: Song, plan: Plan) -> np.ndarray:
             if bar < song.n_bars and source < bar and lengths[bar] == lengths[source]:
                 src[bar] = source
     return src
+
+
+def repeat_chords(song: Song, plan: Plan, from_bar: int = 0) -> Plan:
+    """The plan with every repeated bar (`repeat_sources`) from `from_bar` on given the chords
+    of the bar it repeats, so that a repeated section's music and its chords agree. Other bars
+    keep theirs."""
+    src = repeat_sources(song, plan)
+    src[:from_bar] = -1
+    if not (src >= 0).any():
+        return plan
+    bars, ends = song.bars, song.bar_ends
+    repeated = np.zeros(int(song.end), dtype=bool)
+    for b in np.nonzero(src >= 0)[0]:
+        repeated[int(bars[b]) : int(ends[b])] = True
+    chords = []
+    for c in plan.chords:  # cut the chords out of the repeated bars
+        lo = c.onset
+        for step in range(c.onset, c.onset + c.duration + 1):
+            inside = step < c.onset + c.duration and not repeated[min(step, len(repeated) - 1)]
+            if not inside:
+                if step > lo:
+                    chords.append(replace(c, onset=lo, duration=step - lo))
+                lo = step + 1
+    for b in np.nonzero(src >= 0)[0]:  # and copy the source bars' chords in
+        lo, hi, shift = int(bars[src[b]]), int(ends[src[b]]), int(bars[b] - bars[src[b]])
+        for c in plan.chords:
+            start, end = max(c.onset, lo), min(c.onset + c.duration, hi)
+            if end > start:
+                chords.append(replace(c, onset=start + shift, duration=end - start))
+    chords.sort(key=lambda c: c.onset)
+    merged: list = []
+    for c in chords:  # a chord cut in two by a bar line of the copy joins up again
+        last = merged[-1] if merged else None
+        if (last is not None and last.onset + last.duration == c.onset
+                and (last.root, last.quality, last.bass) == (c.root, c.quality, c.bass)):
+            merged[-1] = replace(last, duration=last.duration + c.duration)
+        else:
+            merged.append(c)
+    return replace(plan, chords=merged)
 
 
 def harmony_bias(sp, vocab: int, pitch_low: int, strength: float) -> np.ndarray:

@@ -22,7 +22,7 @@ import numpy as np
 
 from structdiff.data.arrange_tensor import INTENSITIES
 from structdiff.data.song import Plan, Song, Tempo, Track, sort_notes
-from structdiff.pipeline.arrange import DEFAULT_HARMONY, ArrangerBundle, arrange
+from structdiff.pipeline.arrange import DEFAULT_HARMONY, ArrangerBundle, arrange, repeat_chords
 from structdiff.pipeline.plan import PlannerBundle, extend_plan, generate_plan
 
 DEFAULT_INSTRUMENTS = {"soprano": 40, "alto": 40, "tenor": 41, "bass": 42, "quintus": 41}
@@ -161,14 +161,17 @@ def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
              chords: str | None = None, key: str | None = None, meter=(4, 4),
              instruments: str | None = None, tempo: float | None = None) -> Song:
     """A new song: the plan of `plan_song` (a given plan's empty song) or one from the planner
-    (`n_bars`, `form`, `chords`, `key`, `meter` fixed where given), then arranged. `tempo`
-    in quarter notes per minute (default: the given plan's, else 100)."""
+    (`n_bars`, `form`, `chords`, `key`, `meter` fixed where given), then arranged. A planned
+    section that repeats a label takes the chords of its first occurrence unless `chords`
+    fixes them. `tempo` in quarter notes per minute (default: the given plan's, else 100)."""
     programs = parse_instruments(instruments, arranger.roles)
     if plan_song is None:
         plan, plan_song = generate_plan(planner, n_bars, style=opts.style, key=key, form=form,
                                         chords=chords, meter=meter, seed=opts.seed,
                                         steps=opts.steps, sampler=opts.sampler,
                                         guidance_scale=opts.guidance)
+        if chords is None:  # a repeated section repeats its chords (a user's chart is kept)
+            plan_song.plan = repeat_chords(plan_song, plan)
     else:
         tempo = tempo or (plan_song.tempo_qpm if plan_song.tempos else None)
     plan = plan_song.plan
@@ -215,7 +218,8 @@ def continue_song(planner: PlannerBundle, arranger: ArrangerBundle, song: Song, 
     plan, longer = extend_plan(planner, song, song.plan, n_bars, style=opts.style,
                                seed=opts.seed, steps=opts.steps, sampler=opts.sampler,
                                guidance_scale=opts.guidance)
-    longer = replace(longer, tracks=song.tracks)
+    plan = repeat_chords(longer, plan, from_bar=song.n_bars)
+    longer = replace(longer, tracks=song.tracks, plan=plan)
     notes = arrange(arranger, longer, plan, roles, known_until=int(song.end),
                     intensities=parse_intensity(opts.intensity, plan), **opts.arrange_kwargs())
     tracks = []

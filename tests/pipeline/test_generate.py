@@ -481,3 +481,29 @@ def test_harmony_raises_the_chord_tone_ratio(models, tmp_path):
         ratios.append(chord_tone_ratio(read_song(out), plan.chords))
     assert ratios[1] > ratios[0] + 0.05, ratios
     assert ratios[1] > 0.6, ratios  # held notes across a chord change are not leaned on
+
+
+def test_repeat_chords_copies_a_repeated_sections_chords_and_keeps_the_rest():
+    from structdiff.data.song import Chord
+    from structdiff.pipeline.arrange import repeat_chords
+
+    song = _song(5)
+    chords = [Chord(0, 16, 0, "maj", 0), Chord(16, 24, 7, "maj", 7),  # bar 2 into bar 3
+              Chord(40, 8, 9, "min", 9), Chord(48, 32, 5, "maj", 5)]
+    plan = Plan(chords=chords, sections=_plan([("A", 2), ("B", 1), ("A", 2)]).sections)
+    new = repeat_chords(song, plan)
+    named = [(c.onset, c.duration, c.root) for c in new.chords]
+    # bars 0-1 (C, G) are copied onto bars 3-4; bar 2 keeps its own G then Am
+    assert named == [(0, 16, 0), (16, 24, 7), (40, 8, 9), (48, 16, 0), (64, 16, 7)]
+    assert repeat_chords(song, plan, from_bar=5).chords == plan.chords
+
+
+def test_a_repeated_sections_notes_follow_its_chords(new_song):
+    from structdiff.analysis.schema import read_plan
+
+    plan = read_plan(new_song.with_name(new_song.stem + ".plan.json"))  # form A4 B4 A4
+    first = [(c.onset, c.duration, c.root, c.quality) for c in plan.chords if c.onset < 4 * BAR]
+    again = [(c.onset - 8 * BAR, c.duration, c.root, c.quality) for c in plan.chords
+             if 8 * BAR <= c.onset < 12 * BAR]
+    assert first and [c[0] for c in again] == [c[0] for c in first]
+    assert [c[2:] for c in again] == [c[2:] for c in first]
