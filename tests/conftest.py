@@ -41,6 +41,18 @@ def note_msgs(notes, channel=0, program=None, name=None):
     return msgs
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: its networks are tiny, and on shared cores a second
+    thread only adds waiting. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def band_midi(tmp_path):
     """A type-1 file: melody (flute), bass, drums on channel 10, tempo and meter changes."""

@@ -10,10 +10,8 @@ intensity are dropped at random for classifier-free guidance.
 
 from __future__ import annotations
 
-import math
 import time
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +26,7 @@ from structdiff.data.corpus import STYLES
 from structdiff.data.tokens import vocab_size
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
 from structdiff.models.arranger import Arranger, ArrangerConfig, count_parameters
+from structdiff.training.base import DiffusionModule, checkpoint_training
 from structdiff.training.ema import EMA
 
 _INTENSITY = feature_slice("intensity")
@@ -80,7 +79,7 @@ def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: flo
     return mask
 
 
-class ArrangerModule(pl.LightningModule):
+class ArrangerModule(DiffusionModule):
     """The arranger, its EMA copy and its diffusion training.
 
     Args:
@@ -100,6 +99,8 @@ class ArrangerModule(pl.LightningModule):
         export_dir: write the bundle (`arranger.safetensors` + `arranger.json`) here when
             training ends (None: don't).
     """
+
+    batch_key = "tokens"
 
     def __init__(
         self,
@@ -172,41 +173,6 @@ class ArrangerModule(pl.LightningModule):
         weight = (~known & present[:, :, None] & ~step_padding(plan)[:, None]).float()
         return (ce.view(B, K, T) * weight).sum() / weight.sum().clamp(min=1)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.model, batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["tokens"].shape[0])
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
-        return loss
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.ema.update(self.model)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        # a fixed draw of steps, noise and contexts per batch, so epochs compare
-        generator = torch.Generator().manual_seed(batch_idx)
-        loss = self._loss(self.ema.shadow, batch, generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch["tokens"].shape[0])
-
-    def on_validation_epoch_end(self) -> None:
-        every = self.hparams.sample_every_n_epochs
-        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
-            return
-        self.log_samples()
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
     # --- samples, export ---------------------------------------------------------------------
 
     def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> torch.Tensor:
@@ -233,10 +199,6 @@ class ArrangerModule(pl.LightningModule):
         log_windows(self.logger, tokens.numpy(), batch, self.roles, self.hparams.pitch_low,
                     [self.styles[s] if s < len(self.styles) else "none"
                      for s in batch["style"].tolist()], step=self.global_step)
-
-    def on_train_end(self) -> None:
-        if self.hparams.export_dir:
-            self.export(self.hparams.export_dir)
 
     def export(self, folder: str) -> None:
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
@@ -269,11 +231,6 @@ def export_checkpoint(ckpt_path: str, folder: str) -> None:
     hparams = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
     module = ArrangerModule(**hparams)
     module.load_state_dict(state["state_dict"])
-    training = {"epochs": state["epoch"] + 1, "steps": state["global_step"],
-                "checkpoint": str(ckpt_path)}
-    best = [c.get("best_model_score") for c in state.get("callbacks", {}).values()
-            if isinstance(c, dict)]
-    if best and best[0] is not None:
-        training["val/loss"] = float(best[0])
+    training = checkpoint_training(state, ckpt_path)
     module.save(folder, training)
 

@@ -14,11 +14,9 @@ guidance.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +36,7 @@ from structdiff.models.planner import (
     count_parameters,
     x0_from_logits,
 )
+from structdiff.training.base import DiffusionModule
 from structdiff.training.ema import EMA
 
 _GROUPS = [(g.name, g.offset, g.size) for g in PLAN_LAYOUT]
@@ -70,7 +69,7 @@ def group_cross_entropy(
     return total / count.clamp(min=1)
 
 
-class PlannerModule(pl.LightningModule):
+class PlannerModule(DiffusionModule):
     """The planner, its EMA copy and its diffusion training.
 
     Args:
@@ -176,41 +175,6 @@ class PlannerModule(pl.LightningModule):
         return group_cross_entropy(logits, one_hot, batch["pad"], batch["slot_valid"],
                                    self.hparams.form_weight)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self.model, batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["x"].shape[0])
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
-        return loss
-
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        self.ema.update(self.model)
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        # a fixed draw of steps and noise per batch, so epochs compare
-        generator = torch.Generator().manual_seed(batch_idx)
-        loss = self._loss(self.ema.shadow, batch, generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch["x"].shape[0])
-
-    def on_validation_epoch_end(self) -> None:
-        every = self.hparams.sample_every_n_epochs
-        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
-            return
-        self.log_samples()
-
-    def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
     # --- samples, export ---------------------------------------------------------------------
 
     def sample_plans(self, n_bars: int, styles: list[int], steps: int, seed: int = 0):
@@ -240,10 +204,6 @@ class PlannerModule(pl.LightningModule):
                                         self.hparams.sample_steps, seed=self.current_epoch)
         log_plans(self.logger, plans, [self.styles[s] for s in styles], grid,
                   step=self.global_step)
-
-    def on_train_end(self) -> None:
-        if self.hparams.export_dir:
-            self.export(self.hparams.export_dir)
 
     def export(self, folder: str) -> None:
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()

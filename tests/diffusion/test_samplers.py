@@ -22,13 +22,7 @@ N = 2000
 SAMPLERS = [("ddpm", 50), ("ddim", 50), ("dpmsolver++", 20)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: on shared cores, handing them to a second thread costs ~8x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixture_oracle(schedule: NoiseSchedule, use_context: bool = True):

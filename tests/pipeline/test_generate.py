@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from structdiff.analysis import analyze
 from structdiff.cli import main
@@ -58,13 +57,7 @@ def by_role(path) -> dict[str, np.ndarray]:
 # -- models and songs, once per module ------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The networks are tiny: on shared cores, a second thread only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

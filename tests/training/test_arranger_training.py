@@ -27,13 +27,7 @@ DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "arranger.yaml")
 UNIT = 4 * STEPS_PER_TOKEN  # a prefix is a whole number of 4/4 bars
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The network is tiny: on shared cores, a second thread only adds waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,79 @@
+"""What the planner's and the arranger's LightningModules share: the training loop around a
+diffusion loss, EMA weights, AdamW with warm-up and cosine decay, samples every n epochs and
+the export of the EMA weights when training ends."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+
+
+class DiffusionModule(pl.LightningModule):
+    """Subclasses set `model`, `ema` and the hyperparameters `lr`, `weight_decay`,
+    `warmup_steps`, `sample_every_n_epochs` and `export_dir`, and define `_loss(model, batch,
+    generator)`, `log_samples()` and `export(folder)`. `batch_key` names a batch entry whose
+    first dimension is the batch size."""
+
+    batch_key = "x"
+
+    def _loss(self, model, batch: dict, generator: torch.Generator | None = None):
+        raise NotImplementedError
+
+    def log_samples(self) -> None:
+        raise NotImplementedError
+
+    def export(self, folder: str) -> None:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self.model, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].shape[0])
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.ema.update(self.model)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        # a fixed draw of steps and noise (and contexts) per batch, so epochs compare
+        generator = torch.Generator().manual_seed(batch_idx)
+        loss = self._loss(self.ema.shadow, batch, generator)
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].shape[0])
+
+    def on_validation_epoch_end(self) -> None:
+        every = self.hparams.sample_every_n_epochs
+        if not every or self.trainer.sanity_checking or (self.current_epoch + 1) % every:
+            return
+        self.log_samples()
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.model.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.hparams.warmup_steps, total // 2)
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_end(self) -> None:
+        if self.hparams.export_dir:
+            self.export(self.hparams.export_dir)
+
+
+def checkpoint_training(state: dict, ckpt_path: str) -> dict:
+    """The training facts of a Lightning checkpoint `state`: epochs, steps, its best
+    validation loss when a ModelCheckpoint monitored one."""
+    training = {"epochs": state["epoch"] + 1, "steps": state["global_step"],
+                "checkpoint": str(ckpt_path)}
+    best = [c.get("best_model_score") for c in state.get("callbacks", {}).values()
+            if isinstance(c, dict)]
+    if best and best[0] is not None:
+        training["val/loss"] = float(best[0])
+    return training
