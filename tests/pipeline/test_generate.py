@@ -3,7 +3,6 @@
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from structdiff.cli import main
 from structdiff.data.arrange_tensor import INTENSITIES
 from structdiff.data.io import read_song
 from structdiff.data.midi import write_midi
-from structdiff.data.prepare import prepare
 from structdiff.data.song import (
     DURATION,
     START,
@@ -30,9 +28,8 @@ from structdiff.pipeline.generate import (
     parse_intensity,
     parse_program,
 )
-from tests.training.test_planner_training import CHORALES, _names_with_splits
+from tests.debug_models import tiny_corpus, train_debug
 
-CONFIGS = Path(__file__).parents[2] / "configs" / "debug"
 SCHEMA_KEYS = {"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
                "sections"}
 ROLES = ["soprano", "alto", "tenor", "bass", "quintus"]
@@ -65,18 +62,8 @@ def models(tmp_path_factory):
     """The debug planner and arranger trained on the same tiny corpus, and two MIDI files of
     bwv66.6: all four voices, and its soprano alone."""
     root = tmp_path_factory.mktemp("generate")
-    midi = root / "midi"
-    midi.mkdir()
-    for ref, name in zip(CHORALES, _names_with_splits()):
-        write_midi(read_song(f"music21:{ref}"), midi / name)
-    prepare(midi, root / "prepared", workers=1, progress=False)
-    folders = {}
-    for model in ("planner", "arranger"):
-        folders[model] = root / model
-        code = main(["train", model, "--config", str(CONFIGS / f"{model}.yaml"),
-                     "--data.prepared", str(root / "prepared"), "--model.export_dir",
-                     str(folders[model]), "--trainer.default_root_dir", str(root / f"run_{model}")])
-        assert code == 0
+    prepared = tiny_corpus(root)
+    folders = {model: train_debug(model, prepared, root) for model in ("planner", "arranger")}
     chorale = read_song("music21:bach/bwv66.6")
     write_midi(chorale, root / "bwv66.6.mid")
     soprano = replace(chorale, tracks=[t for t in chorale.tracks if t.role == "soprano"])

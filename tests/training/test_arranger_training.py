@@ -2,12 +2,10 @@
 intensity dropout."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from structdiff.cli import main
 from structdiff.data.arrange_tensor import (
     INTENSITIES,
     PLAN_FEATURES,
@@ -15,15 +13,11 @@ from structdiff.data.arrange_tensor import (
     STEPS_PER_TOKEN,
     feature_slice,
 )
-from structdiff.data.io import read_song
-from structdiff.data.midi import write_midi
-from structdiff.data.prepare import prepare
 from structdiff.models.arranger import Arranger
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.training.arranger_module import drop_intensity, random_context, step_padding
-from tests.training.test_planner_training import CHORALES, _names_with_splits
+from tests.debug_models import tiny_corpus, train_debug
 
-DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "arranger.yaml")
 UNIT = 4 * STEPS_PER_TOKEN  # a prefix is a whole number of 4/4 bars
 
 
@@ -33,17 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("arranger")
-    midi = root / "midi"
-    midi.mkdir()
-    for ref, name in zip(CHORALES, _names_with_splits()):
-        write_midi(read_song(f"music21:{ref}"), midi / name)
-    prepare(midi, root / "prepared", workers=1, progress=False)
-    export = root / "export"
-    code = main(["train", "arranger", "--config", DEBUG, "--data.prepared",
-                 str(root / "prepared"), "--model.export_dir", str(export),
-                 "--trainer.default_root_dir", str(root / "run")])
-    assert code == 0
-    return export
+    return train_debug("arranger", tiny_corpus(root), root)
 
 
 def test_training_writes_a_loadable_bundle(trained):
@@ -59,7 +43,7 @@ def test_training_writes_a_loadable_bundle(trained):
     assert bundle.roles == list(ROLES) and bundle.styles == meta["styles"]
     assert bundle.noise.num_train_timesteps == 100
     assert (bundle.pitch_low, bundle.n_pitches) == (meta["pitch_low"], meta["n_pitches"])
-    assert next((trained.parent / "run").rglob("last.ckpt"), None) is not None
+    assert next((trained.parent / "run_arranger").rglob("last.ckpt"), None) is not None
 
 
 # -- random contexts ------------------------------------------------------------------------

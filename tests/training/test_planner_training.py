@@ -7,46 +7,17 @@ import pytest
 import torch
 
 from structdiff.cli import main
-from structdiff.data.corpus import split_of
-from structdiff.data.io import read_song
-from structdiff.data.midi import write_midi
 from structdiff.data.plan_tensor import MAX_SLOTS, PLAN_LAYOUT
-from structdiff.data.prepare import prepare
 from structdiff.training.planner_module import group_cross_entropy
+from tests.debug_models import tiny_corpus, train_debug
 
-CHORALES = ["bach/bwv66.6", "bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7", "bach/bwv102.7"]
 DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "planner.yaml")
-
-
-def _names_with_splits():
-    """File names whose hash puts four in train and one in validation."""
-    want = {"train": 4, "validation": 1}
-    names = []
-    i = 0
-    while any(want.values()):
-        name = f"song{i}.mid"
-        split = split_of(name)
-        if want.get(split, 0):
-            want[split] -= 1
-            names.append(name)
-        i += 1
-    return names
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("planner")
-    midi = root / "midi"
-    midi.mkdir()
-    for ref, name in zip(CHORALES, _names_with_splits()):
-        write_midi(read_song(f"music21:{ref}"), midi / name)
-    prepare(midi, root / "prepared", workers=1, progress=False)
-    export = root / "export"
-    code = main(["train", "planner", "--config", DEBUG, "--data.prepared",
-                 str(root / "prepared"), "--model.export_dir", str(export),
-                 "--trainer.default_root_dir", str(root / "run")])
-    assert code == 0
-    return export
+    return train_debug("planner", tiny_corpus(root), root)
 
 
 def test_training_writes_a_loadable_bundle(trained):
@@ -114,7 +85,7 @@ def test_group_cross_entropy_ignores_padding_and_unused_slots():
 
 
 def test_training_resumes_from_the_last_checkpoint(trained):
-    run = trained.parent / "run"
+    run = trained.parent / "run_planner"
     last = next(run.rglob("last.ckpt"))
     steps = json.loads((trained / "planner.json").read_text())["training"]["steps"]
     export = trained.parent / "export2"
