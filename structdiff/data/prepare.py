@@ -183,6 +183,19 @@ def load_prepared(out_dir: str | Path, split: str | None = None) -> Iterator[Son
     return _iter_songs(out_dir, [s["name"] for s in manifest["shards"]], split)
 
 
+def training_splits(prepared: str | Path, limit: int = 0) -> dict[str, list[Song]]:
+    """The train and validation songs of a prepared corpus (at most `limit` each, 0: all), for
+    training; a missing corpus raises ValueError saying how to prepare it."""
+    if not (Path(prepared) / "manifest.json").is_file():
+        raise ValueError(f"no prepared corpus at {prepared}: run "
+                         f"`structdiff prepare music21 --out {prepared}` first")
+    out = {}
+    for split in ("train", "validation"):
+        songs = list(load_prepared(prepared, split))
+        out[split] = songs[:limit] if limit else songs
+    return out
+
+
 def _iter_songs(out_dir: Path, names: list[str], split: str | None) -> Iterator[Song]:
     for name in names:
         for song in read_shard(out_dir / name):

@@ -10,7 +10,6 @@ start; `windows_per_epoch` of them make an epoch), validation uses a fixed list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -166,19 +165,11 @@ class ArrangeDataModule(pl.LightningDataModule):
         self.skipped: list[str] = []
 
     def setup(self, stage: str | None = None) -> None:
-        from structdiff.data.prepare import load_prepared
+        from structdiff.data.prepare import training_splits
 
         if self.examples:
             return
-        if not (Path(self.prepared) / "manifest.json").is_file():
-            raise ValueError(
-                f"no prepared corpus at {self.prepared}: run "
-                f"`structdiff prepare music21 --out {self.prepared}` first"
-            )
-        for split in ("train", "validation"):
-            songs = list(load_prepared(self.prepared, split))
-            if self.limit:
-                songs = songs[: self.limit]
+        for split, songs in training_splits(self.prepared, self.limit).items():
             examples = []
             for song in songs:
                 ex = encode_song(song, self.roles)

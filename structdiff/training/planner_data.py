@@ -8,7 +8,6 @@ encoded once (`structdiff.data.plan_tensor`) and served as random windows of at 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -161,19 +160,11 @@ class PlanDataModule(pl.LightningDataModule):
         self.key_counts: dict[str, list[int]] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        from structdiff.data.prepare import load_prepared
+        from structdiff.data.prepare import training_splits
 
         if self.examples:
             return
-        if not (Path(self.prepared) / "manifest.json").is_file():
-            raise ValueError(
-                f"no prepared corpus at {self.prepared}: run "
-                f"`structdiff prepare music21 --out {self.prepared}` first"
-            )
-        for split in ("train", "validation"):
-            songs = list(load_prepared(self.prepared, split))
-            if self.limit:
-                songs = songs[: self.limit]
+        for split, songs in training_splits(self.prepared, self.limit).items():
             if split == "train":
                 for song in songs:
                     key = song.plan.key if song.plan else None
