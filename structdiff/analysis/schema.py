@@ -123,7 +123,9 @@ def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except UnicodeDecodeError:
+        raise PlanError(f"cannot read plan {path}: not a text (JSON) file") from None
+    except (OSError, json.JSONDecodeError) as e:
         raise PlanError(f"cannot read plan {path}: {e}") from None
     if not isinstance(data, dict):
         raise PlanError(f"bad plan {path}: not a JSON object")
