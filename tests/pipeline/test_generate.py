@@ -434,19 +434,20 @@ def test_harmony_bias_lowers_non_chord_tones_under_a_chord_only():
     assert (harmony_bias(sp, N_SPECIAL + 54, 33, 0.0) == 0).all()
 
 
-def test_harmony_bias_discourages_holding_into_a_new_chord():
-    from structdiff.data.arrange_tensor import step_plan
-    from structdiff.data.song import Chord, Key
-    from structdiff.data.tokens import HOLD, N_SPECIAL
-    from structdiff.pipeline.arrange import HOLD_AT_CHANGE, harmony_bias
+def test_held_off_chord_finds_holds_of_pitches_outside_the_chord():
+    import torch
 
-    song = _song(2)
-    plan = Plan(key=Key(0, "major"), chords=[Chord(0, 8, 0, "maj", 0), Chord(8, 24, 7, "maj", 7)],
-                sections=[Section(0, 2, "A")])
-    bias = harmony_bias(step_plan(song, plan), N_SPECIAL + 54, 33, 2.0)
-    assert bias[8, HOLD] == -2.0 * HOLD_AT_CHANGE  # G major begins: holding is leaned against
-    assert (np.delete(bias[:, HOLD], 8) == 0).all()
-    assert bias[8, N_SPECIAL + 67 - 33] == 0 and bias[8, N_SPECIAL + 60 - 33] == -2.0  # G, C
+    from structdiff.data.tokens import HOLD, N_SPECIAL, REST
+    from structdiff.pipeline.arrange import held_off_chord
+
+    V, W = N_SPECIAL + 54, 8
+    c, d = N_SPECIAL + 60 - 33, N_SPECIAL + 62 - 33  # tokens of C4 and D4
+    tokens = torch.tensor([[[c, HOLD, HOLD, HOLD, d, HOLD, REST, HOLD]]])
+    logits = torch.nn.functional.one_hot(tokens, V).float() * 10
+    bias = torch.zeros(1, 1, W, V)
+    bias[0, 0, 2:, c] = -1.0  # from step 2 on, C is off the chord; D never is
+    off = held_off_chord(logits, bias)[0, 0].tolist()
+    assert off == [False, False, True, True, False, False, False, False]
 
 
 def test_harmony_raises_the_chord_tone_ratio(models, tmp_path):
