@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "rewrites it freely")
     p.add_argument("--harmony", type=float, default=2.0, metavar="H",
                    help="lean toward the plan's chords: striking or holding a note outside "
-                   "the chord sounding there is made e^H times less likely (default 2; 1.5 "
-                   "matches real dissonance; 0: the model alone)")
+                   "the chord sounding there is made e^H times less likely (default 2; 1.5 is "
+                   "nearer real dissonance; 0: the model alone)")
     p.add_argument("--tempo", type=float, metavar="BPM",
                    help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -19,8 +19,8 @@ of striking a pitch that is not a tone of the chord sounding at that step are lo
 `harmony`, and so are those of holding a note where the current estimate holds a pitch that
 is off the chord there (`held_off_chord`). 0 leaves the model alone; passing and neighbour
 tones get rarer as it grows. At the default, `DEFAULT_HARMONY`, arranged test plans sit on
-their chords as much as the real songs do on their analyzed ones; 1.5 matches the real songs'
-dissonance rate instead (`evaluation/results/arranger_quality.md`, README).
+their chords as much as the real songs do on their analyzed ones; 1.5 comes nearer the real
+songs' dissonance rate (`evaluation/results/arranger_quality*.md`, README).
 """
 
 from __future__ import annotations
