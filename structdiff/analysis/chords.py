@@ -102,6 +102,19 @@ def chord_pitch_classes(root: int, quality: str) -> set[int]:
     return {(root + i) % 12 for i in QUALITY_INTERVALS[quality]}
 
 
+def _chord_tone_table() -> np.ndarray:
+    """`[Q, 12, 12]` bool: is pitch class p (last axis) a tone of the chord (quality, root)?
+    All False for `N`."""
+    table = np.zeros((len(QUALITIES), 12, 12), dtype=bool)
+    for q, quality in enumerate(QUALITIES):
+        for root in range(12):
+            table[q, root, sorted(chord_pitch_classes(root, quality))] = True
+    return table
+
+
+CHORD_TONES = _chord_tone_table()  # [quality index, root, pitch class] -> is a chord tone
+
+
 # --- chord recognition -------------------------------------------------------------------------
 # Weights below were set on the 20 Bach chorale analyses shipped with music21
 # (evaluation/chord_accuracy.py); halves tuned on one half scored within 0.01 on the other.

@@ -12,23 +12,10 @@ import math
 import numpy as np
 
 from structdiff.analysis.chord_eval import agreement, chord_labels
-from structdiff.analysis.chords import QUALITIES, chord_pitch_classes
+from structdiff.analysis.chords import CHORD_TONES, QUALITIES
 from structdiff.data.song import DURATION, PITCH, START, Chord, Plan, Song
 
 _NO_CHORD = QUALITIES.index("N")
-
-
-def _chord_tone_table() -> np.ndarray:
-    """`[Q, 12, 12]` bool: is pitch class p (last axis) a tone of the chord (quality, root)?
-    All False for `N`."""
-    table = np.zeros((len(QUALITIES), 12, 12), dtype=bool)
-    for q, quality in enumerate(QUALITIES):
-        for root in range(12):
-            table[q, root, sorted(chord_pitch_classes(root, quality))] = True
-    return table
-
-
-_CHORD_TONES = _chord_tone_table()
 
 
 def chord_tone_ratio(song: Song, chords: list[Chord]) -> float:
@@ -48,7 +35,7 @@ def chord_tone_ratio(song: Song, chords: list[Chord]) -> float:
     root, quality = labels[:, 0], labels[:, 1]
     has_chord = (root >= 0) & (quality != _NO_CHORD)
     tones = np.zeros((n_steps, 12), dtype=bool)
-    tones[has_chord] = _CHORD_TONES[quality[has_chord], root[has_chord]]
+    tones[has_chord] = CHORD_TONES[quality[has_chord], root[has_chord]]
     # prefix sums over time, so a note's count is one difference whatever its length
     tones_before = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(tones, axis=0)])
     chord_before = np.concatenate([[0], np.cumsum(has_chord)])

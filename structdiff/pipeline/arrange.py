@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from structdiff.analysis.chords import QUALITIES, QUALITY_INTERVALS
+from structdiff.analysis.chords import CHORD_TONES, QUALITIES
 from structdiff.data.arrange_tensor import (
     INTENSITIES,
     WINDOW_STEPS,
@@ -138,14 +138,9 @@ def harmony_bias(sp, vocab: int, pitch_low: int, strength: float) -> np.ndarray:
     bias = np.zeros((T, vocab), dtype=np.float32)
     if strength == 0.0:
         return bias
-    tones = np.zeros((len(QUALITIES), 12, 12), dtype=bool)  # [quality, root, pitch class]
-    for q, quality in enumerate(QUALITIES):
-        for root in range(12):
-            for i in QUALITY_INTERVALS.get(quality, ()):
-                tones[q, root, (root + i) % 12] = True
     has_chord = (sp.root < 12) & (sp.quality != QUALITIES.index("N"))
     pcs = (pitch_low + np.arange(vocab - N_SPECIAL)) % 12
-    step_tones = tones[sp.quality[has_chord], sp.root[has_chord]]  # [T', 12]
+    step_tones = CHORD_TONES[sp.quality[has_chord], sp.root[has_chord]]  # [T', 12]
     bias[has_chord, N_SPECIAL:] = np.where(step_tones[:, pcs], 0.0, -strength)
     return bias
 
@@ -158,7 +153,7 @@ def held_off_chord(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     last = torch.where(tok != HOLD, index, torch.zeros_like(index)).cummax(dim=-1).values
     struck = tok.gather(-1, last)  # the token that began what sounds at each step
     b = bias.expand(tok.shape[0], tok.shape[1], -1, -1)
-    off = b.gather(-1, struck.clamp(min=0).unsqueeze(-1)).squeeze(-1) < 0
+    off = b.gather(-1, struck.unsqueeze(-1)).squeeze(-1) < 0
     return (tok == HOLD) & (struck >= N_SPECIAL) & off
 
 
