@@ -100,26 +100,18 @@ def repeat_chords(song: Song, plan: Plan, from_bar: int = 0) -> Plan:
     src[:from_bar] = -1
     if not (src >= 0).any():
         return plan
-    bars, ends = song.bars, song.bar_ends
-    repeated = np.zeros(int(song.end), dtype=bool)
+    # which of the plan's chords sounds at each step (-1: none); repeated bars take their
+    # source bar's, then runs of one chord become chords again
+    T = int(song.end)
+    which = np.full(T, -1, dtype=np.int64)
+    for i, c in enumerate(plan.chords):
+        which[max(c.onset, 0) : min(c.onset + c.duration, T)] = i
     for b in np.nonzero(src >= 0)[0]:
-        repeated[int(bars[b]) : int(ends[b])] = True
-    chords = []
-    for c in plan.chords:  # cut the chords out of the repeated bars
-        lo = c.onset
-        for step in range(c.onset, c.onset + c.duration + 1):
-            inside = step < c.onset + c.duration and not repeated[min(step, len(repeated) - 1)]
-            if not inside:
-                if step > lo:
-                    chords.append(replace(c, onset=lo, duration=step - lo))
-                lo = step + 1
-    for b in np.nonzero(src >= 0)[0]:  # and copy the source bars' chords in
-        lo, hi, shift = int(bars[src[b]]), int(ends[src[b]]), int(bars[b] - bars[src[b]])
-        for c in plan.chords:
-            start, end = max(c.onset, lo), min(c.onset + c.duration, hi)
-            if end > start:
-                chords.append(replace(c, onset=start + shift, duration=end - start))
-    chords.sort(key=lambda c: c.onset)
+        lo, n, slo = int(song.bars[b]), int(song.bar_ends[b] - song.bars[b]), int(song.bars[src[b]])
+        which[lo : lo + n] = which[slo : slo + n].copy()
+    starts = np.flatnonzero(np.diff(which, prepend=-2))
+    chords = [replace(plan.chords[which[a]], onset=int(a), duration=int(e - a))
+              for a, e in zip(starts, [*starts[1:], T]) if which[a] >= 0]
     merged: list = []
     for c in chords:  # a chord cut in two by a bar line of the copy joins up again
         last = merged[-1] if merged else None
