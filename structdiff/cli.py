@@ -390,10 +390,8 @@ def cmd_generate(args) -> int:
                                                      or args.plan) else None
     except BundleError as e:
         raise UsageError(str(e)) from None
-    for name in ("style",):
-        value = getattr(args, name)
-        if value is not None and value not in arranger.styles:
-            raise UsageError(f"unknown style {value!r} (known: {', '.join(arranger.styles)})")
+    if args.style is not None and args.style not in arranger.styles:
+        raise UsageError(f"unknown style {args.style!r} (known: {', '.join(arranger.styles)})")
     opts = gen.Options(style=args.style, seed=args.seed, steps=args.steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=args.harmony, intensity=args.intensity, progress=sys.stderr.isatty())

@@ -120,7 +120,10 @@ def plan_from_dict(data: dict, steps_per_quarter: int = 4) -> Plan:
 
 def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:
     """Read a plan JSON file (the `analyze --json` schema). Raises `PlanError`."""
-    path = Path(path)
+    return _plan_of(_read_plan_json(Path(path)), Path(path), steps_per_quarter)
+
+
+def _read_plan_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except UnicodeDecodeError:
@@ -129,6 +132,10 @@ def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:
         raise PlanError(f"cannot read plan {path}: {e}") from None
     if not isinstance(data, dict):
         raise PlanError(f"bad plan {path}: not a JSON object")
+    return data
+
+
+def _plan_of(data: dict, path: Path, steps_per_quarter: int) -> Plan:
     try:
         return plan_from_dict(data, steps_per_quarter)
     except PlanError as e:
@@ -142,8 +149,8 @@ def read_plan_song(path: str | Path, steps_per_quarter: int = 4) -> Song:
     from structdiff.data.song import Tempo, TimeSignature, bar_grid
 
     path = Path(path)
-    plan = read_plan(path, steps_per_quarter)
-    data = json.loads(path.read_text())
+    data = _read_plan_json(path)
+    plan = _plan_of(data, path, steps_per_quarter)
     try:
         n_bars = int(data["n_bars"])
         tss = [TimeSignature(round(float(t["onset_qn"]) * steps_per_quarter),

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from structdiff.data.arrange_tensor import INTENSITIES
+from structdiff.data.roles import load_role_map
 from structdiff.data.song import Plan, Song, Tempo, Track, sort_notes
 from structdiff.pipeline.arrange import DEFAULT_HARMONY, ArrangerBundle, arrange, repeat_chords
 from structdiff.pipeline.plan import PlannerBundle, extend_plan, generate_plan
@@ -29,11 +31,12 @@ DEFAULT_INSTRUMENTS = {"soprano": 40, "alto": 40, "tenor": 41, "bass": 42, "quin
 DEFAULT_ROLES = ("soprano", "alto", "tenor", "bass")
 
 
-def gm_program_names() -> list[str]:
+@cache
+def gm_program_names() -> tuple[str, ...]:
     """The 128 General MIDI program names (from pypianoroll, which MusPy installs)."""
     from pypianoroll.visualization import program_to_instrument_name
 
-    return [program_to_instrument_name(i) for i in range(128)]
+    return tuple(program_to_instrument_name(i) for i in range(128))
 
 
 def parse_program(text: str) -> int:
@@ -151,7 +154,7 @@ def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
     for role, program in programs.items():
         if role in notes:
             tracks.append(Track(_track_name(role, program), program, False, notes[role], role))
-    order = {r: i for i, r in enumerate(("soprano", "alto", "quintus", "tenor", "bass"))}
+    order = {r: i for i, r in enumerate(load_role_map("satb").pitch_order)}
     tracks.sort(key=lambda t: order.get(t.role or "", len(order)))
     return replace(song, tracks=tracks, plan=plan, role_map=song.role_map or "satb")
 
