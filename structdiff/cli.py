@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from structdiff.data.adapters import ADAPTERS
 from structdiff.data.roles import RoleMapError
 from structdiff.data.song import MusicFileError
 from structdiff.metrics.evaluate import EvaluateError
@@ -69,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
                        "bundled with music21) in parallel into shards under --out; bad files "
                        "are skipped and listed in report.md with their reason; a rerun skips "
                        "finished shards.")
-    p.add_argument("input", help="a folder of music files, or 'music21' for the embedded corpus")
+    p.add_argument("input", help="a folder of music files, or 'music21' for the embedded "
+                   "corpus, or the folder of the corpus named by --corpus")
+    p.add_argument("--corpus", choices=sorted(ADAPTERS), metavar="NAME",
+                   help="read INPUT with a corpus adapter, its annotations as the plan: "
+                   + "; ".join(f"{k}: {v}" for k, v in ADAPTERS.items()))
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of a corpus adapter's random choices (the band corpus's grooves)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="worker processes (default: number of cores)")
@@ -292,7 +299,9 @@ def cmd_prepare(args) -> int:
     _check_grid(args.grid)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
-    if args.input != "music21" and not Path(args.input).is_dir():
+    if args.corpus is not None and not Path(args.input).is_dir():
+        raise UsageError(f"input must be the folder of the {args.corpus} corpus, got {args.input}")
+    if args.corpus is None and args.input != "music21" and not Path(args.input).is_dir():
         raise UsageError(f"input must be a folder or 'music21', got {args.input}")
     report = prepare(
         args.input,
@@ -301,6 +310,8 @@ def cmd_prepare(args) -> int:
         role_map=args.roles,
         steps_per_quarter=args.grid,
         analyze=not args.no_analyze,
+        corpus=args.corpus,
+        seed=args.seed,
     )
     print(
         f"loaded {report['loaded']} of {report['found']} files, skipped {report['skipped']}; "

@@ -56,9 +56,11 @@ class PrepareError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Entry:
-    id: str  # path relative to the corpus folder, posix
-    path: str
+class CorpusEntry:
+    """One song of a corpus to prepare: what a corpus adapter's `list_entries` returns."""
+
+    id: str  # unique and stable: a path relative to the corpus folder, or e.g. "pop909/001"
+    path: str  # what the reader needs (a file, or a song's folder for an adapter)
     style: str | None
     split: str
 
@@ -67,12 +69,14 @@ class _Entry:
 class _Job:
     index: int
     name: str  # shard file stem
-    entries: tuple[_Entry, ...]
+    entries: tuple[CorpusEntry, ...]
     out_dir: str
     steps_per_quarter: int
     role_map: str | None
     analyze: bool
     from_music21: bool
+    corpus: str | None = None  # a corpus adapter's name (structdiff.data.adapters)
+    seed: int = 0
 
 
 def prepare(
@@ -84,11 +88,17 @@ def prepare(
     analyze: bool = True,
     shard_size: int = 64,
     progress: bool = True,
+    corpus: str | None = None,
+    seed: int = 0,
 ) -> dict:
     """Parse every music file of `input` (a folder, or ``music21``) into shards in `out_dir`.
 
     ``music21`` means the embedded corpus (write ``./music21`` for a folder of that name).
     `workers` defaults to the number of cores; `role_map` is a role-map name, ``auto`` or None.
+    `corpus` names a corpus adapter (`structdiff.data.adapters`: ``pop909``, ``groove``,
+    ``game``, ``band``) that lists and reads `input` its own way, with its annotations as the
+    plan and its own splits and styles (`role_map` is then the adapter's); `seed` is passed to
+    it (the band corpus draws its grooves from it).
 
     Returns the report also written to ``out_dir/report.json``: counts of files ``found``,
     ``loaded`` and ``skipped``, ``skipped_files`` (each with a one-line reason),
@@ -103,8 +113,15 @@ def prepare(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if corpus is not None:
+        from structdiff.data.adapters import get_adapter
+
+        adapter = get_adapter(corpus)  # raises PrepareError for an unknown name
+        role_map = adapter.ROLE_MAP
+        entries, ignored, source = _list_adapter_input(adapter, input)
     role_map_digest = _role_map_digest(role_map)  # raises RoleMapError for an unknown map
-    entries, ignored, source = _list_input(input)
+    if corpus is None:
+        entries, ignored, source = _list_input(input)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -114,6 +131,8 @@ def prepare(
         "role_map": role_map,
         "analyze": analyze,
     }
+    if corpus is not None:
+        settings.update(corpus=corpus, seed=seed)
     salt = json.dumps(
         {**settings, "role_map_digest": role_map_digest, "format": PREPARE_FORMAT,
          "shard_format": SHARD_FORMAT},
@@ -183,16 +202,20 @@ def load_prepared(out_dir: str | Path, split: str | None = None) -> Iterator[Son
     return _iter_songs(out_dir, [s["name"] for s in manifest["shards"]], split)
 
 
-def training_splits(prepared: str | Path, limit: int = 0) -> dict[str, list[Song]]:
-    """The train and validation songs of a prepared corpus (at most `limit` each, 0: all), for
-    training; a missing corpus raises ValueError saying how to prepare it."""
-    if not (Path(prepared) / "manifest.json").is_file():
-        raise ValueError(f"no prepared corpus at {prepared}: run "
-                         f"`structdiff prepare music21 --out {prepared}` first")
-    out = {}
-    for split in ("train", "validation"):
-        songs = list(load_prepared(prepared, split))
-        out[split] = songs[:limit] if limit else songs
+def training_splits(prepared: str | Path | list, limit: int = 0) -> dict[str, list[Song]]:
+    """The train and validation songs of a prepared corpus, or of several (a list of folders),
+    at most `limit` each per corpus (0: all), for training; a missing corpus raises ValueError
+    saying how to prepare it."""
+    folders = [prepared] if isinstance(prepared, (str, Path)) else list(prepared)
+    for folder in folders:
+        if not (Path(folder) / "manifest.json").is_file():
+            raise ValueError(f"no prepared corpus at {folder}: run `structdiff prepare` first "
+                             f"(datasets/README.md says how for each corpus)")
+    out: dict[str, list[Song]] = {"train": [], "validation": []}
+    for folder in folders:
+        for split in out:
+            songs = list(load_prepared(folder, split))
+            out[split] += songs[:limit] if limit else songs
     return out
 
 
@@ -206,11 +229,11 @@ def _iter_songs(out_dir: Path, names: list[str], split: str | None) -> Iterator[
 # -- listing and jobs --------------------------------------------------------------------------
 
 
-def _list_input(input: str | Path) -> tuple[list[_Entry], int, str]:
+def _list_input(input: str | Path) -> tuple[list[CorpusEntry], int, str]:
     """The entries to prepare, how many non-music files were ignored, and the source name."""
     if str(input) == MUSIC21:
         pairs = music21_corpus()
-        entries = [_Entry(i, str(p), corpus_style(i), split_of(i)) for i, p in pairs]
+        entries = [CorpusEntry(i, str(p), corpus_style(i), split_of(i)) for i, p in pairs]
         return entries, 0, MUSIC21
     folder = Path(input)
     if not folder.exists():
@@ -222,7 +245,7 @@ def _list_input(input: str | Path) -> tuple[list[_Entry], int, str]:
     entries = []
     for path in files:
         file_id = path.relative_to(folder).as_posix()
-        entries.append(_Entry(file_id, str(path), None, split_of(file_id)))
+        entries.append(CorpusEntry(file_id, str(path), None, split_of(file_id)))
     ignored = sum(
         1
         for root, dirs, names in os.walk(folder)
@@ -233,7 +256,22 @@ def _list_input(input: str | Path) -> tuple[list[_Entry], int, str]:
     return entries, ignored, str(folder)
 
 
-def _make_job(index: int, entries: list[_Entry], salt: str, out_dir: Path, settings: dict) -> _Job:
+def _list_adapter_input(adapter, input: str | Path) -> tuple[list[CorpusEntry], int, str]:
+    root = Path(input)
+    if not root.is_dir():
+        raise PrepareError(f"no such folder: {root}")
+    root = root.resolve()
+    entries = adapter.list_entries(root)
+    if not entries:
+        raise PrepareError(f"no songs of the {adapter.NAME} corpus under {root}")
+    ids = [e.id for e in entries]
+    if len(set(ids)) != len(ids):
+        raise PrepareError(f"the {adapter.NAME} adapter listed an id twice under {root}")
+    return sorted(entries, key=lambda e: e.id), 0, str(root)
+
+
+def _make_job(index: int, entries: list[CorpusEntry], salt: str, out_dir: Path,
+              settings: dict) -> _Job:
     h = hashlib.sha256(salt.encode("utf-8"))
     for e in entries:
         try:
@@ -251,6 +289,8 @@ def _make_job(index: int, entries: list[_Entry], salt: str, out_dir: Path, setti
         role_map=settings["role_map"],
         analyze=settings["analyze"],
         from_music21=settings["source"] == MUSIC21,
+        corpus=settings.get("corpus"),
+        seed=settings.get("seed", 0),
     )
 
 
@@ -378,14 +418,19 @@ def _prepare_chunk_isolated(job: _Job) -> list[dict]:
     return statuses
 
 
-def _read_entry(entry: _Entry, job: _Job) -> tuple[Song | None, dict]:
+def _read_entry(entry: CorpusEntry, job: _Job) -> tuple[Song | None, dict]:
     """Read one file; never raises for a bad file (the reason goes into the status)."""
     from structdiff.data.io import read_song
 
     try:
         with warnings.catch_warnings():  # music21's warnings on odd scores would flood stderr
             warnings.simplefilter("ignore")
-            song = read_song(entry.path, job.steps_per_quarter, job.role_map)
+            if job.corpus is not None:
+                from structdiff.data.adapters import get_adapter
+
+                song = get_adapter(job.corpus).read_entry(entry, job.steps_per_quarter, job.seed)
+            else:
+                song = read_song(entry.path, job.steps_per_quarter, job.role_map)
     except Exception as e:  # any parser error (music21 raises many types) skips the file only
         return None, _status(entry, reason=_one_line(e, entry.path))
     if job.from_music21:
@@ -393,7 +438,7 @@ def _read_entry(entry: _Entry, job: _Job) -> tuple[Song | None, dict]:
     song.style = entry.style
     song.split = entry.split
     analysis_error = None
-    if job.analyze:
+    if job.analyze and song.plan is None:  # an adapter's annotated plan is kept
         try:
             song.plan = _analyzed_plan(song)
         except Exception as e:  # an analysis bug must not drop the song
@@ -409,7 +454,7 @@ def _analyzed_plan(song: Song) -> Plan:
 
 
 def _status(
-    entry: _Entry, loaded: bool = False, reason: str | None = None,
+    entry: CorpusEntry, loaded: bool = False, reason: str | None = None,
     analysis_error: str | None = None,
 ) -> dict:
     status = {"file": entry.id, "loaded": loaded, "style": entry.style, "split": entry.split}
@@ -466,7 +511,7 @@ def _report(
         "seconds": round(seconds, 3),
         "files_per_s": round(files_parsed / seconds, 2) if files_parsed and seconds > 0 else None,
     }
-    if settings["source"] == MUSIC21:
+    if settings["source"] == MUSIC21 or settings.get("corpus"):
         report["by_style"] = _counts(statuses, "style")
     return report
 

@@ -17,6 +17,9 @@ import yaml
 
 from structdiff.data.song import PITCH, Song
 
+# How the arranger represents a role's notes (DESIGN.md, "Track kinds"): per-step tokens for a
+# monophonic line, a roll for polyphonic parts, hits on a reduced kit for drums.
+KINDS = ("mono", "poly", "drums")
 BUILTIN_DIR = Path(__file__).parent / "roles"
 USER_DIR = Path("datasets") / "roles"
 
@@ -31,6 +34,8 @@ class RoleRule:
     names: tuple[re.Pattern, ...] = ()
     programs: tuple[tuple[int, int], ...] = ()
     drums: bool = False
+    kind: str = "mono"  # what the arranger diffuses for this role: one of KINDS
+    program: int | None = None  # GM program a generated track of this role gets by default
 
     def matches_name(self, track_name: str) -> bool:
         return any(p.search(track_name) for p in self.names)
@@ -52,6 +57,16 @@ class RoleMap:
     @property
     def roles(self) -> list[str]:
         return [r.name for r in self.rules]
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kind of each role, in role order."""
+        return [r.kind for r in self.rules]
+
+    @property
+    def programs(self) -> dict[str, int]:
+        """The default GM program of each role that declares one."""
+        return {r.name: r.program for r in self.rules if r.program is not None}
 
 
 def available_role_maps() -> list[str]:
@@ -88,6 +103,8 @@ def load_role_map(name_or_path: str) -> RoleMap:
                         for p in r.get("programs", [])
                     ),
                     drums=bool(r.get("drums", False)),
+                    kind=str(r.get("kind", "drums" if r.get("drums") else "mono")),
+                    program=None if r.get("program") is None else int(r["program"]),
                 )
             )
         role_map = RoleMap(
@@ -107,6 +124,16 @@ def load_role_map(name_or_path: str) -> RoleMap:
             raise RoleMapError(f"bad role map {path}: {extra!r} is not one of its roles")
     if not role_map.rules:
         raise RoleMapError(f"bad role map {path}: no roles")
+    for r in role_map.rules:
+        if r.kind not in KINDS:
+            raise RoleMapError(f"bad role map {path}: role {r.name!r} has kind {r.kind!r} "
+                               f"(kinds: {', '.join(KINDS)})")
+        if (r.kind == "drums") != r.drums:
+            raise RoleMapError(f"bad role map {path}: role {r.name!r}: kind drums goes with "
+                               f"drums: true, and only with it")
+        if r.program is not None and not 0 <= r.program <= 127:
+            raise RoleMapError(f"bad role map {path}: role {r.name!r}: program must be 0-127, "
+                               f"got {r.program}")
     return role_map
 
 

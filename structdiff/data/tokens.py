@@ -55,7 +55,7 @@ def _check_pitch_range(pitch_low: int, n_pitches: int) -> None:
         raise ValueError(f"pitch_low + n_pitches must be <= 128, got {pitch_low} + {n_pitches}")
 
 
-def _folded(notes: np.ndarray, pitch_low: int, n_pitches: int) -> np.ndarray:
+def fold_notes(notes: np.ndarray, pitch_low: int, n_pitches: int) -> np.ndarray:
     """Notes `[N, 4]` with pitches folded into range; zero-length notes (sounding nowhere)
     left out."""
     notes = notes[notes[:, DURATION] > 0].copy()
@@ -88,7 +88,7 @@ def encode_tokens(
     _check_pitch_range(pitch_low, n_pitches)
     # the roll of the folded notes gives what sounds and what is struck at each step
     folded = [
-        replace(t, notes=_folded(t.notes, pitch_low, n_pitches), is_drum=False)
+        replace(t, notes=fold_notes(t.notes, pitch_low, n_pitches), is_drum=False)
         for t in song.tracks if t.role in roles and t.n_notes
     ]
     roll = encode_roll(replace(song, tracks=folded), roles, start, end, pitch_low, n_pitches,

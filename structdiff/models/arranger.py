@@ -1,16 +1,26 @@
 """The arranger's denoiser: a transformer over tracks and time, cross-attending to the plan.
 
-A window of K tracks of T 16th steps is diffused as per-step tokens (rest / hold / pitch,
-`structdiff.data.tokens`) in a learned `emb_dim`-wide embedding, each row normalized to norm
-sqrt(emb_dim). The network reads the noisy embeddings of one quarter note (`steps_per_token`
-steps) of one track as one token and predicts x0 as class logits per step; the training loss
-is their cross-entropy, and for sampling the x0 estimate is the softmax-weighted mean of the
-embeddings (the token formulation DESIGN.md measured best for voices).
+A window of K tracks of T 16th steps is diffused as one tensor `[B, K, T, C]`; each track's
+slot holds its *kind*'s representation (`structdiff.data.parts`), padded with zeros to C
+channels:
+
+- mono (voices, melody, bass): per-step tokens (rest / hold / pitch) in a learned `emb_dim`-wide
+  embedding, each row normalized to norm sqrt(emb_dim); the network predicts x0 as class logits
+  per step (cross-entropy) and the x0 estimate is the softmax-weighted mean of the embeddings;
+- poly (keys, guitar, strings): the roll `[P, 2]` (onset, sustain) per step as +-1 values; the
+  network predicts a logit per cell (binary cross-entropy, output bias at the base rate) and the
+  x0 estimate is tanh(logit / 2), the expected +-1 value;
+- drums: hits `[D]` per step on the reduced kit, as +-1 values, predicted like poly cells.
+
+(The token and roll+BCE formulations are those DESIGN.md measured best for each.) The network
+reads one quarter note (`steps_per_token` steps) of one track as one token, through an input
+projection of its kind, and writes each kind's outputs through a head of that kind.
 
 Each block attends three ways, each with adaptive layer norm from the condition (step, style):
 
 - along time within each track (learned relative-position bias, padding masked);
-- across tracks at each time token (tracks that don't play are masked as keys);
+- across tracks at each time token (tracks that don't play are masked as keys), so every track
+  of every kind attends to every other;
 - to the plan: the window's per-token plan features (`structdiff.data.arrange_tensor`) pass
   through an encoder and every track token cross-attends to them, with a relative-position bias.
 
@@ -47,9 +57,27 @@ class ArrangerConfig:
     n_heads: int = 4
     dropout: float = 0.1
     max_distance: int = 64  # relative distances (in tokens) beyond this share one bias
+    kinds: list[str] | None = None  # kind of each role slot (mono, poly, drums); None: all mono
+    poly_pitches: int = 48  # pitches of a poly roll
+    n_drums: int = 8  # classes of the reduced drum kit
+    poly_base_rate: float = 0.02  # share of poly cells on: the initial output bias
+    drum_base_rate: float = 0.05  # share of drum cells on
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def slot_kinds(self) -> list[str]:
+        return list(self.kinds) if self.kinds is not None else ["mono"] * self.n_roles
+
+    def kind_channels(self, kind: str) -> int:
+        """Channels of one step of one track of `kind` in the diffused tensor."""
+        return {"mono": self.emb_dim, "poly": 2 * self.poly_pitches, "drums": self.n_drums}[kind]
+
+    @property
+    def channels(self) -> int:
+        """C: the widest kind's channels; narrower kinds are zero-padded."""
+        return max(self.kind_channels(k) for k in set(self.slot_kinds))
 
 
 class _Attention(nn.Module):
@@ -117,22 +145,45 @@ class _Block(nn.Module):
         return rearrange(x, "b (k n) d -> b k n d", k=K)
 
 
+_KINDS = ("mono", "poly", "drums")
+# module name suffix of each kind's input and output layers (mono keeps the plain names, so the
+# all-mono arrangers trained before track kinds load as they are)
+_SUFFIX = {"mono": "", "poly": "_poly", "drums": "_drums"}
+
+
 class Arranger(nn.Module):
-    """Denoiser `forward(x_t [B, K, T, E], t [B], cond) -> logits [B, K, T, vocab]`.
+    """Denoiser `forward(x_t [B, K, T, C], t [B], cond) -> {kind: logits}`: for the slots of
+    each kind, in role order, mono `[B, Km, T, vocab]`, poly `[B, Kp, T, P, 2]`, drums
+    `[B, Kd, T, D]` (only the kinds the model has).
 
     `cond` holds `style` [B] long (n_styles = none), `plan` [B, N, n_plan] float (N = T //
     steps_per_token; the last feature marks padding tokens), `present` [B, K] bool (which
-    tracks play), and for known parts `context` [B, K, T, E] (x0 values) with `mask` [B, K, T,
-    E] (1 = known, the same over E); both default to nothing known.
+    tracks play), and for known parts `context` [B, K, T, C] (x0 values) with `mask` [B, K, T,
+    C] (1 = known, the same over C); both default to nothing known. K may be less than the
+    number of roles (the first K slots).
     """
 
     def __init__(self, cfg: ArrangerConfig):
         super().__init__()
         self.cfg = cfg
         d, E, S = cfg.d_model, cfg.emb_dim, cfg.steps_per_token
-        self.embedding = nn.Embedding(cfg.vocab, E)
-        nn.init.normal_(self.embedding.weight)
-        self.inp = nn.Linear(2 * S * E + S, d)
+        kinds = cfg.slot_kinds
+        if len(kinds) != cfg.n_roles or any(k not in _KINDS for k in kinds):
+            raise ValueError(f"kinds must give one of {', '.join(_KINDS)} per role "
+                             f"({cfg.n_roles}), got {kinds}")
+        self.kinds = [k for k in _KINDS if k in kinds]
+        if "mono" in kinds:
+            self.embedding = nn.Embedding(cfg.vocab, E)
+            nn.init.normal_(self.embedding.weight)
+        out_size = {"mono": cfg.vocab, "poly": 2 * cfg.poly_pitches, "drums": cfg.n_drums}
+        base = {"poly": cfg.poly_base_rate, "drums": cfg.drum_base_rate}
+        for kind in self.kinds:
+            c = cfg.kind_channels(kind)
+            setattr(self, "inp" + _SUFFIX[kind], nn.Linear(2 * S * c + S, d))
+            head = nn.Linear(d, S * out_size[kind])
+            if kind in base:  # start at the base rate of notes: the empty roll is no surprise
+                nn.init.constant_(head.bias, math.log(base[kind] / (1 - base[kind])))
+            setattr(self, "out" + _SUFFIX[kind], head)
         self.role = nn.Embedding(cfg.n_roles, d)
         self.present = nn.Embedding(2, d)
         self.plan_in = nn.Sequential(nn.Linear(cfg.n_plan, d), nn.SiLU(), nn.Linear(d, d))
@@ -146,7 +197,68 @@ class Arranger(nn.Module):
         nn.init.zeros_(self.plan_bias.weight)
         self.blocks = nn.ModuleList([_Block(cfg) for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, S * cfg.vocab)
+
+    def slots(self, kind: str, K: int | None = None) -> list[int]:
+        """The slots of `kind` among the first K (default all)."""
+        K = self.cfg.n_roles if K is None else K
+        return [k for k, kd in enumerate(self.cfg.slot_kinds[:K]) if kd == kind]
+
+    def _by_kind(self, parts: dict[str, torch.Tensor], K: int) -> torch.Tensor:
+        """Per-kind tensors `[B, K_kind, ...]` put back in slot order `[B, K, ...]`."""
+        order = [k for kind in self.kinds for k in self.slots(kind, K)]
+        joined = torch.cat([parts[kind] for kind in self.kinds if self.slots(kind, K)], dim=1)
+        if order == list(range(K)):
+            return joined
+        return joined[:, torch.argsort(torch.tensor(order))]
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, (0, self.cfg.channels - x.shape[-1]))
+
+    def encode_x0(self, tokens: torch.Tensor | None = None, roll: torch.Tensor | None = None,
+                  hits: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 `[B, K, T, C]` of clean parts: `tokens` `[B, Km, T]` long, `roll` `[B, Kp, T, P,
+        2]` and `hits` `[B, Kd, T, D]` bool (each may be None for a kind with no slots)."""
+        parts = {}
+        if tokens is not None and tokens.shape[1]:
+            parts["mono"] = self._pad(self.embed(tokens))
+        if roll is not None and roll.shape[1]:
+            parts["poly"] = self._pad(rearrange(roll.float() * 2 - 1, "b k t p c -> b k t (p c)"))
+        if hits is not None and hits.shape[1]:
+            parts["drums"] = self._pad(hits.float() * 2 - 1)
+        K = sum(p.shape[1] for p in parts.values())
+        return self._by_kind(parts, K)
+
+    def x0_from_output(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The x0 estimate `[B, K, T, C]` from the outputs of `forward`."""
+        parts = {}
+        if "mono" in out:
+            parts["mono"] = self._pad(self.x0_from_logits(out["mono"]))
+        if "poly" in out:
+            parts["poly"] = self._pad(rearrange(torch.tanh(out["poly"] / 2),
+                                                "b k t p c -> b k t (p c)"))
+        if "drums" in out:
+            parts["drums"] = self._pad(torch.tanh(out["drums"] / 2))
+        K = sum(p.shape[1] for p in parts.values())
+        return self._by_kind(parts, K)
+
+    def decode_x0(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Clean parts of x0 values `[B, K, T, C]`: `tokens` `[B, Km, T]` (nearest embedding),
+        `roll` `[B, Kp, T, P, 2]` and `hits` `[B, Kd, T, D]` (positive values are on)."""
+        K = x0.shape[1]
+        out = {}
+        mono, poly, drums = (self.slots(k, K) for k in _KINDS)
+        if mono:
+            out["tokens"] = self.nearest_tokens(x0[:, mono, :, : self.cfg.emb_dim])
+        if poly:
+            out["roll"] = rearrange(x0[:, poly, :, : 2 * self.cfg.poly_pitches] > 0,
+                                    "b k t (p c) -> b k t p c", c=2)
+        if drums:
+            out["hits"] = x0[:, drums, :, : self.cfg.n_drums] > 0
+        return out
+
+    def snap(self, x0: torch.Tensor) -> torch.Tensor:
+        """x0 values `[B, K, T, C]` moved to the nearest clean parts."""
+        return self.encode_x0(**self.decode_x0(x0))
 
     def token_embeddings(self) -> torch.Tensor:
         """The diffused embedding of every token value `[vocab, E]`, rows of norm sqrt(E)."""
@@ -171,7 +283,7 @@ class Arranger(nn.Module):
         return rearrange(table(rel + self.cfg.max_distance), "q k h -> h q k")  # [H, N, N]
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
-        B, K, T, E = x_t.shape
+        B, K, T, C = x_t.shape
         S = self.cfg.steps_per_token
         if T % S:
             raise ValueError(f"window steps must be a multiple of {S}, got {T}")
@@ -185,13 +297,21 @@ class Arranger(nn.Module):
         plan = cond["plan"].to(x_t.dtype)
         pad = plan[..., -1] > 0.5  # [B, N]
 
-        x = torch.cat([
-            rearrange(x_t, "b k (n s) e -> b k n (s e)", s=S),
-            rearrange(context * mask, "b k (n s) e -> b k n (s e)", s=S),
-            rearrange(mask[..., 0], "b k (n s) -> b k n s", s=S),
-        ], dim=-1)
+        known = context * mask
+        inputs = {}
+        for kind in self.kinds:
+            idx = self.slots(kind, K)
+            if not idx:
+                continue
+            c = self.cfg.kind_channels(kind)
+            x = torch.cat([
+                rearrange(x_t[:, idx, :, :c], "b k (n s) c -> b k n (s c)", s=S),
+                rearrange(known[:, idx, :, :c], "b k (n s) c -> b k n (s c)", s=S),
+                rearrange(mask[:, idx, :, 0], "b k (n s) -> b k n s", s=S),
+            ], dim=-1)
+            inputs[kind] = getattr(self, "inp" + _SUFFIX[kind])(x)
         p = self.plan_in(plan)  # [B, N, D]
-        h = self.inp(x) + self.role.weight[None, :K, None]
+        h = self._by_kind(inputs, K) + self.role.weight[None, :K, None]
         h = h + self.present(present.long())[:, :, None]
         h = h + self.plan_add(p)[:, None]
         c = self.time_emb(timestep_embedding(t, self.cfg.d_model)) + self.style(cond["style"])
@@ -209,5 +329,13 @@ class Arranger(nn.Module):
         plan_bias = plan_bias[None] + key_pad  # [B, H, K N, N]
         for block in self.blocks:
             h = block(h, c, time_bias, track_bias, plan_bias, p)
-        logits = self.out(self.out_norm(h))  # [B, K, N, S V]
-        return rearrange(logits, "b k n (s v) -> b k (n s) v", s=S)
+        h = self.out_norm(h)
+        out = {}
+        for kind in self.kinds:
+            idx = self.slots(kind, K)
+            if not idx:
+                continue
+            y = getattr(self, "out" + _SUFFIX[kind])(h[:, idx])  # [B, K_kind, N, S V]
+            y = rearrange(y, "b k n (s v) -> b k (n s) v", s=S)
+            out[kind] = rearrange(y, "b k t (p c) -> b k t p c", c=2) if kind == "poly" else y
+        return out

@@ -42,8 +42,9 @@ from structdiff.data.arrange_tensor import (
     token_features,
     transpose_song,
 )
+from structdiff.data.parts import PartLayout, Parts, decode_parts, encode_parts
 from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
-from structdiff.data.tokens import HOLD, N_SPECIAL, REST, decode_tokens, encode_tokens
+from structdiff.data.tokens import HOLD, N_SPECIAL
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
@@ -61,6 +62,19 @@ class ArrangerBundle:
     pitch_low: int
     n_pitches: int
     meta: dict
+
+    @property
+    def layout(self) -> PartLayout:
+        """The arranger's role slots, their kinds and pitch ranges."""
+        kinds = self.meta.get("kinds") or ["mono"] * len(self.roles)
+        return PartLayout(tuple(self.roles), tuple(kinds), self.pitch_low, self.n_pitches,
+                          int(self.meta.get("poly_low", 36)),
+                          int(self.meta.get("poly_pitches", 48)))
+
+    @property
+    def programs(self) -> dict[str, int]:
+        """The default GM program of each role that has one (from its role map)."""
+        return {r: int(p) for r, p in (self.meta.get("programs") or {}).items()}
 
 
 def load_arranger(folder: str | Path | None = None) -> ArrangerBundle:
@@ -123,17 +137,19 @@ def repeat_chords(song: Song, plan: Plan, from_bar: int = 0) -> Plan:
     return replace(plan, chords=merged)
 
 
-def harmony_bias(sp, vocab: int, pitch_low: int, strength: float) -> np.ndarray:
+def harmony_bias(sp, vocab: int, pitch_low: int, strength: float,
+                 n_special: int = N_SPECIAL) -> np.ndarray:
     """Logit offsets `[T, vocab]`: -strength for striking a non-chord tone under a chord (the
-    chords of `sp` are relative to the tonic, the tokens' pitches transposed to C), else 0."""
+    chords of `sp` are relative to the tonic, the tokens' pitches transposed to C), else 0.
+    The first `n_special` values are not pitches (rest and hold; 0 for a roll's pitches)."""
     T = sp.n_steps
     bias = np.zeros((T, vocab), dtype=np.float32)
     if strength == 0.0:
         return bias
     has_chord = (sp.root < 12) & (sp.quality != QUALITIES.index("N"))
-    pcs = (pitch_low + np.arange(vocab - N_SPECIAL)) % 12
+    pcs = (pitch_low + np.arange(vocab - n_special)) % 12
     step_tones = CHORD_TONES[sp.quality[has_chord], sp.root[has_chord]]  # [T', 12]
-    bias[has_chord, N_SPECIAL:] = np.where(step_tones[:, pcs], 0.0, -strength)
+    bias[has_chord, n_special:] = np.where(step_tones[:, pcs], 0.0, -strength)
     return bias
 
 
@@ -197,33 +213,43 @@ def arrange(
         raise ValueError(f"bars longer than {W - W // 4} steps don't fit the arranger's window")
 
     model = bundle.model
+    layout = bundle.layout
     T, K = int(song.end), len(bundle.roles)
     shift = key_shift(plan.key)
     moved = transpose_song(song, shift)
-    canvas = encode_tokens(moved, bundle.roles, 0, T, bundle.pitch_low, bundle.n_pitches)
+    canvas = _x0(model, encode_parts(moved, layout, 0, T))  # [K, T, C]
+    silent = _x0(model, encode_parts(replace(song, tracks=[]), layout, 0, 1))  # [K, 1, C]
     present = np.array([r in roles for r in bundle.roles])
     done = np.zeros((K, T), dtype=bool)
     for k, r in enumerate(bundle.roles):
         if r in known_roles:
             done[k] = True
         if not present[k]:
-            canvas[k], done[k] = REST, True
+            canvas[k], done[k] = silent[k], True
     done[present, :known_until] = True
     sp = step_plan(song, plan, intensities)
     src = repeat_sources(song, plan)
-    bias = harmony_bias(sp, model.cfg.vocab, bundle.pitch_low, harmony)
+    biases = None
+    if harmony:
+        biases = {"bias": harmony_bias(sp, model.cfg.vocab, bundle.pitch_low, harmony)}
+        if layout.slots("poly"):
+            biases["poly_bias"] = harmony_bias(sp, layout.poly_pitches, layout.poly_low,
+                                               harmony, n_special=0)
 
     n_styles = len(bundle.styles)
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
 
     def denoiser(x_t, t, c):
-        logits = model(x_t, t, c)
-        if "bias" in c:
-            logits = logits + c["bias"]
+        out = model(x_t, t, c)
+        if "bias" in c and "mono" in out:
+            logits = out["mono"] + c["bias"]
             # holding a note whose pitch is off the chord now costs as much as striking one
             logits[..., HOLD] -= harmony * held_off_chord(logits, c["bias"])
-        return model.x0_from_logits(logits)
+            out["mono"] = logits
+        if "poly_bias" in c and "poly" in out:  # striking or holding an off-chord pitch
+            out["poly"] = out["poly"] + c["poly_bias"][..., None]
+        return model.x0_from_output(out)
 
     generator = torch.Generator().manual_seed(seed)
     bars, ends = song.bars, song.bar_ends
@@ -253,19 +279,23 @@ def arrange(
             if bb > b and variation == 0.0 and src[bb] >= 0:
                 break
             new_end, bb = int(ends[bb]), bb + 1
-        tokens = _arrange_window(
-            model, bundle.noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
-            style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
-            generator, bias if harmony else None,
+        x0 = _arrange_window(
+            model, bundle.noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
+            variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
+            sampler, generator, biases,
         )
         free = ~done[:, pos:new_end]
-        canvas[:, pos:new_end][free] = tokens[:, pos - ws : new_end - ws][free]
+        canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]
         done[present, pos:new_end] = True
         bar_progress.update(bb - b)
         pos = new_end
     bar_progress.close()
 
-    notes = decode_tokens(canvas, bundle.roles, 0, bundle.pitch_low)
+    with torch.no_grad():
+        parts = model.decode_x0(torch.from_numpy(canvas)[None])
+    empty = encode_parts(replace(song, tracks=[]), layout, 0, T)
+    notes = decode_parts(Parts(**{k: parts[k][0].numpy() if k in parts else getattr(empty, k)
+                                  for k in ("tokens", "roll", "hits")}), layout)
     out = {}
     for role in roles:
         if role in known_roles:
@@ -273,44 +303,52 @@ def arrange(
         n = notes[role].copy()
         if known_until:
             n = n[n[:, START] >= known_until]
-        n[:, PITCH] -= shift
+        if layout.kind_of(role) != "drums":  # drum keys are instruments, not pitches
+            n[:, PITCH] -= shift
         n[:, VELOCITY] = np.asarray(VELOCITY_OF_INTENSITY)[sp.intensity[n[:, START]]]
         out[role] = n
     return out
 
 
-def _arrange_window(model, noise, canvas, done, src, sp, song, ws, pos, new_end, variation,
-                    style_index, present_t, denoiser, guidance_scale, n_styles, steps, sampler,
-                    generator, bias=None) -> np.ndarray:
-    """Sample the window [ws, ws + W): tokens `[K, W]`."""
-    K, T = canvas.shape
+def _x0(model: Arranger, parts: Parts) -> np.ndarray:
+    """Clean x0 values `[K, T, C]` of parts."""
+    with torch.no_grad():
+        x0 = model.encode_x0(*(torch.from_numpy(a)[None] for a in
+                               (parts.tokens, parts.roll, parts.hits)))
+    return x0[0].numpy()
+
+
+def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
+                    variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
+                    sampler, generator, biases=None) -> np.ndarray:
+    """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`."""
+    K, T, C = canvas.shape
     W = WINDOW_STEPS
     hi = min(T, ws + W)
-    tokens = np.full((K, W), REST, dtype=np.int64)
-    tokens[:, : hi - ws] = canvas[:, ws:hi]
-    known = np.ones((K, W), dtype=bool)  # padding past the song's end counts as known rest
+    window = np.repeat(silent, W, axis=1)  # padding past the song's end is known silence
+    window[:, : hi - ws] = canvas[:, ws:hi]
+    known = np.ones((K, W), dtype=bool)
     known[:, : hi - ws] = done[:, ws:hi]
     plan = torch.from_numpy(token_features(sp, ws, W))[None]
     cond = {"style": style_index, "plan": plan, "present": present_t}
-    if bias is not None:
+    for name, bias in (biases or {}).items():
         window_bias = np.zeros((W, bias.shape[1]), dtype=np.float32)
         window_bias[: hi - ws] = bias[ws:hi]
-        cond["bias"] = torch.from_numpy(window_bias)[None, None]  # [1, 1, W, V]
+        cond[name] = torch.from_numpy(window_bias)[None, None]  # [1, 1, W, V]
 
     guide = guide_mask = None
     if variation > 0.0:
-        gtokens = tokens.copy()
+        gwindow = window.copy()
         gmask = np.zeros((K, W), dtype=bool)
         for b in range(int(song.bar_of(pos)), int(song.bar_of(new_end - 1)) + 1):
             if src[b] < 0:
                 continue
             lo, n, slo = int(song.bars[b]), int(song.bar_ends[b] - song.bars[b]), int(
                 song.bars[src[b]])
-            gtokens[:, lo - ws : lo - ws + n] = canvas[:, slo : slo + n]
+            gwindow[:, lo - ws : lo - ws + n] = canvas[:, slo : slo + n]
             gmask[:, lo - ws : lo - ws + n] = ~known[:, lo - ws : lo - ws + n]
         if gmask.any():
-            with torch.no_grad():
-                guide = model.embed(torch.from_numpy(gtokens))[None]
+            guide = torch.from_numpy(gwindow)[None]
             guide_mask = torch.from_numpy(gmask)[None, :, :, None]
 
     fn = denoiser
@@ -323,10 +361,10 @@ def _arrange_window(model, noise, canvas, done, src, sp, song, ws, pos, new_end,
         fn = ClassifierFreeGuidance(denoiser, guidance_scale,
                                     {"style": n_styles, "plan": null_plan})
     with torch.no_grad():
-        x0 = model.embed(torch.from_numpy(tokens))[None]
-        x = sample(fn, (1, K, W, model.cfg.emb_dim), noise, cond, sampler, steps,
+        x0 = torch.from_numpy(window)[None]
+        x = sample(fn, (1, K, W, C), noise, cond, sampler, steps,
                    generator=generator, known=x0,
                    mask=torch.from_numpy(known)[None, :, :, None],
                    guide=guide, guide_mask=guide_mask,
                    guide_strength=variation if guide is not None else 1.0)
-        return model.nearest_tokens(x)[0].numpy()
+        return model.snap(x)[0].numpy()

@@ -9,25 +9,23 @@ import numpy as np
 
 from structdiff.data.arrange_tensor import window_bars
 from structdiff.data.song import Song, Tempo, TimeSignature, Track
-from structdiff.data.tokens import decode_tokens
 
 
-def window_song(tokens: np.ndarray, plan_features: np.ndarray, roles: list[str],
-                pitch_low: int, source: str = "arranger sample") -> Song:
-    """A song of one window's tokens `[K, T]` (in C), its bars read from the plan features."""
-    T = tokens.shape[1]
+def window_song(notes: dict[str, np.ndarray], plan_features: np.ndarray, n_steps: int,
+                source: str = "arranger sample") -> Song:
+    """A song of one window's notes per role (in C), its bars read from the plan features."""
     bars = window_bars(plan_features)
     if len(bars) == 0 or bars[0] != 0:
         bars = np.concatenate([[0], bars]).astype(np.int64)
-    notes = decode_tokens(tokens, roles, 0, pitch_low)
-    tracks = [Track(role, 0, False, notes[role], role) for role in roles if len(notes[role])]
-    end = max(T, int(bars[-1]) + 1)
+    tracks = [Track(role, 0, role == "drums", n, role)
+              for role, n in notes.items() if len(n)]
+    end = max(n_steps, int(bars[-1]) + 1)
     return Song(tracks, bars.astype(np.int64), end, [TimeSignature(0, 4, 4)], [Tempo(0, 100.0)],
-                source=source, role_map="satb")
+                source=source)
 
 
-def log_windows(logger, tokens: np.ndarray, batch: dict, roles: list[str], pitch_low: int,
-                styles: list[str], step: int) -> None:
+def log_windows(logger, notes: list[dict[str, np.ndarray]], batch: dict, styles: list[str],
+                step: int) -> None:
     """To W&B when the run logs there: one piano roll per window and the MIDI files."""
     experiment = getattr(logger, "experiment", None)
     if experiment is None or not hasattr(experiment, "log"):
@@ -42,10 +40,9 @@ def log_windows(logger, tokens: np.ndarray, batch: dict, roles: list[str], pitch
     images = []
     artifact = wandb.Artifact(f"samples-step{step}", type="midi")
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(len(tokens)):
-            playing = [r for r, p in zip(roles, present[i]) if p]
-            keep = [k for k, p in enumerate(present[i]) if p]
-            song = window_song(tokens[i][keep], plans[i], playing, pitch_low,
+        for i, window in enumerate(notes):
+            playing = {r: n for (r, n), p in zip(window.items(), present[i]) if p}
+            song = window_song(playing, plans[i], plans.shape[1] * 4,
                                source=f"sample {i} ({styles[i]})")
             png = render_png(song, Path(tmp) / f"sample{i}.png", dpi=60)
             images.append(wandb.Image(str(png), caption=song.source))

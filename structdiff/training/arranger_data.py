@@ -1,10 +1,13 @@
-"""Windows of a prepared corpus as training examples for the arranger.
+"""Windows of prepared corpora as training examples for the arranger.
 
-Every song with an analyzed plan is transposed so that its key's tonic is C, encoded once as
-per-step tokens `[K, T]` (`structdiff.data.tokens`) and a per-step plan
-(`structdiff.data.arrange_tensor.step_plan`). An example is a window of `window_steps` steps
-starting on a bar line: training draws windows at random (every bar line of every song is a
-start; `windows_per_epoch` of them make an epoch), validation uses a fixed list.
+Every song with a plan is transposed so that its key's tonic is C, encoded once in the
+arranger's representation of each track kind (`structdiff.data.parts`: tokens for mono roles,
+a roll for poly roles, hits for drums) and a per-step plan (`structdiff.data.arrange_tensor.
+step_plan`). An example is a window of `window_steps` steps starting on a bar line: training
+draws windows at random (every bar line of every song is a start; `windows_per_epoch` of them
+make an epoch), validation uses a fixed list. Several prepared corpora train one model
+together (a band model learns from POP909, mma-rendered bands, Groove drums and game music);
+a song of a corpus that has only some roles (Groove: drums) trains those roles alone.
 """
 
 from __future__ import annotations
@@ -27,13 +30,14 @@ from structdiff.data.arrange_tensor import (
     window_starts,
 )
 from structdiff.data.corpus import STYLES
+from structdiff.data.parts import PartLayout, Parts, encode_parts
+from structdiff.data.roles import load_role_map
 from structdiff.data.song import Song
-from structdiff.data.tokens import REST, encode_tokens
 
 
 @dataclass
 class ArrangeExample:
-    tokens: np.ndarray  # [K, T] int16, transposed to C
+    parts: Parts  # the whole song, transposed to C
     present: np.ndarray  # [K] bool, roles with notes
     plan: StepPlan
     starts: np.ndarray  # bar starts a window may begin at
@@ -41,9 +45,16 @@ class ArrangeExample:
     source: str
 
 
-def encode_song(song: Song, roles: tuple[str, ...] = ROLES, pitch_low: int = 33,
-                n_pitches: int = 54, min_steps: int = 16) -> ArrangeExample | str:
+def default_layout(roles: tuple[str, ...] = ROLES) -> PartLayout:
+    """All roles monophonic, the token range of the classical arranger."""
+    return PartLayout(tuple(roles), ("mono",) * len(roles))
+
+
+def encode_song(song: Song, layout: PartLayout | None = None,
+                min_steps: int = 16) -> ArrangeExample | str:
     """The song as an example, or the reason it can't be one."""
+    layout = layout or default_layout()
+    roles = layout.roles
     if song.plan is None:
         return f"{song.source}: no plan"
     if not any(t.role in roles and t.n_notes for t in song.tracks):
@@ -51,20 +62,19 @@ def encode_song(song: Song, roles: tuple[str, ...] = ROLES, pitch_low: int = 33,
     if song.end < min_steps:
         return f"{song.source}: shorter than {min_steps} steps"
     moved = transpose_song(song, key_shift(song.plan.key))
-    tokens = encode_tokens(moved, list(roles), 0, song.end, pitch_low, n_pitches)
+    parts = encode_parts(moved, layout, 0, song.end)
+    parts.tokens = parts.tokens.astype(np.int16)
     present = np.array([any(t.role == r and t.n_notes for t in song.tracks) for r in roles])
-    return ArrangeExample(tokens.astype(np.int16), present, step_plan(song, song.plan),
+    return ArrangeExample(parts, present, step_plan(song, song.plan),
                           window_starts(song.bars, song.end, min_steps), song.style, song.source)
 
 
 def window(example: ArrangeExample, start: int, n_steps: int = WINDOW_STEPS) -> dict:
-    """Steps [start, start + n_steps) of an example: `tokens` [K, n] (REST past the end),
-    `plan` [n // 4, F] and `present` [K]."""
-    K, T = example.tokens.shape
-    tokens = np.full((K, n_steps), REST, dtype=np.int64)
-    hi = min(T, start + n_steps)
-    tokens[:, : hi - start] = example.tokens[:, start:hi]
-    return {"tokens": tokens, "plan": token_features(example.plan, start, n_steps),
+    """Steps [start, start + n_steps) of an example: `tokens` [Km, n] (REST past the end),
+    `roll` [Kp, n, P, 2], `hits` [Kd, n, D], `plan` [n // 4, F] and `present` [K]."""
+    w = example.parts.window(start, n_steps)
+    return {"tokens": w.tokens, "roll": w.roll, "hits": w.hits,
+            "plan": token_features(example.plan, start, n_steps),
             "present": example.present.copy()}
 
 
@@ -100,9 +110,12 @@ class WindowDataset(Dataset):
 
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
-    """`tokens` [B, K, T] long, `plan` [B, N, F], `present` [B, K] bool, `style` [B] long."""
+    """`tokens` [B, Km, T] long, `roll` [B, Kp, T, P, 2] and `hits` [B, Kd, T, D] bool, `plan`
+    [B, N, F], `present` [B, K] bool, `style` [B] long."""
     return {
         "tokens": torch.from_numpy(np.stack([it["tokens"] for it in items])),
+        "roll": torch.from_numpy(np.stack([it["roll"] for it in items])),
+        "hits": torch.from_numpy(np.stack([it["hits"] for it in items])),
         "plan": torch.from_numpy(np.stack([it["plan"] for it in items])),
         "present": torch.from_numpy(np.stack([it["present"] for it in items])),
         "style": torch.tensor([it["style"] for it in items], dtype=torch.long),
@@ -124,10 +137,14 @@ class ArrangeDataModule(pl.LightningDataModule):
     """Train and validation windows of a prepared corpus.
 
     Args:
-        prepared: folder written by `structdiff prepare` (songs analyzed).
+        prepared: folder written by `structdiff prepare` (songs with plans), or a list of them
+            trained on together.
         styles: style names the model is conditioned on, in its order (default: the styles of
             the embedded corpus); other styles count as none.
-        roles: the track slots, in the model's order.
+        roles: the track slots, in the model's order (default: the role map's, else `satb`'s).
+        role_map: the role map whose roles and track kinds the model has (None: `roles`, all
+            monophonic).
+        pitch_low, n_pitches: the mono token pitch range; poly_low, poly_pitches: the poly roll's.
         window_steps: steps per window (a multiple of 4).
         batch_size: windows per batch.
         windows_per_epoch: random training windows per epoch.
@@ -139,9 +156,14 @@ class ArrangeDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        prepared: str = "data/music21",
+        prepared: str | list[str] = "data/music21",
         styles: list[str] | None = None,
         roles: list[str] | None = None,
+        role_map: str | None = None,
+        pitch_low: int = 33,
+        n_pitches: int = 54,
+        poly_low: int = 36,
+        poly_pitches: int = 48,
         window_steps: int = WINDOW_STEPS,
         batch_size: int = 32,
         windows_per_epoch: int = 8192,
@@ -153,7 +175,17 @@ class ArrangeDataModule(pl.LightningDataModule):
         super().__init__()
         self.prepared = prepared
         self.styles = list(styles if styles is not None else STYLES)
-        self.roles = tuple(roles if roles is not None else ROLES)
+        ranges = dict(pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
+                      poly_pitches=poly_pitches)
+        if role_map is not None:
+            self.layout = PartLayout.of_role_map(load_role_map(role_map), **ranges)
+            if roles is not None and tuple(roles) != self.layout.roles:
+                raise ValueError(f"roles {roles} differ from the role map {role_map}'s "
+                                 f"{list(self.layout.roles)}")
+        else:
+            roles = tuple(roles if roles is not None else ROLES)
+            self.layout = PartLayout(roles, ("mono",) * len(roles), **ranges)
+        self.roles = self.layout.roles
         self.window_steps = window_steps
         self.batch_size = batch_size
         self.windows_per_epoch = windows_per_epoch
@@ -172,7 +204,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         for split, songs in training_splits(self.prepared, self.limit).items():
             examples = []
             for song in songs:
-                ex = encode_song(song, self.roles)
+                ex = encode_song(song, self.layout)
                 if isinstance(ex, str):
                     self.skipped.append(ex)
                 else:

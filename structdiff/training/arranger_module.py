@@ -1,8 +1,10 @@
-"""Training the arranger: x0 prediction of per-step tokens with cross-entropy.
+"""Training the arranger: x0 prediction of every track kind with a classification loss.
 
-A window's tokens `[K, T]` are embedded (`Arranger.embed`), noised, and the network predicts
-their classes; the loss is the cross-entropy on the steps that are neither padding nor known,
-of the tracks that play. Each window gets a random context, as generation uses them: nothing
+A window's parts (tokens of mono roles, rolls of poly roles, drum hits; `structdiff.data.parts`)
+become one x0 tensor (`Arranger.encode_x0`), are noised, and the network predicts them: the loss
+is the cross-entropy of the mono tokens plus the binary cross-entropy of the roll cells and drum
+hits, summed per track and step, averaged over the steps that are neither padding nor known, of
+the tracks that play. Each window gets a random context, as generation uses them: nothing
 known (a new song), some tracks known (accompaniment, regenerating a track), the first bars
 known (the next window of a song, continuation) or all but a span (infilling). Style and
 intensity are dropped at random for classifier-free guidance.
@@ -23,6 +25,9 @@ from structdiff.data.arrange_tensor import (
     feature_slice,
 )
 from structdiff.data.corpus import STYLES
+from structdiff.data.drums import DRUM_CLASSES
+from structdiff.data.parts import PartLayout, Parts, decode_parts
+from structdiff.data.roles import load_role_map
 from structdiff.data.tokens import vocab_size
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
 from structdiff.models.arranger import Arranger, ArrangerConfig, count_parameters
@@ -84,8 +89,11 @@ class ArrangerModule(DiffusionModule):
 
     Args:
         styles: style names, in embedding order (a song of another style counts as none).
-        roles: the track slots, in order.
-        pitch_low, n_pitches: the token pitch range (`structdiff.data.tokens`).
+        roles: the track slots, in order (default: the role map's, else `satb`'s).
+        role_map: the role map whose roles and track kinds the model has (None: `roles`, all
+            monophonic, as the classical arranger).
+        pitch_low, n_pitches: the mono token pitch range (`structdiff.data.tokens`).
+        poly_low, poly_pitches: the poly roll's pitch range.
         emb_dim, d_model, n_layers, n_heads, dropout, max_distance: the network.
         num_train_timesteps, schedule: the noise schedule (x0 prediction).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
@@ -100,14 +108,17 @@ class ArrangerModule(DiffusionModule):
             training ends (None: don't).
     """
 
-    batch_key = "tokens"
+    batch_key = "style"
 
     def __init__(
         self,
         styles: list[str] | None = None,
         roles: list[str] | None = None,
+        role_map: str | None = None,
         pitch_low: int = 33,
         n_pitches: int = 54,
+        poly_low: int = 36,
+        poly_pitches: int = 48,
         emb_dim: int = 12,
         d_model: int = 192,
         n_layers: int = 3,
@@ -132,12 +143,19 @@ class ArrangerModule(DiffusionModule):
         super().__init__()
         self.save_hyperparameters()
         self.styles = list(styles if styles is not None else STYLES)
-        self.roles = list(roles if roles is not None else ROLES)
+        if role_map is not None:
+            rm = load_role_map(role_map)
+            self.roles, kinds = rm.roles, rm.kinds
+            self.programs = rm.programs
+        else:
+            self.roles = list(roles if roles is not None else ROLES)
+            kinds, self.programs = None, {}
         self.config = ArrangerConfig(
             vocab=vocab_size(n_pitches), n_roles=len(self.roles), n_styles=len(self.styles),
             n_plan=PLAN_FEATURES, steps_per_token=STEPS_PER_TOKEN, emb_dim=emb_dim,
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
-            max_distance=max_distance,
+            max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
+            n_drums=len(DRUM_CLASSES),
         )
         self.model = Arranger(self.config)
         self.ema = EMA(self.model, ema_decay)
@@ -147,16 +165,16 @@ class ArrangerModule(DiffusionModule):
     @staticmethod
     def denoiser(model: Arranger):
         def predict(x_t, t, cond):
-            return model.x0_from_logits(model(x_t, t, cond))
+            return model.x0_from_output(model(x_t, t, cond))
 
         return predict
 
     # --- training --------------------------------------------------------------------------
 
     def _loss(self, model: Arranger, batch: dict, generator: torch.Generator | None = None):
-        tokens, present, plan = batch["tokens"], batch["present"], batch["plan"]
-        B, K, T = tokens.shape
-        x0 = model.embed(tokens)
+        present, plan = batch["present"], batch["plan"]
+        x0 = model.encode_x0(batch["tokens"], batch.get("roll"), batch.get("hits"))
+        B, K, T, _ = x0.shape
         t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
         noise = torch.randn(x0.shape, generator=generator)
         x_t = self.noise.add_noise(x0, noise, t).to(x0.dtype)
@@ -168,22 +186,48 @@ class ArrangerModule(DiffusionModule):
             cond["plan"] = drop_intensity(plan, h.cfg_drop)
         m = known[..., None].to(x0.dtype).expand_as(x0)
         cond["context"], cond["mask"] = x0 * m, m
-        logits = model(x_t, t, cond)
-        ce = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
+        out = model(x_t, t, cond)
         weight = (~known & present[:, :, None] & ~step_padding(plan)[:, None]).float()
-        return (ce.view(B, K, T) * weight).sum() / weight.sum().clamp(min=1)
+        per_step = {}  # loss per track and step [B, K_kind, T] of each kind
+        if "mono" in out:
+            tokens = batch["tokens"]
+            per_step["mono"] = F.cross_entropy(out["mono"].flatten(0, 2), tokens.flatten(),
+                                               reduction="none").view(tokens.shape)
+        if "poly" in out:
+            per_step["poly"] = F.binary_cross_entropy_with_logits(
+                out["poly"], batch["roll"].float(), reduction="none").sum((-2, -1))
+        if "drums" in out:
+            per_step["drums"] = F.binary_cross_entropy_with_logits(
+                out["drums"], batch["hits"].float(), reduction="none").sum(-1)
+        total = x0.new_zeros(())
+        stage = "train" if model.training else "val"
+        for kind, loss in per_step.items():
+            w = weight[:, model.slots(kind, K)]
+            total = total + (loss * w).sum()
+            if len(per_step) > 1 and self._trainer is not None:
+                self.log(f"{stage}/loss_{kind}", (loss * w).sum() / w.sum().clamp(min=1),
+                         batch_size=B)
+        return total / weight.sum().clamp(min=1)
 
     # --- samples, export ---------------------------------------------------------------------
 
-    def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> torch.Tensor:
-        """Tokens `[B, K, T]` arranged by the EMA weights for the plans of `batch`."""
+    @property
+    def layout(self) -> PartLayout:
+        h = self.hparams
+        return PartLayout(tuple(self.roles), tuple(self.config.slot_kinds), h.pitch_low,
+                          h.n_pitches, h.poly_low, h.poly_pitches)
+
+    def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> dict[str, torch.Tensor]:
+        """The parts (`tokens`, `roll`, `hits`; `Arranger.decode_x0`) the EMA weights arrange
+        for the plans of `batch`."""
         model = self.ema.shadow
-        B, K, T = batch["tokens"].shape
+        B, K = batch["present"].shape
+        T = batch["plan"].shape[1] * STEPS_PER_TOKEN
         cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
         generator = torch.Generator().manual_seed(seed)
-        x = sample(self.denoiser(model), (B, K, T, self.config.emb_dim), self.noise, cond,
+        x = sample(self.denoiser(model), (B, K, T, self.config.channels), self.noise, cond,
                    "ddim", steps, generator=generator)
-        return model.nearest_tokens(x)
+        return model.decode_x0(x)
 
     def log_samples(self) -> None:
         from structdiff.training.arrange_logging import log_windows
@@ -193,10 +237,14 @@ class ArrangerModule(DiffusionModule):
             return
         loader = self.trainer.datamodule.val_dataloader()
         batch = next(iter(loader))
-        n = min(self.hparams.sample_windows, batch["tokens"].shape[0])
+        n = min(self.hparams.sample_windows, batch["style"].shape[0])
         batch = {k: v[:n] for k, v in batch.items()}
-        tokens = self.sample_windows(batch, self.hparams.sample_steps, seed=self.current_epoch)
-        log_windows(self.logger, tokens.numpy(), batch, self.roles, self.hparams.pitch_low,
+        sampled = self.sample_windows(batch, self.hparams.sample_steps, seed=self.current_epoch)
+        empty = {"tokens": batch["tokens"], "roll": batch["roll"], "hits": batch["hits"]}
+        parts = [Parts(**{k: (sampled.get(k, empty[k]))[i].numpy() for k in empty})
+                 for i in range(n)]
+        notes = [decode_parts(p, self.layout) for p in parts]
+        log_windows(self.logger, notes, batch,
                     [self.styles[s] if s < len(self.styles) else "none"
                      for s in batch["style"].tolist()], step=self.global_step)
 
@@ -216,8 +264,13 @@ class ArrangerModule(DiffusionModule):
             "config": self.config.to_dict(),
             "styles": self.styles,
             "roles": self.roles,
+            "kinds": self.config.slot_kinds,
+            "programs": self.programs,
+            "role_map": self.hparams.role_map,
             "pitch_low": self.hparams.pitch_low,
             "n_pitches": self.hparams.n_pitches,
+            "poly_low": self.hparams.poly_low,
+            "poly_pitches": self.hparams.poly_pitches,
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
             "training": {"parameters": count_parameters(self.model), **training},

@@ -129,7 +129,8 @@ class PlanDataModule(pl.LightningDataModule):
     """Train and validation plans of a prepared corpus.
 
     Args:
-        prepared: folder written by `structdiff prepare` (songs analyzed).
+        prepared: folder written by `structdiff prepare` (songs with plans), or a list of
+            them trained on together.
         styles: style names the model is conditioned on, in its order (default: the styles of
             the embedded corpus); other styles count as none.
         max_bars: longest window of bars in a training example.
@@ -140,7 +141,7 @@ class PlanDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        prepared: str = "data/music21",
+        prepared: str | list[str] = "data/music21",
         styles: list[str] | None = None,
         max_bars: int = 128,
         batch_size: int = 32,

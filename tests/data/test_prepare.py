@@ -183,10 +183,10 @@ def test_analysis_errors_keep_the_song(mixed_folder, tmp_path, monkeypatch):
 
 
 def test_music21_entries_carry_style_and_split(tmp_path):
-    from structdiff.data.prepare import _Entry, _Job, _read_entry, music21_corpus
+    from structdiff.data.prepare import CorpusEntry, _Job, _read_entry, music21_corpus
 
     file_id, path = next((i, p) for i, p in music21_corpus() if i == "bach/bwv66.6.mxl")
-    entry = _Entry(file_id, str(path), corpus_style(file_id), split_of(file_id))
+    entry = CorpusEntry(file_id, str(path), corpus_style(file_id), split_of(file_id))
     job = _Job(0, "shard-00000-0000000000", (entry,), str(tmp_path), 4, "auto", True, True)
     song, status = _read_entry(entry, job)
     assert song.source == "music21:bach/bwv66.6.mxl"

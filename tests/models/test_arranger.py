@@ -31,6 +31,11 @@ def model():
     return m.eval()
 
 
+def mono(m, *args):
+    """The mono logits of an all-mono arranger."""
+    return m(*args)["mono"]
+
+
 def _inputs(seed=0, present=None):
     g = torch.Generator().manual_seed(seed)
     x_t = torch.randn(B, K, T, 8, generator=g)
@@ -44,17 +49,17 @@ def _inputs(seed=0, present=None):
 
 def test_forward_shape(model):
     x_t, t, cond = _inputs()
-    logits = model(x_t, t, cond)
+    logits = mono(model, x_t, t, cond)
     assert logits.shape == (B, K, T, model.cfg.vocab)
     assert torch.isfinite(logits).all()
     with pytest.raises(ValueError, match="multiple of 4"):
-        model(x_t[:, :, :30], t, cond)
+        mono(model, x_t[:, :, :30], t, cond)
 
 
 def test_fewer_tracks_than_roles(model):
     x_t, t, cond = _inputs()
     cond["present"] = cond["present"][:, :2]
-    assert model(x_t[:, :2], t, cond).shape == (B, 2, T, model.cfg.vocab)
+    assert mono(model, x_t[:, :2], t, cond).shape == (B, 2, T, model.cfg.vocab)
 
 
 def test_nearest_token_of_every_embedding_is_itself(model):
@@ -86,12 +91,12 @@ def test_tracks_that_do_not_play_do_not_affect_those_that_play(model):
     x_t, t, cond = _inputs(present=present)
     other = x_t.clone()
     other[:, 2:] = torch.randn(other[:, 2:].shape, generator=torch.Generator().manual_seed(5))
-    a, b = model(x_t, t, cond), model(other, t, cond)
+    a, b = mono(model, x_t, t, cond), mono(model, other, t, cond)
     assert torch.allclose(a[:, :2], b[:, :2], atol=1e-5)
     assert not torch.allclose(a[:, 2:], b[:, 2:], atol=1e-3)  # their own outputs do change
     # when those tracks play, the others hear them: the check above could fail
     cond_all = dict(cond, present=torch.ones(B, K, dtype=torch.bool))
-    a, b = model(x_t, t, cond_all), model(other, t, cond_all)
+    a, b = mono(model, x_t, t, cond_all), mono(model, other, t, cond_all)
     assert not torch.allclose(a[:, :2], b[:, :2], atol=1e-3)
 
 
@@ -101,11 +106,11 @@ def test_padding_tokens_do_not_affect_the_real_ones(model):
     cond["plan"][:, -2:, -1] = 1  # the last two tokens (8 steps) are padding
     other = x_t.clone()
     other[:, :, -8:] += 3.0
-    a, b = model(x_t, t, cond), model(other, t, cond)
+    a, b = mono(model, x_t, t, cond), mono(model, other, t, cond)
     assert torch.allclose(a[:, :, :-8], b[:, :, :-8], atol=1e-5)
     # without padding they would
     cond["plan"][:, -2:, -1] = 0
-    a, b = model(x_t, t, cond), model(other, t, cond)
+    a, b = mono(model, x_t, t, cond), mono(model, other, t, cond)
     assert not torch.allclose(a[:, :, :-8], b[:, :, :-8], atol=1e-3)
 
 
@@ -116,26 +121,26 @@ def test_known_context_is_read_only_where_the_mask_is_1(model):
     context = torch.randn(x_t.shape, generator=g)
     mask = torch.zeros_like(x_t)
     mask[:, 0] = 1  # the first track is known
-    base = model(x_t, t, dict(cond, context=context, mask=mask))
+    base = mono(model, x_t, t, dict(cond, context=context, mask=mask))
     changed_known = context.clone()
     changed_known[:, 0] += 1.0
-    assert not torch.allclose(base, model(x_t, t, dict(cond, context=changed_known, mask=mask)),
+    assert not torch.allclose(base, mono(model, x_t, t, dict(cond, context=changed_known, mask=mask)),
                               atol=1e-3)
     changed_unknown = context.clone()
     changed_unknown[:, 1:] += 1.0
-    assert torch.allclose(base, model(x_t, t, dict(cond, context=changed_unknown, mask=mask)),
+    assert torch.allclose(base, mono(model, x_t, t, dict(cond, context=changed_unknown, mask=mask)),
                           atol=1e-5)
     # no context given is the same as a zero mask
     zero = torch.zeros_like(x_t)
-    assert torch.allclose(model(x_t, t, cond), model(x_t, t, dict(cond, context=context,
+    assert torch.allclose(mono(model, x_t, t, cond), mono(model, x_t, t, dict(cond, context=context,
                                                                   mask=zero)), atol=1e-5)
 
 
 @torch.no_grad()
 def test_style_and_plan_are_used(model):
     x_t, t, cond = _inputs()
-    base = model(x_t, t, cond)
-    restyled = model(x_t, t, dict(cond, style=torch.tensor([1, 1])))
+    base = mono(model, x_t, t, cond)
+    restyled = mono(model, x_t, t, dict(cond, style=torch.tensor([1, 1])))
     assert not torch.allclose(base, restyled, atol=1e-3)
-    replanned = model(x_t, t, dict(cond, plan=torch.roll(cond["plan"], 1, dims=1)))
+    replanned = mono(model, x_t, t, dict(cond, plan=torch.roll(cond["plan"], 1, dims=1)))
     assert not torch.allclose(base, replanned, atol=1e-3)
