@@ -131,11 +131,17 @@ def prepare(
         "role_map": role_map,
         "analyze": analyze,
     }
+    adapter_digest = None
     if corpus is not None:
         settings.update(corpus=corpus, seed=seed)
+        # an edited adapter (or a file it reads its rules from) rewrites the shards
+        h = hashlib.sha256(Path(adapter.__file__).read_bytes())
+        for extra in getattr(adapter, "DIGEST_FILES", ()):
+            h.update(Path(extra).read_bytes())
+        adapter_digest = h.hexdigest()
     salt = json.dumps(
-        {**settings, "role_map_digest": role_map_digest, "format": PREPARE_FORMAT,
-         "shard_format": SHARD_FORMAT},
+        {**settings, "role_map_digest": role_map_digest, "adapter_digest": adapter_digest,
+         "format": PREPARE_FORMAT, "shard_format": SHARD_FORMAT},
         sort_keys=True,
     )
     jobs = [

@@ -34,8 +34,10 @@ def run_training(model: str, args: list[str]) -> None:
         def add_arguments_to_parser(self, parser) -> None:
             # one list of styles for the network's embedding and the data's labels
             parser.link_arguments("model.styles", "data.styles")
-            if model == "arranger":
-                parser.link_arguments("model.roles", "data.roles")
+            if model == "arranger":  # the data is encoded as the network reads it
+                for name in ("roles", "role_map", "pitch_low", "n_pitches", "poly_low",
+                             "poly_pitches"):
+                    parser.link_arguments(f"model.{name}", f"data.{name}")
 
     args, ckpt_path = _pop_option(list(args), "--ckpt_path")
     # LightningCLI prints a whole usage text on a bad option: keep only its error line
