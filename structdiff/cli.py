@@ -138,12 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", metavar="KEY", help='e.g. "A minor", "Bb" (default: drawn)')
     p.add_argument("--meter", default="4/4", metavar="N/D", help="time signature (default 4/4)")
     p.add_argument("--style", metavar="STYLE",
-                   help="a style of the models, e.g. chorale, string_quartet (default: any)")
+                   help="a style the shipped models were trained on; it picks the models "
+                   f"that know it ({_styles_help()}; default: any, on the first set)")
     p.add_argument("--instruments", metavar="ROLE=GM,...",
                    help="which roles play and on what General MIDI instrument, by name or "
-                   'number, e.g. "soprano=flute,alto=clarinet,tenor=horn,bass=bassoon" '
-                   "(roles: soprano, alto, tenor, bass, quintus; default: string quartet on "
-                   "soprano, alto, tenor, bass)")
+                   'number, e.g. "melody=flute,bass=fretless bass,keys=rhodes,drums=0" (band '
+                   'roles: melody, bass, keys, guitar, strings, drums; default: all six) or '
+                   '"soprano=flute,alto=clarinet,tenor=horn,bass=bassoon" (classical roles: '
+                   "soprano, alto, tenor, bass, quintus; default: string quartet on soprano, "
+                   "alto, tenor, bass)")
+    p.add_argument("--roles", metavar="MAP",
+                   help="role map for the tracks of an --accompany/--continue/--regenerate "
+                   "file (default: band for a file with drums or GM band programs, satb for "
+                   "voices and strings); it picks the models that play those roles")
     p.add_argument("--intensity", metavar="LEVELS",
                    help='per-section intensity: "high", "low,mid,high,mid" (one per section) '
                    'or "A=low,B=high" (levels low, mid, high; default: the model chooses)')
@@ -356,13 +363,24 @@ def _parse_meter(text: str) -> tuple[int, int]:
     return num, den
 
 
+def _styles_help() -> str:
+    """The styles of the installed model sets, for --help."""
+    from structdiff.models.bundle import BundleError, shipped_styles
+
+    try:
+        sets = shipped_styles()
+    except BundleError:
+        return "no models installed"
+    return "; ".join(f"{name}: {', '.join(styles)}" for name, styles in sets.items())
+
+
 def cmd_generate(args) -> int:
     import time
 
     from structdiff.analysis import song_plan
     from structdiff.analysis.schema import PlanError, read_plan_song
     from structdiff.data.io import read_song
-    from structdiff.models.bundle import BundleError
+    from structdiff.models.bundle import BundleError, set_for_role_map, set_for_style
     from structdiff.pipeline import generate as gen
     from structdiff.pipeline.arrange import load_arranger
     from structdiff.pipeline.plan import load_planner
@@ -395,10 +413,19 @@ def cmd_generate(args) -> int:
     if args.song and not args.regenerate:
         raise UsageError("--song goes with --regenerate ROLE")
     meter = _parse_meter(args.meter)
+    song = None
+    if song_mode:
+        source = args.song if args.regenerate else (args.accompany or args.continue_)
+        song = read_song(source, role_map=args.roles or "auto")
+        song.plan = song_plan(song)
     try:
-        arranger = load_arranger(args.arranger)
-        planner = load_planner(args.planner) if not (args.accompany or args.regenerate
-                                                     or args.plan) else None
+        if args.style is not None:
+            shipped = set_for_style(args.style)
+        else:
+            shipped = set_for_role_map(song.role_map if song else None)
+        arranger = load_arranger(args.arranger or shipped)
+        planner = load_planner(args.planner or shipped) if not (
+            args.accompany or args.regenerate or args.plan) else None
     except BundleError as e:
         raise UsageError(str(e)) from None
     if args.style is not None and args.style not in arranger.styles:
@@ -408,9 +435,6 @@ def cmd_generate(args) -> int:
                        harmony=args.harmony, intensity=args.intensity, progress=sys.stderr.isatty())
     started = time.perf_counter()
     if song_mode:
-        source = args.song if args.regenerate else (args.accompany or args.continue_)
-        song = read_song(source, role_map="satb")
-        song.plan = song_plan(song)
         if args.accompany:
             song = gen.accompany(arranger, song, opts, args.instruments)
         elif args.continue_:

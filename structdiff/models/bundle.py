@@ -14,6 +14,10 @@ from pathlib import Path
 from torch import nn
 
 SHIPPED_DIR = Path(__file__).parent / "weights"
+# The shipped model sets, each a planner and an arranger in one folder, in the order `generate`
+# tries them: the band models (pop, game and groove styles; drums, bass, keys, guitar,
+# strings, melody) first, then the classical ones (voices and strings of the embedded corpus).
+SHIPPED_SETS = {"band": SHIPPED_DIR / "band", "classical": SHIPPED_DIR}
 
 
 class BundleError(ValueError):
@@ -61,3 +65,37 @@ def load_state(model: nn.Module, folder: str | Path | None, name: str) -> nn.Mod
         reason = str(e).splitlines()[0]
         raise BundleError(f"weights {path} do not fit the model: {reason}") from None
     return model.eval()
+
+
+def shipped_sets() -> dict[str, Path]:
+    """The shipped model sets that are installed (both bundles present), in `SHIPPED_SETS`
+    order."""
+    return {name: folder for name, folder in SHIPPED_SETS.items()
+            if (folder / "arranger.json").is_file() and (folder / "planner.json").is_file()}
+
+
+def shipped_styles() -> dict[str, list[str]]:
+    """The styles each shipped set was trained on (its arranger's, which its planner shares)."""
+    return {name: list(read_bundle_meta(folder, "arranger")["styles"])
+            for name, folder in shipped_sets().items()}
+
+
+def set_for_style(style: str) -> Path:
+    """The folder of the first shipped set that knows `style`; BundleError listing them all."""
+    for name, styles in shipped_styles().items():
+        if style in styles:
+            return shipped_sets()[name]
+    known = [s for styles in shipped_styles().values() for s in styles]
+    raise BundleError(f"unknown style {style!r} (known: {', '.join(known)})")
+
+
+def set_for_role_map(role_map: str | None) -> Path:
+    """The folder of the first shipped set whose arranger plays songs of `role_map` (`band`,
+    `satb`); the first set for another map."""
+    sets = shipped_sets()
+    if not sets:
+        raise BundleError(f"no shipped models in {SHIPPED_DIR}")
+    for folder in sets.values():
+        if (read_bundle_meta(folder, "arranger").get("role_map") or "satb") == role_map:
+            return folder
+    return next(iter(sets.values()))

@@ -63,11 +63,23 @@ def parse_program(text: str) -> int:
                      f"'violin', 'church organ', 'choir aahs')")
 
 
-def parse_instruments(text: str | None, roles: list[str]) -> dict[str, int]:
+def default_programs(arranger: ArrangerBundle) -> dict[str, int]:
+    """The ensemble an arranger plays unless told otherwise, role to GM program: every role of
+    a band arranger with its role map's program (drums: 0, on channel 10); the string quartet
+    on soprano, alto, tenor and bass for the classical one."""
+    if arranger.programs:
+        return {r: arranger.programs.get(r, 0) for r in arranger.roles}
+    return {r: DEFAULT_INSTRUMENTS[r] for r in DEFAULT_ROLES if r in arranger.roles}
+
+
+def parse_instruments(text: str | None, roles: list[str],
+                      defaults: dict[str, int] | None = None) -> dict[str, int]:
     """`"soprano=flute,alto=clarinet,bass=cello"` (or `"soprano=73 bass=42"`) -> role to GM
-    program, in the given order; only these roles play. None: the default string quartet on
-    soprano, alto, tenor and bass."""
+    program, in the given order; only these roles play. None: `defaults` (by default the
+    string quartet on soprano, alto, tenor and bass)."""
     if text is None or not text.strip():
+        if defaults is not None:
+            return {r: p for r, p in defaults.items() if r in roles}
         return {r: DEFAULT_INSTRUMENTS[r] for r in DEFAULT_ROLES if r in roles}
     out: dict[str, int] = {}
     for item in text.replace(";", ",").split(","):
@@ -144,19 +156,29 @@ class Options:
                 "progress": self.progress}
 
 
-def _track_name(role: str, program: int) -> str:
+def _track_name(role: str, program: int, is_drum: bool = False) -> str:
+    if is_drum:
+        return role.capitalize()
     return f"{role.capitalize()} ({gm_program_names()[program]})"
 
 
 def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
-                   programs: dict[str, int], kept: list[Track]) -> Song:
+                   programs: dict[str, int], kept: list[Track],
+                   arranger: ArrangerBundle) -> Song:
+    """`song` with the arranged notes as new tracks beside the `kept` ones, in the role map's
+    order (the satb map's high-to-low order for voices)."""
+    layout = arranger.layout
+    role_map = arranger.meta.get("role_map") or "satb"
     tracks = list(kept)
     for role, program in programs.items():
         if role in notes:
-            tracks.append(Track(_track_name(role, program), program, False, notes[role], role))
-    order = {r: i for i, r in enumerate(load_role_map("satb").pitch_order)}
+            drum = layout.kind_of(role) == "drums"
+            tracks.append(Track(_track_name(role, program, drum), program, drum, notes[role],
+                                role))
+    rm = load_role_map(role_map)
+    order = {r: i for i, r in enumerate(rm.pitch_order if rm.exclusive else rm.roles)}
     tracks.sort(key=lambda t: order.get(t.role or "", len(order)))
-    return replace(song, tracks=tracks, plan=plan, role_map=song.role_map or "satb")
+    return replace(song, tracks=tracks, plan=plan, role_map=song.role_map or role_map)
 
 
 def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
@@ -167,7 +189,7 @@ def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
     (`n_bars`, `form`, `chords`, `key`, `meter` fixed where given), then arranged. A planned
     section that repeats a label takes the chords of its first occurrence unless `chords`
     fixes them. `tempo` in quarter notes per minute (default: the given plan's, else 100)."""
-    programs = parse_instruments(instruments, arranger.roles)
+    programs = parse_instruments(instruments, arranger.roles, default_programs(arranger))
     if plan_song is None:
         plan, plan_song = generate_plan(planner, n_bars, style=opts.style, key=key, form=form,
                                         chords=chords, meter=meter, seed=opts.seed,
@@ -183,26 +205,24 @@ def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
                    style=opts.style)
     notes = arrange(arranger, song, plan, list(programs),
                     intensities=parse_intensity(opts.intensity, plan), **opts.arrange_kwargs())
-    return _arranged_song(song, plan, notes, programs, [])
+    return _arranged_song(song, plan, notes, programs, [], arranger)
 
 
 def _song_roles(song: Song, arranger: ArrangerBundle) -> list[str]:
     roles = [r for r in song.roles if r in arranger.roles]
     if not roles:
         raise ValueError(f"{song.source}: no track fills a role of the arranger "
-                         f"({', '.join(arranger.roles)}); is it a song of voices or strings?")
+                         f"({', '.join(arranger.roles)}); its tracks were read with the "
+                         f"{song.role_map} role map (--roles chooses another)")
     return roles
 
 
 def accompany(arranger: ArrangerBundle, song: Song, opts: Options,
               instruments: str | None = None) -> Song:
     """`song`'s tracks kept; the roles of `instruments` it lacks (default: the missing ones
-    of soprano, alto, tenor, bass) written around them, on its analyzed plan."""
+    of the arranger's ensemble, `default_programs`) written around them, on its plan."""
     have = _song_roles(song, arranger)
-    if instruments:
-        programs = parse_instruments(instruments, arranger.roles)
-    else:
-        programs = {r: DEFAULT_INSTRUMENTS[r] for r in DEFAULT_ROLES}
+    programs = parse_instruments(instruments, arranger.roles, default_programs(arranger))
     programs = {r: p for r, p in programs.items() if r not in have}
     if not programs:
         raise ValueError(f"{song.source} already fills every role asked for "
@@ -210,7 +230,7 @@ def accompany(arranger: ArrangerBundle, song: Song, opts: Options,
     notes = arrange(arranger, song, song.plan, have + list(programs), known_roles=tuple(have),
                     intensities=parse_intensity(opts.intensity, song.plan),
                     **opts.arrange_kwargs())
-    return _arranged_song(song, song.plan, notes, programs, list(song.tracks))
+    return _arranged_song(song, song.plan, notes, programs, list(song.tracks), arranger)
 
 
 def continue_song(planner: PlannerBundle, arranger: ArrangerBundle, song: Song, n_bars: int,

@@ -144,3 +144,79 @@ def test_style_and_plan_are_used(model):
     assert not torch.allclose(base, restyled, atol=1e-3)
     replanned = mono(model, x_t, t, dict(cond, plan=torch.roll(cond["plan"], 1, dims=1)))
     assert not torch.allclose(base, replanned, atol=1e-3)
+
+
+# -- track kinds ----------------------------------------------------------------------------
+
+BAND_KINDS = ["mono", "mono", "poly", "poly", "poly", "drums"]
+
+
+@pytest.fixture(scope="module")
+def band_model():
+    torch.manual_seed(0)
+    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=6, n_styles=2, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=32, n_layers=2, n_heads=2, dropout=0.0,
+                         max_distance=4, kinds=BAND_KINDS, poly_pitches=12, n_drums=8)
+    m = Arranger(cfg)
+    with torch.no_grad():
+        for module in m.modules():
+            if hasattr(module, "modulation"):
+                nn.init.normal_(module.modulation.weight, std=0.2)
+                nn.init.normal_(module.modulation.bias, std=0.2)
+    return m.eval()
+
+
+def _band_parts(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab_size(12), (B, 2, T), generator=g)
+    roll = torch.rand(B, 3, T, 12, 2, generator=g) < 0.2
+    hits = torch.rand(B, 1, T, 8, generator=g) < 0.3
+    return tokens, roll, hits
+
+
+def test_band_x0_round_trip(band_model):
+    tokens, roll, hits = _band_parts()
+    x0 = band_model.encode_x0(tokens, roll, hits)
+    assert x0.shape == (B, 6, T, 24)  # the poly roll is the widest: 12 pitches x 2
+    parts = band_model.decode_x0(x0)
+    assert torch.equal(parts["tokens"], tokens)
+    assert torch.equal(parts["roll"], roll) and torch.equal(parts["hits"], hits)
+    assert torch.equal(band_model.snap(x0 + 0.1 * torch.randn_like(x0)), x0)
+
+
+def test_band_outputs_per_kind(band_model):
+    x0 = band_model.encode_x0(*_band_parts())
+    _, t, cond = _inputs()
+    cond["present"] = torch.ones(B, 6, dtype=torch.bool)
+    out = band_model(torch.randn_like(x0), t, cond)
+    assert out["mono"].shape == (B, 2, T, vocab_size(12))
+    assert out["poly"].shape == (B, 3, T, 12, 2) and out["drums"].shape == (B, 1, T, 8)
+    est = band_model.x0_from_output(out)
+    assert est.shape == x0.shape and est[:, 2:].abs().max() <= 1
+
+
+def test_drums_attend_to_the_keys(band_model):
+    x0 = band_model.encode_x0(*_band_parts())
+    _, t, cond = _inputs()
+    cond["present"] = torch.ones(B, 6, dtype=torch.bool)
+    x_t = torch.randn_like(x0)
+    other = x_t.clone()
+    other[:, 2] = torch.randn_like(other[:, 2])  # only the keys' input changes
+    a, b = band_model(x_t, t, cond), band_model(other, t, cond)
+    assert not torch.allclose(a["drums"], b["drums"])
+    assert not torch.allclose(a["mono"], b["mono"])
+
+
+def test_base_rate_bias_starts_poly_and_drums_mostly_off(band_model):
+    fresh = Arranger(band_model.cfg)
+    x0 = fresh.encode_x0(*_band_parts())
+    _, t, cond = _inputs()
+    cond["present"] = torch.ones(B, 6, dtype=torch.bool)
+    out = fresh(torch.randn_like(x0), t, cond)
+    assert torch.sigmoid(out["poly"]).mean() < 0.1 and torch.sigmoid(out["drums"]).mean() < 0.15
+
+
+def test_kinds_must_match_roles():
+    with pytest.raises(ValueError, match="one of mono, poly, drums per role"):
+        Arranger(ArrangerConfig(vocab=14, n_roles=2, n_styles=1, n_plan=PLAN_FEATURES,
+                                kinds=["mono", "piano"]))
