@@ -8,7 +8,9 @@ does not apply, e.g. drum metrics without drums):
 - `coordination.coordination_metrics(song)`: between tracks;
 - `structure.structure_metrics(song, plan, given)`: self-similarity, structureness, ILS ratio,
   form adherence (only for a given plan);
-- `harmony.harmony_metrics(song, plan, given)`: chord-tone ratio, chord agreement.
+- `harmony.harmony_metrics(song, plan, given)`: chord-tone ratio, chord agreement;
+- `band.band_metrics(song, plan)`: drum hits per bar, bass on the root at chord changes,
+  chord-tone ratio per role.
 
 `song_metrics` gathers them all.
 """
@@ -23,6 +25,7 @@ def song_metrics(song: Song, plan: Plan | None = None) -> dict[str, float]:
     from); without one the song's analyzed plan stands in, and metrics that compare a song to
     its given plan (form adherence, chord agreement) are `nan`."""
     from structdiff.analysis import analyze
+    from structdiff.metrics.band import band_metrics
     from structdiff.metrics.coordination import coordination_metrics
     from structdiff.metrics.harmony import harmony_metrics
     from structdiff.metrics.musical import musical_metrics
@@ -34,4 +37,5 @@ def song_metrics(song: Song, plan: Plan | None = None) -> dict[str, float]:
     out.update(structure_metrics(song, plan or analyzed, analyzed, given=plan is not None))
     out.update(harmony_metrics(song, plan or analyzed, analyzed, given=plan is not None))
     out.update(coordination_metrics(song))
+    out.update(band_metrics(song, plan or analyzed))
     return out
