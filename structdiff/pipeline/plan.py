@@ -15,7 +15,10 @@ import torch
 from structdiff.data.plan_constraints import constraint_arrays, parse_chord_chart, parse_form
 from structdiff.data.plan_constraints import parse_key as parse_key_text
 from structdiff.data.plan_tensor import (
+    CONDITION_NAMES,
+    MAX_LABELS,
     N_FEATURES,
+    PLAN_LAYOUT,
     PlanGrid,
     decode_plan,
     encode_plan,
@@ -27,6 +30,12 @@ from structdiff.data.song import Key, Plan, Song, Tempo, TimeSignature
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.models.bundle import load_state, read_bundle_meta
 from structdiff.models.planner import MODES, Planner, PlannerConfig, x0_from_logits
+
+# bars of a song the planner sees when it continues it: the last ones (the planner was trained
+# on windows of at most 128 bars, so a window of 64 and the new bars stay in what it knows)
+CONTEXT_BARS = 64
+LABEL = PLAN_LAYOUT[0].slice
+SECTION_START = PLAN_LAYOUT[1].slice
 
 
 @dataclass
@@ -108,14 +117,15 @@ def generate_plan(
 
 def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | None,
                  known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
-                 guidance_scale: float) -> np.ndarray:
-    """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`."""
+                 guidance_scale: float, bar_cond: np.ndarray | None = None) -> np.ndarray:
+    """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`.
+    `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`)."""
     n_styles, n_bars = len(bundle.styles), grid.n_bars
     cond = {
         "style": torch.tensor([bundle.styles.index(style) if style else n_styles]),
         "mode": torch.tensor([MODES.index(key.mode)]),
         "slot_valid": torch.from_numpy(grid.slot_valid)[None],
-        "bar_cond": torch.from_numpy(plan_condition(grid))[None],
+        "bar_cond": torch.from_numpy(plan_condition(grid) if bar_cond is None else bar_cond)[None],
         "pad": torch.zeros(1, n_bars, dtype=torch.bool),
     }
     model = bundle.model
@@ -147,16 +157,25 @@ def extend_plan(
     steps: int = 20,
     sampler: str = "ddim",
     guidance_scale: float = 1.0,
+    context_bars: int = CONTEXT_BARS,
 ) -> tuple[Plan, Song]:
     """The plan of `song` (its plan `plan`) followed by `n_bars` more bars in its last meter,
-    and the song with its bars extended (no notes added). The plan of the existing bars is
-    given to the planner as known context; its key stays."""
+    and the song with its bars extended (no notes added). Its key stays.
+
+    The planner sees a window: the last `context_bars` bars of the song (fewer where its
+    `max_bars` leaves no room beside the new bars) as known context, then the new bars, so a
+    song of any length can be continued. The plan of the song's own bars comes back as it
+    was; a label the planner gives the new bars names the same section as in `plan` when it is
+    a label of the window, else one that `plan` does not use.
+    Raises ValueError with a one-line message for a bad `n_bars` or `context_bars`.
+    """
+    max_bars = bundle.model.cfg.max_bars
     if n_bars < 1:
         raise ValueError(f"bars must be >= 1, got {n_bars}")
-    total = song.n_bars + n_bars
-    if total > bundle.model.cfg.max_bars:
-        raise ValueError(f"the song would have {total} bars; the planner takes at most "
-                         f"{bundle.model.cfg.max_bars}")
+    if n_bars > max_bars:
+        raise ValueError(f"bars must be <= {max_bars}, got {n_bars}")
+    if context_bars < 1:
+        raise ValueError(f"context_bars must be >= 1, got {context_bars}")
     key = plan.key or Key(0, "major")
     last = song.time_signature_at(int(song.bars[-1]))
     bar_steps = last.bar_steps(song.steps_per_quarter)
@@ -166,15 +185,77 @@ def extend_plan(
     longer = replace(song, bars=bars.astype(np.int64), end=end, plan=None)
     grid = PlanGrid.from_song(longer)
     tensor = encode_plan(plan, grid, key)
-    mask = np.zeros_like(tensor.x)
-    mask[: song.n_bars] = 1
-    x = _sample_plan(bundle, grid, key, style, tensor.x, mask, seed, steps, sampler,
-                     guidance_scale)
-    names = [s.label for s in plan.sections if s.label not in ("i", "o")] or None
-    new_plan = decode_plan(x, grid, key, label_names=_unique(names) if names else None)
+
+    # the window [start, L): cut as training cuts its windows, so the planner sees what it
+    # knows: labels renumbered within the window, the song's hypermeter, positions from 0 to 1
+    start = song.n_bars - min(context_bars, max_bars - n_bars, song.n_bars)
+    n_context = song.n_bars - start
+    known, to_song = _window_labels(tensor.x[start:], n_context)
+    mask = np.zeros_like(known)
+    mask[:n_context] = 1
+    bar_cond = plan_condition(grid)[start:]
+    bar_cond[:, CONDITION_NAMES.index("position")] = (
+        np.arange(len(bar_cond)) / max(len(bar_cond) - 1, 1))
+    x = _sample_plan(bundle, _grid_rows(grid, start), key, style, known, mask, seed, steps,
+                     sampler, guidance_scale, bar_cond=bar_cond)
+
+    # the new bars after the song's own, their labels back in the song's classes; decoding
+    # the whole song names the song's classes by its own labels and new ones by unused letters
+    full = tensor.x.copy()
+    full[song.n_bars :] = _song_labels(x[n_context:], to_song, tensor.x[: song.n_bars])
+    # new bars that continue the song's last section take its label: decoding labels a
+    # section by most of its bars, and the song's own bars keep theirs
+    starts = np.flatnonzero(full[song.n_bars :, SECTION_START].argmax(axis=1) == 1)
+    n_more = int(starts[0]) if len(starts) else n_bars
+    full[song.n_bars : song.n_bars + n_more, LABEL] = full[song.n_bars - 1, LABEL]
+    names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))
+    new_plan = decode_plan(full, grid, key, label_names=names or None)
     longer.plan = new_plan
     return new_plan, longer
 
 
-def _unique(names: list[str]) -> list[str]:
-    return list(dict.fromkeys(names))
+def _grid_rows(grid: PlanGrid, start: int) -> PlanGrid:
+    """Bars `[start, L)` of `grid`, at the same steps."""
+    return PlanGrid(grid.bars[start:], grid.bar_ends[start:], grid.slot_starts[start:],
+                    grid.slot_valid[start:], grid.full_bar_steps[start:], grid.steps_per_quarter)
+
+
+def _window_labels(x: np.ndarray, n_known: int) -> tuple[np.ndarray, dict[int, int]]:
+    """Rows `x` `[W, N_FEATURES]` cut from a song's plan tensor, as the planner sees a song of
+    their own: the first `n_known` rows with letter label classes renumbered by first
+    appearance and a section starting on row 0, the other rows zero. Also the song's class of
+    each window class."""
+    x = x.copy()
+    x[n_known:] = 0
+    if not n_known:
+        return x, {}
+    labels = x[:n_known, LABEL].argmax(axis=1)
+    order: dict[int, int] = {}  # song class -> window class
+    for lab in labels.tolist():
+        if lab < MAX_LABELS and lab not in order:
+            order[lab] = min(len(order), MAX_LABELS - 1)
+    x[:n_known, LABEL] = 0
+    renumbered = np.array([order.get(lab, lab) for lab in labels.tolist()], dtype=np.int64)
+    x[np.arange(n_known), LABEL.start + renumbered] = 1
+    x[0, SECTION_START] = (0, 1)
+    to_song: dict[int, int] = {}
+    for song_class, window_class in order.items():
+        to_song.setdefault(window_class, song_class)
+    return x, to_song
+
+
+def _song_labels(x: np.ndarray, to_song: dict[int, int], song_x: np.ndarray) -> np.ndarray:
+    """Sampled rows `x` `[N, N_FEATURES]` of new bars with their label group one-hot in the
+    song's classes: a window class as `to_song` maps it, a class the window does not have as
+    a class the song (`song_x`, its own rows) does not use either, distinct ones apart and in
+    the same order (decoding breaks ties between labels by class)."""
+    x = x.copy()
+    labels = x[:, LABEL].argmax(axis=1).tolist()
+    used = song_x[:, LABEL].argmax(axis=1)
+    n_song = int(used[used < MAX_LABELS].max(initial=-1)) + 1
+    new = sorted({lab for lab in labels if lab < MAX_LABELS and lab not in to_song})
+    fresh = {lab: min(n_song + k, MAX_LABELS - 1) for k, lab in enumerate(new)}
+    out = [to_song.get(lab, fresh.get(lab, lab)) for lab in labels]  # intro, outro stay
+    x[:, LABEL] = 0
+    x[np.arange(len(x)), LABEL.start + np.asarray(out, dtype=np.int64)] = 1
+    return x
