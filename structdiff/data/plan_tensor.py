@@ -30,7 +30,7 @@ Without a key (`key=None`) roots and basses are relative to C.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -407,7 +407,7 @@ def decode_plan(
         length = int(bounds[k + 1] - bounds[k])
         last = chords[-1] if chords else None
         if last is not None and (last.root, last.quality, last.bass) == label:
-            chords[-1] = Chord(last.onset, last.duration + length, *label)
+            chords[-1] = replace(last, duration=last.duration + length)
         else:
             chords.append(Chord(int(bounds[k]), length, int(label[0]), label[1], int(label[2])))
 
