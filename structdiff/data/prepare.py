@@ -118,7 +118,7 @@ def prepare(
 
         adapter = get_adapter(corpus)  # raises PrepareError for an unknown name
         role_map = adapter.ROLE_MAP
-        entries, ignored, source = _list_adapter_input(adapter, input)
+        entries, ignored, source = _list_adapter_input(adapter, input, seed)
     role_map_digest = _role_map_digest(role_map)  # raises RoleMapError for an unknown map
     if corpus is None:
         entries, ignored, source = _list_input(input)
@@ -262,12 +262,17 @@ def _list_input(input: str | Path) -> tuple[list[CorpusEntry], int, str]:
     return entries, ignored, str(folder)
 
 
-def _list_adapter_input(adapter, input: str | Path) -> tuple[list[CorpusEntry], int, str]:
+def _list_adapter_input(adapter, input: str | Path,
+                        seed: int) -> tuple[list[CorpusEntry], int, str]:
+    import inspect
+
     root = Path(input)
     if not root.is_dir():
         raise PrepareError(f"no such folder: {root}")
     root = root.resolve()
-    entries = adapter.list_entries(root)
+    # an adapter that draws labels at random (the band corpus's grooves) takes the seed
+    takes_seed = "seed" in inspect.signature(adapter.list_entries).parameters
+    entries = adapter.list_entries(root, seed=seed) if takes_seed else adapter.list_entries(root)
     if not entries:
         raise PrepareError(f"no songs of the {adapter.NAME} corpus under {root}")
     ids = [e.id for e in entries]
