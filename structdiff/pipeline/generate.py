@@ -75,7 +75,8 @@ def default_programs(arranger: ArrangerBundle) -> dict[str, int]:
 def parse_instruments(text: str | None, roles: list[str],
                       defaults: dict[str, int] | None = None) -> dict[str, int]:
     """`"soprano=flute,alto=clarinet,bass=cello"` (or `"soprano=73 bass=42"`) -> role to GM
-    program, in the given order; only these roles play. None: `defaults` (by default the
+    program, in the given order; only these roles play. A role of `defaults` named alone
+    (`"melody=flute,bass,drums"`) plays its default program. None: `defaults` (by default the
     string quartet on soprano, alto, tenor and bass)."""
     if text is None or not text.strip():
         if defaults is not None:
@@ -85,6 +86,9 @@ def parse_instruments(text: str | None, roles: list[str],
     for item in text.replace(";", ",").split(","):
         item = item.strip()
         if not item:
+            continue
+        if "=" not in item and defaults is not None and item in defaults:
+            out[item] = defaults[item]  # a role alone plays on its default instrument
             continue
         if "=" not in item:
             raise ValueError(f"--instruments takes ROLE=INSTRUMENT items, got {item!r} "

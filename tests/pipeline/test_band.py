@@ -105,3 +105,14 @@ def _plan(song):
     from structdiff.analysis import analyze
 
     return analyze(song)
+
+
+def test_band_instruments_by_name_or_default():
+    from structdiff.pipeline.generate import parse_instruments
+
+    defaults = {"melody": 80, "bass": 33, "keys": 0, "guitar": 27, "strings": 48, "drums": 0}
+    assert parse_instruments(None, BAND, defaults) == defaults
+    assert parse_instruments("melody=flute, bass, drums", BAND, defaults) == {
+        "melody": 73, "bass": 33, "drums": 0}
+    with pytest.raises(ValueError, match="ROLE=INSTRUMENT"):
+        parse_instruments("violin", BAND, defaults)
