@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "share its beats)")
     p.add_argument("--key", metavar="KEY", help='e.g. "A minor", "Bb", "F#m" (default: drawn '
                    "from the training songs of the style)")
-    p.add_argument("--style", metavar="STYLE", help="a style of the model (default: any)")
+    p.add_argument("--style", metavar="STYLE",
+                   help="a style the shipped planners were trained on; it picks the planner "
+                   f"that knows it ({_styles_help()}; default: any, on the first set)")
     p.add_argument("--meter", default="4/4", metavar="N/D", help="time signature (default 4/4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
@@ -330,7 +332,7 @@ def cmd_prepare(args) -> int:
 def cmd_plan(args) -> int:
     from structdiff.analysis.schema import analysis_dict
     from structdiff.metrics.report import write_atomic
-    from structdiff.models.bundle import BundleError
+    from structdiff.models.bundle import BundleError, set_for_role_map, set_for_style
     from structdiff.pipeline.plan import generate_plan, load_planner
 
     meter = _parse_meter(args.meter)
@@ -339,7 +341,11 @@ def cmd_plan(args) -> int:
     if args.bars is not None and args.bars < 1:
         raise UsageError(f"--bars must be >= 1, got {args.bars}")
     try:
-        bundle = load_planner(args.model)
+        if args.model is not None:
+            bundle = load_planner(args.model)
+        else:  # the shipped set that knows the style (the band set without one)
+            bundle = load_planner(set_for_style(args.style) if args.style
+                                  else set_for_role_map(None))
     except BundleError as e:
         raise UsageError(str(e)) from None
     plan, song = generate_plan(
