@@ -77,3 +77,24 @@ def checkpoint_training(state: dict, ckpt_path: str) -> dict:
     if best and best[0] is not None:
         training["val/loss"] = float(best[0])
     return training
+
+
+def init_matching(model: torch.nn.Module, folder: str, name: str) -> list[str]:
+    """Load the bundle `name` of `folder` into `model` where names and shapes match (fine-tuning
+    a shipped model on a new corpus: a style embedding for another list of styles starts
+    fresh); the names of the tensors left as they were."""
+    from structdiff.models.bundle import BundleError, read_bundle_meta
+
+    read_bundle_meta(folder, name)  # a clear error for a folder without the bundle
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    path = Path(folder) / f"{name}.safetensors"
+    if not path.is_file():
+        raise BundleError(f"no weights for model {name!r}: {path} missing")
+    loaded = load_file(str(path))
+    state = model.state_dict()
+    take = {k: v for k, v in loaded.items() if k in state and state[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    return sorted(set(state) - set(take))

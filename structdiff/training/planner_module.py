@@ -36,7 +36,7 @@ from structdiff.models.planner import (
     count_parameters,
     x0_from_logits,
 )
-from structdiff.training.base import DiffusionModule
+from structdiff.training.base import DiffusionModule, init_matching
 from structdiff.training.ema import EMA
 
 _GROUPS = [(g.name, g.offset, g.size) for g in PLAN_LAYOUT]
@@ -87,6 +87,9 @@ class PlannerModule(DiffusionModule):
         sample_bars, sample_steps: length and DDIM steps of the logged samples.
         export_dir: write the bundle (`planner.safetensors` + `planner.json`) here when
             training ends (None: don't).
+        init_from: a folder with a planner bundle whose weights training starts from (e.g.
+            `structdiff/models/weights`, the shipped classical planner); tensors whose shape
+            differs (the style embedding of another list of styles) start fresh.
     """
 
     def __init__(
@@ -111,6 +114,7 @@ class PlannerModule(DiffusionModule):
         sample_bars: int = 32,
         sample_steps: int = 20,
         export_dir: str | None = None,
+        init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -121,6 +125,9 @@ class PlannerModule(DiffusionModule):
             dropout=dropout, max_distance=max_distance,
         )
         self.model = Planner(self.config)
+        if init_from:
+            fresh = init_matching(self.model, init_from, "planner")
+            print(f"planner weights from {init_from}; fresh: {', '.join(fresh) or 'none'}")
         self.ema = EMA(self.model, ema_decay)
         self.noise = NoiseSchedule(num_train_timesteps, schedule, prediction="x0")
         self.null_cond = {"style": len(self.styles), "mode": len(MODES)}
