@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of music files, or a prepared corpus folder")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--split", choices=SPLITS, help="only this split of a prepared GEN")
+    p.add_argument("--roles", default="auto", metavar="MAP",
+                   help="role map for the tracks of music files, for the per-role metrics "
+                   "(default auto: band for band songs, satb for voices; a prepared corpus "
+                   "keeps its own)")
     p.add_argument("--reference-split", choices=SPLITS,
                    help="only this split of a prepared REF")
     p.add_argument("--workers", type=int, default=None, metavar="N",
@@ -483,6 +487,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate(
         args.generated, args.reference, args.out, split=args.split,
         reference_split=args.reference_split, workers=args.workers, use_wandb=args.wandb,
+        role_map=args.roles,
     )
     gen, ref = result["generated"], result["reference"]
     print(

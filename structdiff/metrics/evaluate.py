@@ -74,13 +74,13 @@ def score_song(song: Song, plan: Plan | None = None) -> dict[str, float]:
     return song_metrics(song, plan)
 
 
-def _score_file(args: tuple[str, str]) -> tuple[str, dict | None, str | None]:
+def _score_file(args: tuple[str, str, str]) -> tuple[str, dict | None, str | None]:
     """Worker: `(name, metrics, None)` or `(name, None, reason)`; never raises."""
-    name, path = args
+    name, path, role_map = args
     from structdiff.data.io import read_song
 
     try:
-        song = read_song(path)
+        song = read_song(path, role_map=role_map)
         return name, score_song(song, given_plan(song, Path(path))), None
     except (MusicFileError, ValueError) as e:
         return name, None, _one_line(e)
@@ -103,9 +103,10 @@ def _one_line(e: Exception) -> str:
 
 def score_set(
     source: str | Path, split: str | None = None, workers: int | None = None,
-    progress: bool = True, limit: int | None = None,
+    progress: bool = True, limit: int | None = None, role_map: str = "auto",
 ) -> ScoredSet:
-    """Score every song of a folder of music files or of a prepared corpus (one `split`)."""
+    """Score every song of a folder of music files or of a prepared corpus (one `split`);
+    the files' tracks are put in roles with `role_map` (a prepared corpus keeps its own)."""
     from structdiff.data.corpus import list_music_files
 
     folder = Path(source)
@@ -125,7 +126,7 @@ def score_set(
         if not files:
             raise EvaluateError(f"no music files (.mid, .midi, .mxl, .xml, .musicxml, .krn) "
                                 f"in {folder}")
-        jobs = [(f.relative_to(folder).as_posix(), str(f)) for f in files]
+        jobs = [(f.relative_to(folder).as_posix(), str(f), role_map) for f in files]
         results = _map(_score_file, jobs, workers, progress, f"scoring {folder.name}")
     return _collect(scored, results)
 
@@ -189,12 +190,15 @@ def evaluate(
     generated: str | Path, reference: str | Path, out_dir: str | Path,
     split: str | None = None, reference_split: str | None = None, workers: int | None = None,
     use_wandb: bool = False, progress: bool = True, title: str = "structdiff evaluation",
+    role_map: str = "auto",
 ) -> dict:
     """Score `generated` against `reference`; write metrics.json, report.md and plots/ to
-    `out_dir` (and log them to W&B with `use_wandb`). Returns the metrics.json content."""
+    `out_dir` (and log them to W&B with `use_wandb`). Returns the metrics.json content.
+    `role_map` puts the tracks of music files in roles (``auto``: `band` for band songs,
+    `satb` for voices), for the per-role metrics."""
     start = time.perf_counter()
-    gen = score_set(generated, split, workers, progress)
-    ref = score_set(reference, reference_split, workers, progress)
+    gen = score_set(generated, split, workers, progress, role_map=role_map)
+    ref = score_set(reference, reference_split, workers, progress, role_map=role_map)
     return write_evaluation(gen, ref, out_dir, time.perf_counter() - start, use_wandb, title)
 
 

@@ -117,3 +117,20 @@ def test_score_songs_with_given_plans():
         "chord_tone_ratio"]
     with pytest.raises(ValueError, match="one plan per song"):
         score_songs([("a", song)], "memory", plans=[])
+
+
+def test_role_map_for_music_files(tmp_path):
+    from dataclasses import replace as _replace
+
+    from structdiff.data.midi import write_midi
+    from structdiff.metrics.evaluate import score_set
+    from tests.debug_models import band_song
+
+    song = band_song(4)
+    # POP909-like: program 0 everywhere and no drums, which `auto` reads as voices
+    tracks = [_replace(t, program=0) for t in song.tracks if not t.is_drum]
+    write_midi(_replace(song, tracks=tracks), tmp_path / "a.mid")
+    auto = score_set(tmp_path, progress=False, workers=1)
+    band = score_set(tmp_path, progress=False, workers=1, role_map="band")
+    assert any("/melody" in k for k in band.per_file["a.mid"])
+    assert not any("/melody" in k for k in auto.per_file["a.mid"])
