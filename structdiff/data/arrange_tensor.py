@@ -11,8 +11,10 @@ ends, bar and beat starts and the section's intensity. `token_features` turns a 
 into one float vector per token (`PLAN_FEATURES` wide) for the network's plan encoder.
 
 Intensity is a per-section control with three levels from the note density (onsets per quarter
-note per playing track), the cut points `INTENSITY_CUTS` being the terciles of the sections of
-the embedded corpus's training split (`evaluation/intensity_cuts.py` measures them).
+note per playing track, drum hits counted as onsets of the drum track), the cut points being the
+terciles of the sections of a model's training corpora (`evaluation/intensity_cuts.py` measures
+them): `INTENSITY_CUTS` for the embedded corpus, `BAND_INTENSITY_CUTS` for the band corpora;
+each arranger bundle records its own.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ STEPS_PER_TOKEN = 4  # one network token per track and quarter note
 ROLES = ("soprano", "alto", "tenor", "bass", "quintus")  # the slots of the `satb` role map
 INTENSITIES = ("low", "mid", "high")  # index len(INTENSITIES) = unknown
 INTENSITY_CUTS = (0.30, 0.44)  # onsets per quarter per playing track between the levels
+BAND_INTENSITY_CUTS = (1.63, 2.26)  # the same, measured on the band models' corpora
 MAX_WINDOW_LABELS = 8  # section labels numbered by first appearance in a window
 N_ROOT = 13  # 12 pitch classes relative to the tonic, then "no chord"
 N_QUALITY = len(QUALITIES)  # QUALITIES ends with N
@@ -105,10 +108,11 @@ class StepPlan:
 
 
 def note_density(song: Song, start: int, end: int) -> float:
-    """Onsets per quarter note per track with notes in [start, end)."""
+    """Onsets per quarter note per track with notes in [start, end) (a drum track's hits are
+    its onsets)."""
     onsets, playing = 0, 0
     for t in song.tracks:
-        if t.is_drum or not t.n_notes:
+        if not t.n_notes:
             continue
         inside = (t.notes[:, START] >= start) & (t.notes[:, START] < end)
         if inside.any():
@@ -119,17 +123,18 @@ def note_density(song: Song, start: int, end: int) -> float:
     return onsets / playing / ((end - start) / song.steps_per_quarter)
 
 
-def intensity_level(density: float) -> int:
+def intensity_level(density: float, cuts: tuple[float, float] = INTENSITY_CUTS) -> int:
     """The intensity level (index into INTENSITIES) of a note density."""
-    return int(np.searchsorted(INTENSITY_CUTS, density, side="right"))
+    return int(np.searchsorted(cuts, density, side="right"))
 
 
-def step_plan(song: Song, plan: Plan, intensities: list[int] | None = None) -> StepPlan:
+def step_plan(song: Song, plan: Plan, intensities: list[int] | None = None,
+              cuts: tuple[float, float] = INTENSITY_CUTS) -> StepPlan:
     """The plan laid out on the song's steps.
 
     `intensities` gives a level per section (index into INTENSITIES, or len(INTENSITIES) for
-    unknown); by default each section's level is measured from the song's notes (a song with no
-    notes, such as a plan's empty song, gets unknown).
+    unknown); by default each section's level is measured from the song's notes with the
+    density cut points `cuts` (a song with no notes, such as a plan's empty song, gets unknown).
     """
     T = int(song.end)
     tonic = plan.key.tonic if plan.key else 0
@@ -183,7 +188,7 @@ def step_plan(song: Song, plan: Plan, intensities: list[int] | None = None) -> S
         if intensities is not None:
             level = intensities[i] if i < len(intensities) else len(INTENSITIES)
         elif has_notes:
-            level = intensity_level(note_density(song, lo, hi))
+            level = intensity_level(note_density(song, lo, hi), cuts)
         else:
             level = len(INTENSITIES)
         intensity[lo:hi] = level

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from structdiff.analysis.chords import CHORD_TONES, QUALITIES
 from structdiff.data.arrange_tensor import (
     INTENSITIES,
+    INTENSITY_CUTS,
     WINDOW_STEPS,
     feature_slice,
     key_shift,
@@ -70,6 +71,11 @@ class ArrangerBundle:
         return PartLayout(tuple(self.roles), tuple(kinds), self.pitch_low, self.n_pitches,
                           int(self.meta.get("poly_low", 36)),
                           int(self.meta.get("poly_pitches", 48)))
+
+    @property
+    def intensity_cuts(self) -> tuple[float, float]:
+        """Note densities between the intensity levels the arranger was trained with."""
+        return tuple(self.meta.get("intensity_cuts") or INTENSITY_CUTS)
 
     @property
     def programs(self) -> dict[str, int]:
@@ -227,7 +233,7 @@ def arrange(
         if not present[k]:
             canvas[k], done[k] = silent[k], True
     done[present, :known_until] = True
-    sp = step_plan(song, plan, intensities)
+    sp = step_plan(song, plan, intensities, cuts=bundle.intensity_cuts)
     src = repeat_sources(song, plan)
     biases = None
     if harmony:

@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from structdiff.data.arrange_tensor import (
+    INTENSITY_CUTS,
     ROLES,
     WINDOW_STEPS,
     StepPlan,
@@ -50,9 +51,10 @@ def default_layout(roles: tuple[str, ...] = ROLES) -> PartLayout:
     return PartLayout(tuple(roles), ("mono",) * len(roles))
 
 
-def encode_song(song: Song, layout: PartLayout | None = None,
-                min_steps: int = 16) -> ArrangeExample | str:
-    """The song as an example, or the reason it can't be one."""
+def encode_song(song: Song, layout: PartLayout | None = None, min_steps: int = 16,
+                intensity_cuts: tuple[float, float] = INTENSITY_CUTS) -> ArrangeExample | str:
+    """The song as an example (its sections' intensities cut at `intensity_cuts`), or the
+    reason it can't be one."""
     layout = layout or default_layout()
     roles = layout.roles
     if song.plan is None:
@@ -65,7 +67,7 @@ def encode_song(song: Song, layout: PartLayout | None = None,
     parts = encode_parts(moved, layout, 0, song.end)
     parts.tokens = parts.tokens.astype(np.int16)
     present = np.array([any(t.role == r and t.n_notes for t in song.tracks) for r in roles])
-    return ArrangeExample(parts, present, step_plan(song, song.plan),
+    return ArrangeExample(parts, present, step_plan(song, song.plan, cuts=intensity_cuts),
                           window_starts(song.bars, song.end, min_steps), song.style, song.source)
 
 
@@ -145,6 +147,8 @@ class ArrangeDataModule(pl.LightningDataModule):
         role_map: the role map whose roles and track kinds the model has (None: `roles`, all
             monophonic).
         pitch_low, n_pitches: the mono token pitch range; poly_low, poly_pitches: the poly roll's.
+        intensity_cuts: note densities between the intensity levels (default: the embedded
+            corpus's, `INTENSITY_CUTS`).
         window_steps: steps per window (a multiple of 4).
         batch_size: windows per batch.
         windows_per_epoch: random training windows per epoch.
@@ -164,6 +168,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         n_pitches: int = 54,
         poly_low: int = 36,
         poly_pitches: int = 48,
+        intensity_cuts: list[float] | None = None,
         window_steps: int = WINDOW_STEPS,
         batch_size: int = 32,
         windows_per_epoch: int = 8192,
@@ -186,6 +191,7 @@ class ArrangeDataModule(pl.LightningDataModule):
             roles = tuple(roles if roles is not None else ROLES)
             self.layout = PartLayout(roles, ("mono",) * len(roles), **ranges)
         self.roles = self.layout.roles
+        self.intensity_cuts = tuple(intensity_cuts or INTENSITY_CUTS)
         self.window_steps = window_steps
         self.batch_size = batch_size
         self.windows_per_epoch = windows_per_epoch
@@ -204,7 +210,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         for split, songs in training_splits(self.prepared, self.limit).items():
             examples = []
             for song in songs:
-                ex = encode_song(song, self.layout)
+                ex = encode_song(song, self.layout, intensity_cuts=self.intensity_cuts)
                 if isinstance(ex, str):
                     self.skipped.append(ex)
                 else:

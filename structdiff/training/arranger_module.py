@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from structdiff.data.arrange_tensor import (
     INTENSITIES,
+    INTENSITY_CUTS,
     PLAN_FEATURES,
     ROLES,
     STEPS_PER_TOKEN,
@@ -94,6 +95,9 @@ class ArrangerModule(DiffusionModule):
             monophonic, as the classical arranger).
         pitch_low, n_pitches: the mono token pitch range (`structdiff.data.tokens`).
         poly_low, poly_pitches: the poly roll's pitch range.
+        intensity_cuts: note densities between the intensity levels of the training data
+            (default: the embedded corpus's, `INTENSITY_CUTS`); generation measures a given
+            song's sections with the same cuts.
         emb_dim, d_model, n_layers, n_heads, dropout, max_distance: the network.
         num_train_timesteps, schedule: the noise schedule (x0 prediction).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
@@ -119,6 +123,7 @@ class ArrangerModule(DiffusionModule):
         n_pitches: int = 54,
         poly_low: int = 36,
         poly_pitches: int = 48,
+        intensity_cuts: list[float] | None = None,
         emb_dim: int = 12,
         d_model: int = 192,
         n_layers: int = 3,
@@ -271,6 +276,7 @@ class ArrangerModule(DiffusionModule):
             "n_pitches": self.hparams.n_pitches,
             "poly_low": self.hparams.poly_low,
             "poly_pitches": self.hparams.poly_pitches,
+            "intensity_cuts": list(self.hparams.intensity_cuts or INTENSITY_CUTS),
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
             "training": {"parameters": count_parameters(self.model), **training},

@@ -36,7 +36,7 @@ def run_training(model: str, args: list[str]) -> None:
             parser.link_arguments("model.styles", "data.styles")
             if model == "arranger":  # the data is encoded as the network reads it
                 for name in ("roles", "role_map", "pitch_low", "n_pitches", "poly_low",
-                             "poly_pitches"):
+                             "poly_pitches", "intensity_cuts"):
                     parser.link_arguments(f"model.{name}", f"data.{name}")
 
     args, ckpt_path = _pop_option(list(args), "--ckpt_path")

@@ -281,7 +281,16 @@ def test_note_density_counts_onsets_per_quarter_per_playing_track():
     drums = Track("Drums", 0, True, _notes(range(32), 1, pitch=36))
     assert note_density(_bars_song([quarters, replace(quarters, name="A2")]), 0, 32) == 1.0
     assert note_density(_bars_song([quarters, halves]), 0, 32) == 0.75
-    # a track silent in the span does not count; drums never do
-    assert note_density(_bars_song([quarters, second_bar, drums]), 0, 16) == 1.0
-    assert note_density(_bars_song([drums]), 0, 32) == 0.0
+    # a track silent in the span does not count; a drum track's hits are its onsets
+    assert note_density(_bars_song([quarters, second_bar]), 0, 16) == 1.0
+    assert note_density(_bars_song([quarters, second_bar, drums]), 0, 16) == 2.5
+    assert note_density(_bars_song([drums]), 0, 32) == 4.0
     assert note_density(_bars_song([quarters]), 8, 8) == 0.0
+
+
+def test_step_plan_measures_intensity_with_the_given_cuts():
+    busy = Track("A", 0, False, _notes(range(0, 32, 2), 2))  # 2 onsets per quarter
+    song = _bars_song([busy])
+    plan = Plan(sections=[Section(0, 2, "A")])
+    assert step_plan(song, plan).intensity[0] == 2  # the chorale cuts: high
+    assert step_plan(song, plan, cuts=(1.63, 2.26)).intensity[0] == 1  # the band's: mid
