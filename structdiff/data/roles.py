@@ -139,8 +139,9 @@ def load_role_map(name_or_path: str) -> RoleMap:
 
 def choose_role_map(song: Song) -> str:
     """`satb` for part writing: a score (MusicXML, kern) without drums, or a MIDI file of a
-    few voice- or string-like parts; else `band`."""
-    satb = load_role_map("satb")
+    few voice- or string-like parts; else `band` (drums, band programs, or tracks named like a
+    band's, as POP909's MELODY and PIANO on program 0)."""
+    satb, band = load_role_map("satb"), load_role_map("band")
     pitched = [t for t in song.tracks if t.n_notes and not t.is_drum]
     if any(t.is_drum and t.n_notes for t in song.tracks):
         return "band"
@@ -149,10 +150,15 @@ def choose_role_map(song: Song) -> str:
         return "satb"
     if len(pitched) > 6:
         return "band"
-    part_like = all(
-        any(r.matches_name(t.name) for r in satb.rules) or 40 <= t.program <= 54 or t.program == 0
-        for t in pitched
-    )
+
+    def satb_name(t) -> bool:
+        return any(r.matches_name(t.name) for r in satb.rules)
+
+    band_named = [t for t in pitched if not satb_name(t)
+                  and any(r.matches_name(t.name) for r in band.rules)]
+    if band_named:
+        return "band"
+    part_like = all(satb_name(t) or 40 <= t.program <= 54 or t.program == 0 for t in pitched)
     return "satb" if part_like and len(pitched) >= 2 else "band"
 
 

@@ -55,3 +55,22 @@ def test_unknown_and_bad_role_maps(tmp_path):
     bad.write_text("roles: [{names: ['x']}]")
     with pytest.raises(RoleMapError, match="bad role map"):
         load_role_map(str(bad))
+
+
+@pytest.mark.parametrize("names, programs, drums, expected", [
+    (["MELODY", "BRIDGE", "PIANO"], [0, 0, 0], False, "band"),  # POP909: all program 0
+    (["Violin I", "Violin II", "Viola", "Cello"], [40, 40, 41, 42], False, "satb"),
+    (["Soprano", "Alto", "Tenor", "Bass"], [0, 0, 0, 0], False, "satb"),
+    (["Track 1", "Track 2"], [0, 0], False, "satb"),
+    (["Track 1", "Track 2"], [0, 0], True, "band"),
+    (["Lead", "Rhythm"], [81, 29], False, "band"),
+])
+def test_choose_role_map_of_a_midi_file(names, programs, drums, expected):
+    from structdiff.data.roles import choose_role_map
+
+    notes = np.array([[0, 4, 60, 80]])
+    tracks = [Track(n, p, False, notes) for n, p in zip(names, programs)]
+    if drums:
+        tracks.append(Track("Drums", 0, True, np.array([[0, 1, 36, 80]])))
+    song = Song(tracks, np.array([0]), 16, source="song.mid")
+    assert choose_role_map(song) == expected
