@@ -40,7 +40,7 @@ from tqdm import tqdm
 from structdiff.analysis.schema import analysis_dict
 from structdiff.data.midi import write_midi
 from structdiff.data.prepare import load_prepared
-from structdiff.data.song import Chord, Plan, Section, Song
+from structdiff.data.song import Song, crop_bars
 from structdiff.metrics.evaluate import evaluate
 from structdiff.metrics.report import write_atomic
 from structdiff.pipeline.arrange import arrange, load_arranger
@@ -52,27 +52,6 @@ MUSPY = ("pitch_range", "n_pitches_used", "n_pitch_classes_used", "polyphony", "
          "empty_beat_rate", "groove_consistency")
 STRUCTURE = ("chord_tone_ratio", "ils_ratio", "si_short", "si_mid", "dissonance_rate",
              "voice_crossing_rate", "onset_synchrony")
-
-
-def crop(song: Song, n_bars: int) -> Song:
-    """The first `n_bars` bars of a song and of its plan."""
-    if song.n_bars <= n_bars:
-        return song
-    end = int(song.bars[n_bars])
-    tracks = []
-    for t in song.tracks:
-        notes = t.notes[t.notes[:, 0] < end].copy()
-        notes[:, 1] = np.minimum(notes[:, 1], end - notes[:, 0])
-        tracks.append(replace(t, notes=notes))
-    plan = song.plan
-    chords = [Chord(c.onset, min(c.duration, end - c.onset), c.root, c.quality, c.bass)
-              for c in plan.chords if c.onset < end]
-    sections = [Section(s.start_bar, min(s.n_bars, n_bars - s.start_bar), s.label)
-                for s in plan.sections if s.start_bar < n_bars]
-    plan = Plan(plan.key, chords, sections, [b for b in plan.phrase_ends if b < n_bars])
-    return replace(song, tracks=tracks, bars=song.bars[:n_bars].copy(), end=end, plan=plan,
-                   time_signatures=[ts for ts in song.time_signatures if ts.step < end],
-                   fermatas=[f for f in song.fermatas if f < end])
 
 
 def write_song(song: Song, folder: Path, name: str) -> None:
@@ -104,7 +83,7 @@ def main() -> None:
              if s.plan is not None and any(r in arranger.roles for r in s.roles)]
     rng = np.random.default_rng(0)
     picks = sorted(rng.choice(len(songs), min(args.n, len(songs)), replace=False).tolist())
-    real = [crop(songs[i], args.bars) for i in picks]
+    real = [crop_bars(songs[i], args.bars) for i in picks]
     for i, song in enumerate(real):
         write_song(song, args.work / "real", f"song{i:03d}")
 

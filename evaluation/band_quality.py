@@ -51,7 +51,7 @@ from tqdm import tqdm
 
 from structdiff.data.io import read_song
 from structdiff.data.prepare import load_prepared
-from structdiff.data.song import Chord, Plan, Section, Song, Track
+from structdiff.data.song import Song, Track, crop_bars
 from structdiff.metrics.band import CopyIndex, longest_copy_bars
 from structdiff.metrics.evaluate import ScoredSet, given_plan, score_songs, write_evaluation
 from structdiff.metrics.report import write_atomic
@@ -81,29 +81,6 @@ class CorpusResult:
     aggregate: dict[str, dict] = field(default_factory=dict)  # set -> evaluate's aggregate
     novelty: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # set -> role -> bars
     n_scored: dict[str, int] = field(default_factory=dict)
-
-
-def crop(song: Song, n_bars: int) -> Song:
-    """The first `n_bars` whole bars of a song, its plan, tempos and meters cut with them."""
-    if song.n_bars <= n_bars:
-        return song
-    end = int(song.bars[n_bars])
-    tracks = []
-    for t in song.tracks:
-        notes = t.notes[t.notes[:, 0] < end].copy()
-        notes[:, 1] = np.minimum(notes[:, 1], end - notes[:, 0])
-        tracks.append(replace(t, notes=notes))
-    plan = song.plan
-    if plan is not None:
-        chords = [Chord(c.onset, min(c.duration, end - c.onset), c.root, c.quality, c.bass)
-                  for c in plan.chords if c.onset < end]
-        sections = [Section(s.start_bar, min(s.n_bars, n_bars - s.start_bar), s.label)
-                    for s in plan.sections if s.start_bar < n_bars]
-        plan = Plan(plan.key, chords, sections, [b for b in plan.phrase_ends if b < n_bars])
-    return replace(song, tracks=tracks, bars=song.bars[:n_bars].copy(), end=end, plan=plan,
-                   time_signatures=[ts for ts in song.time_signatures if ts.step < end],
-                   tempos=[tp for tp in song.tempos if tp.step < end],
-                   fermatas=[f for f in song.fermatas if f < end])
 
 
 def role_templates(song: Song, roles: list[str]) -> dict[str, Track]:
@@ -157,7 +134,7 @@ def evaluate_corpus(folder: Path, args, planner, arranger, index: CopyIndex) -> 
     role_maps: list[str | None] = []
     style_ok = set(arranger.styles) & set(planner.styles)
     for i in tqdm(picks, desc=f"{folder.name}: arranging and generating", unit="song"):
-        real = crop(tests[i], args.bars)
+        real = crop_bars(tests[i], args.bars)
         name = f"song{i:04d}"
         roles = [r for r in real.roles if r in arranger.roles]
         if not roles:

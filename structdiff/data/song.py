@@ -234,3 +234,31 @@ def extend_bars(bars: np.ndarray, end: int, bar_steps: int) -> np.ndarray:
     while bars[-1] + bar_steps < end:
         bars.append(bars[-1] + bar_steps)
     return np.asarray(bars, dtype=np.int64)
+
+
+def crop_bars(song: Song, n_bars: int) -> Song:
+    """The first `n_bars` whole bars of `song`: notes (cut at the last bar line), plan
+    (chords, sections, phrase ends), meters, tempos and fermatas cut with them."""
+    from dataclasses import replace
+
+    if n_bars < 1:
+        raise ValueError(f"n_bars must be >= 1, got {n_bars}")
+    if song.n_bars <= n_bars:
+        return song
+    end = int(song.bars[n_bars])
+    tracks = []
+    for t in song.tracks:
+        notes = t.notes[t.notes[:, START] < end].copy()
+        notes[:, DURATION] = np.minimum(notes[:, DURATION], end - notes[:, START])
+        tracks.append(replace(t, notes=notes))
+    plan = song.plan
+    if plan is not None:
+        chords = [replace(c, duration=min(c.duration, end - c.onset))
+                  for c in plan.chords if c.onset < end]
+        sections = [Section(s.start_bar, min(s.n_bars, n_bars - s.start_bar), s.label)
+                    for s in plan.sections if s.start_bar < n_bars]
+        plan = Plan(plan.key, chords, sections, [b for b in plan.phrase_ends if b < n_bars])
+    return replace(song, tracks=tracks, bars=song.bars[:n_bars].copy(), end=end, plan=plan,
+                   time_signatures=[ts for ts in song.time_signatures if ts.step < end],
+                   tempos=[tp for tp in song.tempos if tp.step < end],
+                   fermatas=[f for f in song.fermatas if f < end])
