@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= out/demo
-DEMO_ARGS ?= --form "A8 B8 A8 C8" --style chorale --seed 1
+DEMO_ARGS ?= --form "i4 A8 B8 A8 B8 o4" --style pop --seed 1
 
 .PHONY: demo test lint clean
 
@@ -16,7 +16,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# the main job: a new 32-bar, 4-track song from the shipped planner and arranger
+# the main job: a new 40-bar, 6-track band song (drums, bass, keys, guitar, strings, melody)
+# from the shipped band planner and arranger
 demo: $(BIN)/.installed
 	$(BIN)/structdiff generate $(DEMO_ARGS) --out $(DEMO_OUT)/song.mid
 

@@ -124,16 +124,16 @@ def test_known_context_is_read_only_where_the_mask_is_1(model):
     base = mono(model, x_t, t, dict(cond, context=context, mask=mask))
     changed_known = context.clone()
     changed_known[:, 0] += 1.0
-    assert not torch.allclose(base, mono(model, x_t, t, dict(cond, context=changed_known, mask=mask)),
-                              atol=1e-3)
+    changed = mono(model, x_t, t, dict(cond, context=changed_known, mask=mask))
+    assert not torch.allclose(base, changed, atol=1e-3)
     changed_unknown = context.clone()
     changed_unknown[:, 1:] += 1.0
-    assert torch.allclose(base, mono(model, x_t, t, dict(cond, context=changed_unknown, mask=mask)),
-                          atol=1e-5)
+    unchanged = mono(model, x_t, t, dict(cond, context=changed_unknown, mask=mask))
+    assert torch.allclose(base, unchanged, atol=1e-5)
     # no context given is the same as a zero mask
     zero = torch.zeros_like(x_t)
-    assert torch.allclose(mono(model, x_t, t, cond), mono(model, x_t, t, dict(cond, context=context,
-                                                                  mask=zero)), atol=1e-5)
+    masked = mono(model, x_t, t, dict(cond, context=context, mask=zero))
+    assert torch.allclose(mono(model, x_t, t, cond), masked, atol=1e-5)
 
 
 @torch.no_grad()
