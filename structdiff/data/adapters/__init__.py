@@ -11,7 +11,10 @@ of this package with:
   a stable id, the path the reader needs, style, split); it raises ``PrepareError`` when `root`
   is not that corpus;
 - ``read_entry(entry, steps_per_quarter: int, seed: int) -> Song``, which raises a one-line
-  error for a song that must be skipped (prepare reports it and goes on).
+  error for a song that must be skipped (prepare reports it and goes on);
+- optionally ``DIGEST_FILES``, the files besides the module whose edits change what it reads
+  (prepare hashes them, with the module, into its shards' names, so stale shards are redone),
+  and a ``seed`` keyword of ``list_entries`` when it draws labels at random.
 
 The recipes that say what each corpus is, its licence and how to get it are in ``datasets/``.
 """

@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 DESCRIPTION = "drums, bass and comping rendered with mma under real songs' melodies and charts"
 ROLE_MAP = "band"
 GROOVES_PATH = Path(__file__).resolve().parents[3] / "datasets" / "band" / "grooves.yaml"
+# files besides this module whose edits change the corpus (prepare hashes them into its shards)
+DIGEST_FILES = (GROOVES_PATH, Path(__file__).with_name("pop909.py"))
 MMA_TIMEOUT_S = 60.0
 REAL_PIANO_EVERY = 3  # one POP909 song in 3 keeps its own PIANO as the keys
 MAX_CHORDS_PER_BAR = 4
