@@ -390,7 +390,12 @@ def cmd_generate(args) -> int:
     from structdiff.analysis import song_plan
     from structdiff.analysis.schema import PlanError, read_plan_song
     from structdiff.data.io import read_song
-    from structdiff.models.bundle import BundleError, set_for_role_map, set_for_style
+    from structdiff.models.bundle import (
+        BundleError,
+        read_bundle_meta,
+        set_for_role_map,
+        set_for_style,
+    )
     from structdiff.pipeline import generate as gen
     from structdiff.pipeline.arrange import load_arranger
     from structdiff.pipeline.plan import load_planner
@@ -424,15 +429,18 @@ def cmd_generate(args) -> int:
         raise UsageError("--song goes with --regenerate ROLE")
     meter = _parse_meter(args.meter)
     song = None
-    if song_mode:
-        source = args.song if args.regenerate else (args.accompany or args.continue_)
-        song = read_song(source, role_map=args.roles or "auto")
-        song.plan = song_plan(song)
     try:
-        if args.style is not None:
-            shipped = set_for_style(args.style)
-        else:
-            shipped = set_for_role_map(song.role_map if song else None)
+        # the models: the ones given, else the shipped set that knows the style, else the set
+        # that plays the song's roles (a new song: the first set, the band)
+        shipped = set_for_style(args.style) if args.style is not None else None
+        if song_mode:
+            source = args.song if args.regenerate else (args.accompany or args.continue_)
+            chosen = args.arranger or shipped
+            role_map = args.roles or (read_bundle_meta(chosen, "arranger").get("role_map")
+                                      or "satb" if chosen else "auto")
+            song = read_song(source, role_map=role_map)
+            song.plan = song_plan(song)
+        shipped = shipped or set_for_role_map(song.role_map if song else None)
         arranger = load_arranger(args.arranger or shipped)
         planner = load_planner(args.planner or shipped) if not (
             args.accompany or args.regenerate or args.plan) else None
