@@ -55,6 +55,7 @@ from structdiff.data.song import Song, Track, crop_bars
 from structdiff.metrics.band import CopyIndex, longest_copy_bars
 from structdiff.metrics.evaluate import ScoredSet, given_plan, score_songs, write_evaluation
 from structdiff.metrics.report import write_atomic
+from structdiff.models.bundle import SHIPPED_SETS
 from structdiff.pipeline.arrange import arrange, load_arranger
 from structdiff.pipeline.generate import Options, new_song, write_outputs
 from structdiff.pipeline.plan import load_planner
@@ -283,8 +284,9 @@ def markdown(results: list[CorpusResult], args, index: CopyIndex, arranger_meta:
         "",
         f"`{command}`",
         "",
-        f"Arranger: `{args.arranger or 'shipped'}` (roles {', '.join(arranger_meta['roles'])});"
-        f" planner: `{args.planner or 'shipped'}`; DDIM {args.steps} steps; torch threads "
+        f"Arranger: `{args.arranger or 'shipped band'}` "
+        f"(roles {', '.join(arranger_meta['roles'])});"
+        f" planner: `{args.planner or 'shipped band'}`; DDIM {args.steps} steps; torch threads "
         f"{torch.get_num_threads()}. Real: test songs cut to {args.bars} bars; arranged: their "
         f"plans arranged anew; generated: new songs of the same length, meter, key, style, "
         f"tempo and roles. Novelty against the train splits of every corpus "
@@ -314,9 +316,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, action="append", required=True, metavar="DIR",
                         help="a prepared corpus folder (repeatable)")
     parser.add_argument("--arranger", type=Path, default=None, metavar="DIR",
-                        help="arranger bundle folder (default: shipped)")
+                        help="arranger bundle folder (default: the shipped band set)")
     parser.add_argument("--planner", type=Path, default=None, metavar="DIR",
-                        help="planner bundle folder (default: shipped)")
+                        help="planner bundle folder (default: the shipped band set)")
     parser.add_argument("--n", type=int, default=40, help="test songs per corpus (default 40)")
     parser.add_argument("--bars", type=int, default=32, help="bars per song (default 32)")
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
@@ -332,7 +334,9 @@ def main() -> None:
     if args.n < 1 or args.bars < 1 or args.steps < 1:
         parser.error("--n, --bars and --steps must be >= 1")
 
-    arranger, planner = load_arranger(args.arranger), load_planner(args.planner)
+    band = SHIPPED_SETS["band"]
+    arranger = load_arranger(args.arranger or band)
+    planner = load_planner(args.planner or band)
     index = CopyIndex()
     for folder in args.corpus:
         for song in tqdm(load_prepared(folder, "train"), desc=f"{folder.name}: novelty index",

@@ -27,6 +27,7 @@ import torch
 
 from structdiff.data.midi import write_midi
 from structdiff.data.roles import load_role_map
+from structdiff.models.bundle import SHIPPED_SETS
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import DEFAULT_INSTRUMENTS, Options, new_song
 from structdiff.pipeline.plan import load_planner
@@ -51,12 +52,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--arranger", type=Path, default=None, metavar="DIR")
-    parser.add_argument("--planner", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--arranger", type=Path, default=None, metavar="DIR",
+                        help="default: the shipped band set")
+    parser.add_argument("--planner", type=Path, default=None, metavar="DIR",
+                        help="default: the shipped band set")
     parser.add_argument("--style", default=None, help="a style of both models (default: any)")
     parser.add_argument("--form", default="i4 A8 B8 A8 o4", help="the form (32 bars)")
     args = parser.parse_args()
-    planner, arranger = load_planner(args.planner), load_arranger(args.arranger)
+    band = SHIPPED_SETS["band"]
+    planner = load_planner(args.planner or band)
+    arranger = load_arranger(args.arranger or band)
     playing = instruments(arranger)
     tmp = Path(tempfile.mkdtemp())
     print(f"form {args.form}, instruments {playing}; DDIM {args.steps} steps; medians of "

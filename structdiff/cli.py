@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tempo", type=float, metavar="BPM",
                    help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: the arranger's, 10 for the band set, 20 "
+                   "for the classical one)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
                    help="sampler (default ddim)")
     p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
@@ -402,7 +404,7 @@ def cmd_generate(args) -> int:
 
     if args.out.suffix.lower() not in (".mid", ".midi"):
         raise UsageError(f"--out must end in .mid or .midi, got {args.out}")
-    if args.steps < 1:
+    if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.bars is not None and args.bars < 1:
         raise UsageError(f"--bars must be >= 1, got {args.bars}")
@@ -448,7 +450,8 @@ def cmd_generate(args) -> int:
         raise UsageError(str(e)) from None
     if args.style is not None and args.style not in arranger.styles:
         raise UsageError(f"unknown style {args.style!r} (known: {', '.join(arranger.styles)})")
-    opts = gen.Options(style=args.style, seed=args.seed, steps=args.steps,
+    steps = args.steps or int(arranger.meta.get("default_steps", 20))
+    opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=args.harmony, intensity=args.intensity, progress=sys.stderr.isatty())
     started = time.perf_counter()
