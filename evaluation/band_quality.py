@@ -56,7 +56,7 @@ from structdiff.metrics.band import CopyIndex, longest_copy_bars
 from structdiff.metrics.evaluate import ScoredSet, given_plan, score_songs, write_evaluation
 from structdiff.metrics.report import write_atomic
 from structdiff.models.bundle import SHIPPED_SETS
-from structdiff.pipeline.arrange import arrange, load_arranger
+from structdiff.pipeline.arrange import DEFAULT_HARMONY, arrange, load_arranger
 from structdiff.pipeline.generate import Options, new_song, write_outputs
 from structdiff.pipeline.plan import load_planner
 
@@ -90,22 +90,23 @@ def role_templates(song: Song, roles: list[str]) -> dict[str, Track]:
 
 
 def arranged_song(arranger, real: Song, roles: list[str], style: str | None, seed: int,
-                  steps: int) -> Song:
+                  steps: int, harmony: float = DEFAULT_HARMONY) -> Song:
     """`real`'s plan arranged anew for `roles`, one track per role."""
     notes = arrange(arranger, replace(real, tracks=[]), real.plan, roles, style=style,
-                    seed=seed, steps=steps)
+                    seed=seed, steps=steps, harmony=harmony)
     tracks = [replace(t, notes=notes[r]) for r, t in role_templates(real, roles).items()]
     return replace(real, tracks=tracks)
 
 
 def generated_song(planner, arranger, real: Song, roles: list[str], style: str | None,
-                   seed: int, steps: int) -> Song:
+                   seed: int, steps: int, harmony: float = DEFAULT_HARMONY) -> Song:
     """A new song as long as `real`, in its meter, key, style and tempo, for `roles`."""
     templates = role_templates(real, roles)
     instruments = ",".join(f"{r}={t.program}" for r, t in templates.items())
     ts = real.time_signature_at(0)
     key = real.plan.key.name if real.plan is not None and real.plan.key else None
-    song = new_song(planner, arranger, Options(style=style, seed=seed, steps=steps),
+    song = new_song(planner, arranger,
+                    Options(style=style, seed=seed, steps=steps, harmony=harmony),
                     n_bars=real.n_bars, key=key, meter=(ts.numerator, ts.denominator),
                     instruments=instruments, tempo=real.tempo_qpm)
     # tracks of a drum role are drum tracks, whatever the pipeline's default
@@ -148,10 +149,11 @@ def evaluate_corpus(folder: Path, args, planner, arranger, index: CopyIndex) -> 
             for kind in ("arranged", "generated"):
                 started = time.perf_counter()
                 if kind == "arranged":
-                    songs[kind] = arranged_song(arranger, real, roles, style, i, args.steps)
+                    songs[kind] = arranged_song(arranger, real, roles, style, i, args.steps,
+                                                args.harmony)
                 else:
                     songs[kind] = generated_song(planner, arranger, real, roles, style, i,
-                                                 args.steps)
+                                                 args.steps, args.harmony)
                 result.seconds[kind].append(time.perf_counter() - started)
         except ValueError as e:
             result.skipped.append(f"{real.source}: {str(e).splitlines()[0]}")
@@ -286,7 +288,8 @@ def markdown(results: list[CorpusResult], args, index: CopyIndex, arranger_meta:
         "",
         f"Arranger: `{args.arranger or 'shipped band'}` "
         f"(roles {', '.join(arranger_meta['roles'])});"
-        f" planner: `{args.planner or 'shipped band'}`; DDIM {args.steps} steps; torch threads "
+        f" planner: `{args.planner or 'shipped band'}`; DDIM {args.steps} steps, harmony "
+        f"{args.harmony}; torch threads "
         f"{torch.get_num_threads()}. Real: test songs cut to {args.bars} bars; arranged: their "
         f"plans arranged anew; generated: new songs of the same length, meter, key, style, "
         f"tempo and roles. Novelty against the train splits of every corpus "
@@ -322,6 +325,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40, help="test songs per corpus (default 40)")
     parser.add_argument("--bars", type=int, default=32, help="bars per song (default 32)")
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
+    parser.add_argument("--harmony", type=float, default=DEFAULT_HARMONY,
+                        help=f"lean toward the plan's chords (default {DEFAULT_HARMONY})")
     parser.add_argument("--split", default="test", help="the held-out split (default test)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw of test songs")
     parser.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")

@@ -159,10 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variation", type=float, default=0.0, metavar="V",
                    help="repeated sections: 0 copies the earlier one (default), up to 1 "
                    "rewrites it freely")
-    p.add_argument("--harmony", type=float, default=2.0, metavar="H",
+    p.add_argument("--harmony", type=float, default=None, metavar="H",
                    help="lean toward the plan's chords: striking or holding a note outside "
-                   "the chord sounding there is made e^H times less likely (default 2; 1.5 is "
-                   "nearer real dissonance; 0: the model alone)")
+                   "the chord sounding there is made e^H times less likely (default: the "
+                   "arranger's, 1 for the band set, 2 for the classical one; 0: the model "
+                   "alone)")
     p.add_argument("--tempo", type=float, metavar="BPM",
                    help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -410,7 +411,7 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--bars must be >= 1, got {args.bars}")
     if not 0.0 <= args.variation <= 1.0:
         raise UsageError(f"--variation must be between 0 and 1, got {args.variation}")
-    if not 0.0 <= args.harmony <= 100.0:
+    if args.harmony is not None and not 0.0 <= args.harmony <= 100.0:
         raise UsageError(f"--harmony must be between 0 and 100, got {args.harmony}")
     if args.tempo is not None and not 10.0 <= args.tempo <= 400.0:
         raise UsageError(f"--tempo must be between 10 and 400 bpm, got {args.tempo}")
@@ -451,9 +452,11 @@ def cmd_generate(args) -> int:
     if args.style is not None and args.style not in arranger.styles:
         raise UsageError(f"unknown style {args.style!r} (known: {', '.join(arranger.styles)})")
     steps = args.steps or int(arranger.meta.get("default_steps", 20))
+    harmony = args.harmony if args.harmony is not None else float(
+        arranger.meta.get("default_harmony", gen.DEFAULT_HARMONY))
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
-                       harmony=args.harmony, intensity=args.intensity, progress=sys.stderr.isatty())
+                       harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty())
     started = time.perf_counter()
     if song_mode:
         if args.accompany:

@@ -108,8 +108,8 @@ class ArrangerModule(DiffusionModule):
         sample_every_n_epochs: log sample windows every n validation epochs (0: never).
         sample_windows, sample_steps: how many validation windows to arrange and the DDIM
             steps.
-        default_steps: the DDIM steps `generate` uses with this arranger unless told
-            otherwise (recorded in the bundle).
+        default_steps, default_harmony: the DDIM steps and the `--harmony` lean that
+            `generate` uses with this arranger unless told otherwise (recorded in the bundle).
         export_dir: write the bundle (`arranger.safetensors` + `arranger.json`) here when
             training ends (None: don't).
     """
@@ -146,6 +146,7 @@ class ArrangerModule(DiffusionModule):
         sample_windows: int = 4,
         sample_steps: int = 20,
         default_steps: int = 20,
+        default_harmony: float = 2.0,
         export_dir: str | None = None,
     ):
         super().__init__()
@@ -281,6 +282,7 @@ class ArrangerModule(DiffusionModule):
             "poly_pitches": self.hparams.poly_pitches,
             "intensity_cuts": list(self.hparams.intensity_cuts or INTENSITY_CUTS),
             "default_steps": self.hparams.default_steps,
+            "default_harmony": self.hparams.default_harmony,
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
             "training": {"parameters": count_parameters(self.model), **training},
