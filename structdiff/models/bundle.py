@@ -52,16 +52,27 @@ def read_bundle_meta(folder: str | Path | None, name: str) -> dict:
         raise BundleError(f"bad model file {path}: {e}") from None
 
 
-def load_state(model: nn.Module, folder: str | Path | None, name: str) -> nn.Module:
-    """Load `name.safetensors` into `model` (strict), in eval mode."""
+def read_state(folder: str | Path | None, name: str) -> dict:
+    """The tensors of `name.safetensors` in `folder` (default: the shipped classical set)."""
     from safetensors.torch import load_file
 
     path = Path(folder or SHIPPED_DIR) / f"{name}.safetensors"
     if not path.is_file():
         raise BundleError(f"no weights for model {name!r}: {path} missing")
     try:
-        model.load_state_dict(load_file(str(path)), strict=True)
-    except (RuntimeError, OSError) as e:
+        return load_file(str(path))
+    except OSError as e:
+        reason = str(e).splitlines()[0]
+        raise BundleError(f"weights {path} do not fit the model: {reason}") from None
+
+
+def load_state(model: nn.Module, folder: str | Path | None, name: str) -> nn.Module:
+    """Load `name.safetensors` into `model` (strict), in eval mode."""
+    path = Path(folder or SHIPPED_DIR) / f"{name}.safetensors"
+    state = read_state(folder, name)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
         reason = str(e).splitlines()[0]
         raise BundleError(f"weights {path} do not fit the model: {reason}") from None
     return model.eval()

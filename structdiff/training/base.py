@@ -83,17 +83,10 @@ def init_matching(model: torch.nn.Module, folder: str, name: str) -> list[str]:
     """Load the bundle `name` of `folder` into `model` where names and shapes match (fine-tuning
     a shipped model on a new corpus: a style embedding for another list of styles starts
     fresh); the names of the tensors left as they were."""
-    from structdiff.models.bundle import BundleError, read_bundle_meta
+    from structdiff.models.bundle import read_bundle_meta, read_state
 
     read_bundle_meta(folder, name)  # a clear error for a folder without the bundle
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    path = Path(folder) / f"{name}.safetensors"
-    if not path.is_file():
-        raise BundleError(f"no weights for model {name!r}: {path} missing")
-    loaded = load_file(str(path))
+    loaded = read_state(folder, name)
     state = model.state_dict()
     take = {k: v for k, v in loaded.items() if k in state and state[k].shape == v.shape}
     model.load_state_dict(take, strict=False)
