@@ -243,18 +243,21 @@ class Arranger(nn.Module):
 
     def decode_x0(self, x0: torch.Tensor) -> dict[str, torch.Tensor]:
         """Clean parts of x0 values `[B, K, T, C]`: `tokens` `[B, Km, T]` (nearest embedding),
-        `roll` `[B, Kp, T, P, 2]` and `hits` `[B, Kd, T, D]` (positive values are on)."""
-        K = x0.shape[1]
-        out = {}
+        `roll` `[B, Kp, T, P, 2]` and `hits` `[B, Kd, T, D]` (positive values are on); a kind
+        without slots has a dimension of 0 slots."""
+        B, K, T, _ = x0.shape
         mono, poly, drums = (self.slots(k, K) for k in _KINDS)
+        P, D = self.cfg.poly_pitches, self.cfg.n_drums
+        tokens = torch.zeros(B, 0, T, dtype=torch.long)
+        roll = torch.zeros(B, 0, T, P, 2, dtype=torch.bool)
+        hits = torch.zeros(B, 0, T, D, dtype=torch.bool)
         if mono:
-            out["tokens"] = self.nearest_tokens(x0[:, mono, :, : self.cfg.emb_dim])
+            tokens = self.nearest_tokens(x0[:, mono, :, : self.cfg.emb_dim])
         if poly:
-            out["roll"] = rearrange(x0[:, poly, :, : 2 * self.cfg.poly_pitches] > 0,
-                                    "b k t (p c) -> b k t p c", c=2)
+            roll = rearrange(x0[:, poly, :, : 2 * P] > 0, "b k t (p c) -> b k t p c", c=2)
         if drums:
-            out["hits"] = x0[:, drums, :, : self.cfg.n_drums] > 0
-        return out
+            hits = x0[:, drums, :, :D] > 0
+        return {"tokens": tokens, "roll": roll, "hits": hits}
 
     def snap(self, x0: torch.Tensor) -> torch.Tensor:
         """x0 values `[B, K, T, C]` moved to the nearest clean parts."""

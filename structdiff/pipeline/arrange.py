@@ -299,9 +299,7 @@ def arrange(
 
     with torch.no_grad():
         parts = model.decode_x0(torch.from_numpy(canvas)[None])
-    empty = encode_parts(replace(song, tracks=[]), layout, 0, T)
-    notes = decode_parts(Parts(**{k: parts[k][0].numpy() if k in parts else getattr(empty, k)
-                                  for k in ("tokens", "roll", "hits")}), layout)
+    notes = decode_parts(Parts(**{k: v[0].numpy() for k, v in parts.items()}), layout)
     out = {}
     for role in roles:
         if role in known_roles:

@@ -32,7 +32,6 @@ from structdiff.data.arrange_tensor import (
 )
 from structdiff.data.corpus import STYLES
 from structdiff.data.parts import PartLayout, Parts, encode_parts
-from structdiff.data.roles import load_role_map
 from structdiff.data.song import Song
 
 
@@ -46,16 +45,11 @@ class ArrangeExample:
     source: str
 
 
-def default_layout(roles: tuple[str, ...] = ROLES) -> PartLayout:
-    """All roles monophonic, the token range of the classical arranger."""
-    return PartLayout(tuple(roles), ("mono",) * len(roles))
-
-
 def encode_song(song: Song, layout: PartLayout | None = None, min_steps: int = 16,
                 intensity_cuts: tuple[float, float] = INTENSITY_CUTS) -> ArrangeExample | str:
     """The song as an example (its sections' intensities cut at `intensity_cuts`), or the
     reason it can't be one."""
-    layout = layout or default_layout()
+    layout = layout or PartLayout.of(None, ROLES)
     roles = layout.roles
     if song.plan is None:
         return f"{song.source}: no plan"
@@ -180,16 +174,9 @@ class ArrangeDataModule(pl.LightningDataModule):
         super().__init__()
         self.prepared = prepared
         self.styles = list(styles if styles is not None else STYLES)
-        ranges = dict(pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
-                      poly_pitches=poly_pitches)
-        if role_map is not None:
-            self.layout = PartLayout.of_role_map(load_role_map(role_map), **ranges)
-            if roles is not None and tuple(roles) != self.layout.roles:
-                raise ValueError(f"roles {roles} differ from the role map {role_map}'s "
-                                 f"{list(self.layout.roles)}")
-        else:
-            roles = tuple(roles if roles is not None else ROLES)
-            self.layout = PartLayout(roles, ("mono",) * len(roles), **ranges)
+        self.layout = PartLayout.of(role_map, roles if roles is not None or role_map else ROLES,
+                                    pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
+                                    poly_pitches=poly_pitches)
         self.roles = self.layout.roles
         self.intensity_cuts = tuple(intensity_cuts or INTENSITY_CUTS)
         self.window_steps = window_steps

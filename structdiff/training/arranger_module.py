@@ -152,13 +152,12 @@ class ArrangerModule(DiffusionModule):
         super().__init__()
         self.save_hyperparameters()
         self.styles = list(styles if styles is not None else STYLES)
-        if role_map is not None:
-            rm = load_role_map(role_map)
-            self.roles, kinds = rm.roles, rm.kinds
-            self.programs = rm.programs
-        else:
-            self.roles = list(roles if roles is not None else ROLES)
-            kinds, self.programs = None, {}
+        self.layout = PartLayout.of(role_map, roles if roles is not None or role_map else ROLES,
+                                    pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
+                                    poly_pitches=poly_pitches)
+        self.roles = list(self.layout.roles)
+        kinds = list(self.layout.kinds) if role_map is not None else None
+        self.programs = load_role_map(role_map).programs if role_map is not None else {}
         self.config = ArrangerConfig(
             vocab=vocab_size(n_pitches), n_roles=len(self.roles), n_styles=len(self.styles),
             n_plan=PLAN_FEATURES, steps_per_token=STEPS_PER_TOKEN, emb_dim=emb_dim,
@@ -220,12 +219,6 @@ class ArrangerModule(DiffusionModule):
 
     # --- samples, export ---------------------------------------------------------------------
 
-    @property
-    def layout(self) -> PartLayout:
-        h = self.hparams
-        return PartLayout(tuple(self.roles), tuple(self.config.slot_kinds), h.pitch_low,
-                          h.n_pitches, h.poly_low, h.poly_pitches)
-
     def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> dict[str, torch.Tensor]:
         """The parts (`tokens`, `roll`, `hits`; `Arranger.decode_x0`) the EMA weights arrange
         for the plans of `batch`."""
@@ -249,9 +242,7 @@ class ArrangerModule(DiffusionModule):
         n = min(self.hparams.sample_windows, batch["style"].shape[0])
         batch = {k: v[:n] for k, v in batch.items()}
         sampled = self.sample_windows(batch, self.hparams.sample_steps, seed=self.current_epoch)
-        empty = {"tokens": batch["tokens"], "roll": batch["roll"], "hits": batch["hits"]}
-        parts = [Parts(**{k: (sampled.get(k, empty[k]))[i].numpy() for k in empty})
-                 for i in range(n)]
+        parts = [Parts(**{k: v[i].numpy() for k, v in sampled.items()}) for i in range(n)]
         notes = [decode_parts(p, self.layout) for p in parts]
         log_windows(self.logger, notes, batch,
                     [self.styles[s] if s < len(self.styles) else "none"
