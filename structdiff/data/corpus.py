@@ -169,13 +169,21 @@ def write_splits(out_dir: str | Path = DATASET_DIR, corpus_dir: str | Path | Non
 
     Files are written atomically, one id per line, sorted.
     """
+    ids = [file_id for file_id, _ in music21_corpus(corpus_dir)]
+    counts = write_split_files(ids, out_dir)
+    _write_text(Path(out_dir) / "styles.tsv",
+                "".join(f"{i}\t{corpus_style(i)}\n" for i in ids))
+    return counts
+
+
+def write_split_files(ids: list[str], out_dir: str | Path) -> dict[str, int]:
+    """``train.txt``, ``validation.txt`` and ``test.txt`` in `out_dir`: `ids` by `split_of`,
+    one a line, in the given order, each file written atomically; counts per split."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ids = [file_id for file_id, _ in music21_corpus(corpus_dir)]
     by_split = {split: [i for i in ids if split_of(i) == split] for split in SPLITS}
     for split, members in by_split.items():
         _write_text(out_dir / f"{split}.txt", "".join(f"{i}\n" for i in members))
-    _write_text(out_dir / "styles.tsv", "".join(f"{i}\t{corpus_style(i)}\n" for i in ids))
     return {split: len(members) for split, members in by_split.items()}
 
 

@@ -659,15 +659,10 @@ def song_folders(root: str | Path) -> list[Path]:
 
 def read_splits(folder: str | Path = SPLIT_DIR) -> dict[str, str]:
     """id -> split from the committed split files (empty when there are none)."""
-    from structdiff.data.corpus import SPLITS
+    from structdiff.data.corpus import SPLITS, read_split
 
-    splits: dict[str, str] = {}
-    for split in SPLITS:
-        path = Path(folder) / f"{split}.txt"
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").split():
-                splits[line] = split
-    return splits
+    return {i: split for split in SPLITS if (Path(folder) / f"{split}.txt").is_file()
+            for i in read_split(split, folder)}
 
 
 def list_entries(root: Path) -> list[CorpusEntry]:
@@ -699,15 +694,9 @@ def read_entry(entry: CorpusEntry, steps_per_quarter: int = 4, seed: int = 0) ->
 def write_splits(out_dir: str | Path = SPLIT_DIR, n_songs: int = 909) -> dict[str, int]:
     """Write ``train.txt``, ``validation.txt``, ``test.txt`` (ids ``pop909/001``...
     ``pop909/909`` by `split_of`, one a line, sorted); counts per split."""
-    from structdiff.data.corpus import SPLITS, _write_text, split_of
+    from structdiff.data.corpus import write_split_files
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ids = [f"pop909/{i:03d}" for i in range(1, n_songs + 1)]
-    by_split = {split: [i for i in ids if split_of(i) == split] for split in SPLITS}
-    for split, members in by_split.items():
-        _write_text(out_dir / f"{split}.txt", "".join(f"{i}\n" for i in members))
-    return {split: len(members) for split, members in by_split.items()}
+    return write_split_files([f"pop909/{i:03d}" for i in range(1, n_songs + 1)], out_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
