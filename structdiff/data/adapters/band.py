@@ -883,14 +883,13 @@ def _tune_sections(order: list[int], part_starts: list[int], offsets: list[Fract
 def _pop909_meter(folder: Path) -> str | None:
     """3/4 or 4/4 from a POP909 song's beat file (its flags every 3 beats in triple meter);
     None when it cannot be read (the song is then skipped when read)."""
-    from structdiff.data.adapters.pop909 import Pop909Error, read_beats
+    from structdiff.data.adapters.pop909 import Pop909Error, beats_per_bar_of, read_beats
 
     try:
         _, half, _ = read_beats(folder / "beat_midi.txt")
     except (Pop909Error, OSError):
         return None
-    flagged = np.flatnonzero(half)
-    return "3/4" if len(flagged) > 1 and int(np.median(np.diff(flagged))) == 3 else "4/4"
+    return f"{beats_per_bar_of(half)}/4"
 
 
 def _nottingham_entries(folder: Path, seed: int) -> list[CorpusEntry]:

@@ -361,6 +361,13 @@ def align_form(melody: np.ndarray, midi_onsets: np.ndarray, midi_pitches: np.nda
     return FormAlignment(offset, float(hit.mean()), worst, worst_bar)
 
 
+def beats_per_bar_of(half_flags: np.ndarray) -> int:
+    """3 or 4: the meter of a beat file, whose first flag column marks every 3 beats in triple
+    meter and every 2 otherwise (`read_beats`)."""
+    flagged = np.flatnonzero(half_flags)
+    return 3 if len(flagged) > 1 and int(np.median(np.diff(flagged))) == 3 else 4
+
+
 def _chord_meter(chord_beats: int, form_bars: int, beats_per_bar: int) -> int | None:
     """The other meter (3 or 4 beats a bar) when the chord lengths fill the form's bars of it
     within `MAX_METER_ERROR` and better than bars of `beats_per_bar`, else None."""
@@ -466,10 +473,8 @@ def read_pop909_measured(folder: str | Path, steps_per_quarter: int = 4) -> Pop9
     if "MELODY" not in tracks_in or len(tracks_in["MELODY"]["time"]) == 0 or len(melody) == 0:
         raise Pop909Error(f"{song_id}.mid: no MELODY notes to align melody.txt with")
 
-    # the beat file's meter: flags every 3 and 6 beats in triple meter, else every 2 and 4
-    flagged = np.flatnonzero(half_flags)
-    triple = len(flagged) > 1 and int(np.median(np.diff(flagged))) == 3
-    beats_per_bar = 3 if triple else 4
+    beats_per_bar = beats_per_bar_of(half_flags)
+    triple = beats_per_bar == 3
     chord_beats = sum(c.beats for c in chord_lines)
     other = _chord_meter(chord_beats, form_bars, beats_per_bar)
     if other is not None:
