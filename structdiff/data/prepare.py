@@ -118,7 +118,7 @@ def prepare(
 
         adapter = get_adapter(corpus)  # raises PrepareError for an unknown name
         role_map = adapter.ROLE_MAP
-        entries, ignored, source = _list_adapter_input(adapter, input, seed)
+        entries, ignored, source = _list_adapter_input(adapter, corpus, input, seed)
     role_map_digest = _role_map_digest(role_map)  # raises RoleMapError for an unknown map
     if corpus is None:
         entries, ignored, source = _list_input(input)
@@ -262,7 +262,7 @@ def _list_input(input: str | Path) -> tuple[list[CorpusEntry], int, str]:
     return entries, ignored, str(folder)
 
 
-def _list_adapter_input(adapter, input: str | Path,
+def _list_adapter_input(adapter, name: str, input: str | Path,
                         seed: int) -> tuple[list[CorpusEntry], int, str]:
     import inspect
 
@@ -274,10 +274,10 @@ def _list_adapter_input(adapter, input: str | Path,
     takes_seed = "seed" in inspect.signature(adapter.list_entries).parameters
     entries = adapter.list_entries(root, seed=seed) if takes_seed else adapter.list_entries(root)
     if not entries:
-        raise PrepareError(f"no songs of the {adapter.NAME} corpus under {root}")
+        raise PrepareError(f"no songs of the {name} corpus under {root}")
     ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):
-        raise PrepareError(f"the {adapter.NAME} adapter listed an id twice under {root}")
+        raise PrepareError(f"the {name} adapter listed an id twice under {root}")
     return sorted(entries, key=lambda e: e.id), 0, str(root)
 
 

@@ -5,8 +5,7 @@ the plan (a human form, beat-aligned chords, a key), its style label and its spl
 everything after `structdiff prepare --corpus NAME` sees only Songs with plans. Each is a module
 of this package with:
 
-- ``DESCRIPTION`` (one line) and, when it is not ``band``, ``ROLE_MAP`` (the role map its
-  tracks are put in);
+- ``DESCRIPTION`` (one line) and ``ROLE_MAP`` (the role map its tracks are put in);
 - ``list_entries(root: Path) -> list[CorpusEntry]`` (``structdiff.data.prepare.CorpusEntry``:
   a stable id, the path the reader needs, style, split); it raises ``PrepareError`` when `root`
   is not that corpus;
@@ -38,8 +37,4 @@ def get_adapter(name: str) -> ModuleType:
 
     if name not in ADAPTERS:
         raise PrepareError(f"unknown corpus {name!r} (known: {', '.join(ADAPTERS)})")
-    module = importlib.import_module(f"structdiff.data.adapters.{name}")
-    module.NAME = name
-    if not hasattr(module, "ROLE_MAP"):
-        module.ROLE_MAP = "band"
-    return module
+    return importlib.import_module(f"structdiff.data.adapters.{name}")
