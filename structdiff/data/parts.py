@@ -67,13 +67,17 @@ class PartLayout:
         return cls(tuple(role_map.roles), tuple(role_map.kinds), **ranges)
 
     @classmethod
-    def of(cls, role_map: str | None, roles: list[str] | tuple[str, ...], **ranges) -> PartLayout:
+    def of(cls, role_map: str | None = None, roles: list[str] | tuple[str, ...] | None = None,
+           **ranges) -> PartLayout:
         """The layout of a model: the roles and kinds of `role_map` (`roles`, when given, must
-        be its roles), else `roles`, all monophonic (the classical arranger)."""
+        be its roles), else `roles` (default: the `satb` slots), all monophonic (the classical
+        arranger)."""
+        from structdiff.data.arrange_tensor import ROLES
         from structdiff.data.roles import load_role_map
 
         if role_map is None:
-            return cls(tuple(roles), ("mono",) * len(roles), **ranges)
+            roles = tuple(roles if roles is not None else ROLES)
+            return cls(roles, ("mono",) * len(roles), **ranges)
         layout = cls.of_role_map(load_role_map(role_map), **ranges)
         if roles is not None and tuple(roles) != layout.roles:
             raise ValueError(f"roles {list(roles)} differ from the role map {role_map}'s "

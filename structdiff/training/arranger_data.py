@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 
 from structdiff.data.arrange_tensor import (
     INTENSITY_CUTS,
-    ROLES,
     WINDOW_STEPS,
     StepPlan,
     key_shift,
@@ -49,7 +48,7 @@ def encode_song(song: Song, layout: PartLayout | None = None, min_steps: int = 1
                 intensity_cuts: tuple[float, float] = INTENSITY_CUTS) -> ArrangeExample | str:
     """The song as an example (its sections' intensities cut at `intensity_cuts`), or the
     reason it can't be one."""
-    layout = layout or PartLayout.of(None, ROLES)
+    layout = layout or PartLayout.of()
     roles = layout.roles
     if song.plan is None:
         return f"{song.source}: no plan"
@@ -174,9 +173,8 @@ class ArrangeDataModule(pl.LightningDataModule):
         super().__init__()
         self.prepared = prepared
         self.styles = list(styles if styles is not None else STYLES)
-        self.layout = PartLayout.of(role_map, roles if roles is not None or role_map else ROLES,
-                                    pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
-                                    poly_pitches=poly_pitches)
+        self.layout = PartLayout.of(role_map, roles, pitch_low=pitch_low, n_pitches=n_pitches,
+                                    poly_low=poly_low, poly_pitches=poly_pitches)
         self.roles = self.layout.roles
         self.intensity_cuts = tuple(intensity_cuts or INTENSITY_CUTS)
         self.window_steps = window_steps

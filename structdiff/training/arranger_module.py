@@ -21,7 +21,6 @@ from structdiff.data.arrange_tensor import (
     INTENSITIES,
     INTENSITY_CUTS,
     PLAN_FEATURES,
-    ROLES,
     STEPS_PER_TOKEN,
     feature_slice,
 )
@@ -152,9 +151,8 @@ class ArrangerModule(DiffusionModule):
         super().__init__()
         self.save_hyperparameters()
         self.styles = list(styles if styles is not None else STYLES)
-        self.layout = PartLayout.of(role_map, roles if roles is not None or role_map else ROLES,
-                                    pitch_low=pitch_low, n_pitches=n_pitches, poly_low=poly_low,
-                                    poly_pitches=poly_pitches)
+        self.layout = PartLayout.of(role_map, roles, pitch_low=pitch_low, n_pitches=n_pitches,
+                                    poly_low=poly_low, poly_pitches=poly_pitches)
         self.roles = list(self.layout.roles)
         kinds = list(self.layout.kinds) if role_map is not None else None
         self.programs = load_role_map(role_map).programs if role_map is not None else {}
