@@ -217,7 +217,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true",
                    help="also log the table, plots and report to Weights & Biases "
                    "(offline unless WANDB_MODE is set; sync later with `wandb sync`)")
+
+    p = sub.add_parser(
+        "soundtrack", help="write an adaptive score from a cue sheet (states, transitions)",
+        description="Write the timeline of a cue sheet (docs/cue_sheets.md; examples in "
+        "configs/cues/) as one continuous piece: OUT (MIDI with a marker per state, section "
+        "markers and chord names), OUT.STATE.loop.mid (each state as a seamless loop), "
+        "OUT.ROLE.stem.mid (one file per layer), OUT.plan.json, OUT.png (the states as "
+        "coloured bands) and OUT.wav where fluidsynth and a GM soundfont are installed. The "
+        "same cue sheet and seed write the same bytes.")
+    p.add_argument("cue", type=Path, metavar="CUE.yaml", help="the cue sheet")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT.mid",
+                   help="the MIDI file to write (the others go beside it)")
+    _add_session_options(p)
+    p.add_argument("--no-png", action="store_true", help="don't draw the piano roll")
+    p.add_argument("--no-wav", action="store_true", help="don't render audio")
+    p.add_argument("--no-loops", action="store_true", help="don't write the loops")
+    p.add_argument("--no-stems", action="store_true", help="don't write the stems")
+
+    p = sub.add_parser(
+        "live", help="play a cue sheet live: the music follows state commands",
+        description="Play a live session of a cue sheet. Commands come as lines on stdin "
+        "(`state battle`, `state battle beat`, `state victory bar bridge 2`, `intensity 0.8`, "
+        "`stinger boss`, `quit`) and, with python-osc installed and --osc PORT, as OSC "
+        "messages (/structdiff/state battle, /structdiff/intensity 0.8, /structdiff/stinger "
+        "boss). The music goes to a MIDI output port (--port; needs mido's python-rtmidi "
+        "backend) or, by default, as timed events, one JSON line each, to stdout or --out. "
+        "Ctrl-C or the end of input stops with all notes off. With --clock simulated it runs "
+        "as fast as it can for --bars bars; a command line may then start with @BAR to land "
+        "on that bar.")
+    p.add_argument("--cue", type=Path, required=True, metavar="CUE.yaml", help="the cue sheet")
+    p.add_argument("--state", metavar="STATE", help="the first state (default: the sheet's)")
+    p.add_argument("--clock", choices=("real", "simulated"), default="real",
+                   help="real time (default) or as fast as it can")
+    p.add_argument("--bars", type=int, metavar="N",
+                   help="stop after N bars (default: endless on the real clock, 16 simulated)")
+    p.add_argument("--lookahead", type=int, default=1, metavar="N",
+                   help="bars written ahead of the one playing (default 1)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the JSON lines here")
+    p.add_argument("--port", metavar="NAME",
+                   help="a MIDI output port (part of its name), or `list` to list them")
+    p.add_argument("--osc", type=int, metavar="PORT",
+                   help="also take commands as OSC messages on this UDP port (127.0.0.1)")
+    _add_session_options(p)
     return parser
+
+
+def _add_session_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: the cue sheet's, else 0)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="denoising steps (default: the arranger's)")
+    p.add_argument("--harmony", type=float, default=None, metavar="H",
+                   help="lean toward the plan's chords (default: the arranger's)")
 
 
 SPLITS = ("train", "validation", "test")
@@ -512,8 +564,79 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _session_models(cue):
+    """The shipped set that knows the cue sheet's styles (the first set without any)."""
+    from structdiff.models.bundle import BundleError, set_for_style, shipped_sets
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.cue import CueError
+    from structdiff.pipeline.plan import load_planner
+
+    styles = [s for s in [cue.style] + [st.style for st in cue.states.values()] if s]
+    try:
+        folder = set_for_style(styles[0]) if styles else next(iter(shipped_sets().values()))
+    except BundleError as e:
+        path = "style" if cue.style else "states"
+        raise CueError(f"{cue.source}: {path}: {e}") from None
+    return load_planner(folder), load_arranger(folder)
+
+
+def _check_session_args(args) -> None:
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.harmony is not None and not 0.0 <= args.harmony <= 100.0:
+        raise UsageError(f"--harmony must be between 0 and 100, got {args.harmony}")
+
+
+def cmd_soundtrack(args) -> int:
+    import time
+
+    from structdiff.pipeline.cue import load_cue
+    from structdiff.pipeline.soundtrack import render_soundtrack, write_soundtrack
+
+    if args.out.suffix.lower() not in (".mid", ".midi"):
+        raise UsageError(f"--out must end in .mid or .midi, got {args.out}")
+    _check_session_args(args)
+    cue = load_cue(args.cue)
+    planner, arranger = _session_models(cue)
+    started = time.perf_counter()
+    track = render_soundtrack(cue, planner, arranger, seed=args.seed, steps=args.steps,
+                              harmony=args.harmony, loops=not args.no_loops,
+                              progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - started
+    for line in write_soundtrack(track, args.out, png=not args.no_png, wav=not args.no_wav,
+                                 stems=not args.no_stems):
+        print(line)
+    music = sum(b.steps * 60.0 / b.tempo / 4 for b in track.bars)
+    print(f"{track.song.n_bars} bars ({music:.0f} s of music) written in {seconds:.1f} s")
+    return 0
+
+
+def cmd_live(args) -> int:
+    from structdiff.pipeline.cue import load_cue
+    from structdiff.pipeline.live import run_live
+
+    _check_session_args(args)
+    if args.bars is not None and args.bars < 1:
+        raise UsageError(f"--bars must be >= 1, got {args.bars}")
+    if args.lookahead < 1:
+        raise UsageError(f"--lookahead must be >= 1, got {args.lookahead}")
+    if args.port == "list":
+        from structdiff.pipeline.live import list_ports
+
+        for name in list_ports():
+            print(name)
+        return 0
+    cue = load_cue(args.cue)
+    planner, arranger = _session_models(cue)
+    return run_live(cue, planner, arranger, state=args.state, clock=args.clock,
+                    bars=args.bars, lookahead=args.lookahead, out=args.out, port=args.port,
+                    osc=args.osc, seed=args.seed, steps=args.steps, harmony=args.harmony)
+
+
 _COMMANDS = {
     "analyze": cmd_analyze,
+    "soundtrack": cmd_soundtrack,
+    "live": cmd_live,
     "render": cmd_render,
     "prepare": cmd_prepare,
     "evaluate": cmd_evaluate,

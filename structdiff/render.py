@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,14 @@ def render_png(
     title: str | None = None,
     dpi: int = 100,
     layout: Layout = Layout(),
+    bands: Sequence[tuple[int, int, str]] = (),
 ) -> Path:
     """Draw `song` as a piano roll into the PNG file `path` and return that path.
 
     `plan` (default: `song.plan`) adds sections and chord names. `title` replaces the source
-    name at the top; key, meter and tempo are always shown under it. The file is written
+    name at the top; key, meter and tempo are always shown under it. `bands` `(start step,
+    end step, name)` colour spans of the roll and name them (a soundtrack's states; one
+    colour per name). The file is written
     atomically (a temp file in the same folder, then renamed); its folder is created.
     """
     path = Path(path)
@@ -105,7 +109,7 @@ def render_png(
     if dpi <= 0:
         raise ValueError(f"dpi must be > 0, got {dpi}")
     plan = plan if plan is not None else song.plan
-    fig = _draw(song, plan, title, layout)
+    fig = _draw(song, plan, title, layout, bands)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique name opened with "x" (not mkstemp, whose files are private) keeps the umask.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -119,7 +123,8 @@ def render_png(
     return path
 
 
-def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figure:
+def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout,
+          bands: Sequence[tuple[int, int, str]] = ()) -> Figure:
     tracks = [t for t in song.tracks if t.n_notes]
     pitched = [t for t in tracks if not t.is_drum]
     drums = [t for t in tracks if t.is_drum]
@@ -174,6 +179,7 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
         _draw_drums(lane, drums, drum_pitches, colours, lay.font)
 
     timed = [a for a in (roll, lane) if a is not None]
+    _draw_bands(bands, timed, lay.font)
     _draw_sections(song, sections, [a for a in (header, roll, lane) if a is not None], end)
     _draw_bar_lines(song, timed, bottom_ax, steps_per_inch, lay.font)
     if header is not None:
@@ -182,6 +188,20 @@ def _draw(song: Song, plan: Plan | None, title: str | None, lay: Layout) -> Figu
 
     _draw_title(fig, song, plan, title, tracks, colours, width, height, lay)
     return fig
+
+
+def _draw_bands(bands: Sequence[tuple[int, int, str]], axes: list, font: float) -> None:
+    """Coloured spans behind the notes, one colour per name, each named at the roll's top."""
+    names = list(dict.fromkeys(name for _, _, name in bands))
+    cmap = colormaps["Set2"]
+    colour = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
+    for start, end, name in bands:
+        for ax in axes:
+            ax.axvspan(start, end, facecolor=colour[name], alpha=0.22, edgecolor="none",
+                       zorder=0.2)
+        axes[0].text(start, 1.0, f" {name}", transform=axes[0].get_xaxis_transform(),
+                     ha="left", va="top", fontsize=font + 1, fontweight="bold",
+                     color=tuple(0.6 * c for c in colour[name][:3]), zorder=5, clip_on=True)
 
 
 def _track_colours(tracks: list[Track]) -> dict[int, tuple]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import miditoolkit
@@ -111,13 +112,16 @@ def song_from_symusic(
     return song
 
 
-def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480) -> None:
+def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480,
+               markers: Sequence[tuple[int, str]] = ()) -> None:
     """Write `song` as a type-1 MIDI file, atomically.
 
     One named track per instrument with its program (drums on channel 10, pitched tracks on the
     other 15 channels; tracks that share a program share a channel when there are more than 15),
     tempo changes, time signatures, key signature, a marker at each section start and each chord
-    name as a text event at its onset (from `song.plan`).
+    name as a text event at its onset (from `song.plan`), and the extra `markers` `(step,
+    text)` (e.g. `state:battle`; a text that could be a section label is refused, so that the
+    plan reads back the same).
     """
     path = Path(path)
     scale = ticks_per_quarter // song.steps_per_quarter
@@ -161,6 +165,11 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480) -> No
         for s in song.plan.sections:
             midi.markers.append(miditoolkit.Marker(s.label, int(song.bars[s.start_bar]) * scale))
         texts = [(c.onset * scale, song.plan.chord_label(c)) for c in song.plan.chords]
+    for step, text in markers:
+        if _SECTION_LABEL.match(text):
+            raise ValueError(f"marker {text!r} reads as a section label; use a ':' or a space")
+        midi.markers.append(miditoolkit.Marker(text, int(step) * scale))
+    midi.markers.sort(key=lambda m: m.time)
 
     buf = io.BytesIO()
     midi.dump(file=buf)
@@ -252,7 +261,8 @@ def _plan_from_meta(
     from structdiff.analysis.chords import parse_chord_name
 
     sections = []
-    labelled = [(song.bar_of(step), text) for step, text in markers if _SECTION_LABEL.match(text)]
+    markers = [(step, text) for step, text in markers if _SECTION_LABEL.match(text)]
+    labelled = [(song.bar_of(step), text) for step, text in markers]
     if labelled and all(song.bars[b] == step for (b, _), (step, _) in zip(labelled, markers)):
         for i, (bar, label) in enumerate(labelled):
             nxt = labelled[i + 1][0] if i + 1 < len(labelled) else song.n_bars

@@ -179,6 +179,7 @@ def arrange(
     *,
     known_roles: tuple[str, ...] = (),
     known_until: int = 0,
+    known_from: int | None = None,
     style: str | None = None,
     intensities: list[int] | None = None,
     seed: int = 0,
@@ -192,8 +193,9 @@ def arrange(
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
     `song` gives the bars, the meter and any known material: the tracks of `known_roles` are
-    kept whole, and every role's steps before `known_until`. Those roles' notes are not
-    returned (the caller keeps the originals). `intensities` gives each section's level
+    kept whole, every role's steps before `known_until` and, with `known_from`, every role's
+    steps from there on (infilling between two known sides). Known notes are not returned
+    (the caller keeps the originals). `intensities` gives each section's level
     (index into INTENSITIES; default: measured from the song's notes, else unknown). Raises
     ValueError with a one-line message for bad values.
     """
@@ -233,6 +235,8 @@ def arrange(
         if not present[k]:
             canvas[k], done[k] = silent[k], True
     done[present, :known_until] = True
+    if known_from is not None:
+        done[present, known_from:] = True
     sp = step_plan(song, plan, intensities, cuts=bundle.intensity_cuts)
     src = repeat_sources(song, plan)
     biases = None
@@ -307,6 +311,8 @@ def arrange(
         n = notes[role].copy()
         if known_until:
             n = n[n[:, START] >= known_until]
+        if known_from is not None:
+            n = n[n[:, START] < known_from]
         if layout.kind_of(role) != "drums":  # drum keys are instruments, not pitches
             n[:, PITCH] -= shift
         n[:, VELOCITY] = np.asarray(VELOCITY_OF_INTENSITY)[sp.intensity[n[:, START]]]

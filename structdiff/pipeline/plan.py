@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from structdiff.analysis.chords import QUALITIES
 from structdiff.data.plan_constraints import constraint_arrays, parse_chord_chart, parse_form
 from structdiff.data.plan_constraints import parse_key as parse_key_text
 from structdiff.data.plan_tensor import (
@@ -19,9 +20,12 @@ from structdiff.data.plan_tensor import (
     MAX_LABELS,
     N_FEATURES,
     PLAN_LAYOUT,
+    SLOT_OFFSET,
     PlanGrid,
+    chord_group_names,
     decode_plan,
     encode_plan,
+    group_slices,
     letter_labels,
     plan_condition,
     uniform_grid,
@@ -79,11 +83,13 @@ def generate_plan(
     steps: int = 20,
     sampler: str = "ddim",
     guidance_scale: float = 1.0,
+    chord_bias: dict[str, float] | None = None,
 ) -> tuple[Plan, Song]:
     """A plan of `n_bars` bars (or as many as `form` has) and an empty song holding its grid.
 
     `form` ("i4 A8 B8 A8 o4"), `chords` ("C G | Am F | ...", bars separated by `|`) and `key`
-    ("A minor", "Bb") are kept exactly; the same seed gives the same plan.
+    ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
+    logit offsets to chord qualities (`{"min": 1.5, "maj7": -3}`): a chord vocabulary.
     Raises ValueError with a one-line message for any bad value.
     """
     if style is not None and style not in bundle.styles:
@@ -105,7 +111,8 @@ def generate_plan(
     chart = parse_chord_chart(chords, grid.n_beats.tolist()) if chords else None
     known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart)
 
-    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale)
+    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
+                     chord_bias=chord_bias)
     names = letter_labels(sections) if sections else None
     plan = decode_plan(x, grid, key, label_names=names)
     ts = TimeSignature(0, *meter)
@@ -117,9 +124,11 @@ def generate_plan(
 
 def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | None,
                  known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
-                 guidance_scale: float, bar_cond: np.ndarray | None = None) -> np.ndarray:
+                 guidance_scale: float, bar_cond: np.ndarray | None = None,
+                 chord_bias: dict[str, float] | None = None) -> np.ndarray:
     """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`.
-    `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`)."""
+    `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`);
+    `chord_bias`: logit offsets by chord quality name, added in every chord slot."""
     n_styles, n_bars = len(bundle.styles), grid.n_bars
     cond = {
         "style": torch.tensor([bundle.styles.index(style) if style else n_styles]),
@@ -130,8 +139,13 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
     }
     model = bundle.model
 
+    offsets = quality_offsets(chord_bias)
+
     def denoiser(x_t, t, c):
-        return x0_from_logits(model(x_t, t, c))
+        logits = model(x_t, t, c)
+        if offsets is not None:
+            logits = logits + offsets
+        return x0_from_logits(logits)
 
     if guidance_scale != 1.0:
         denoiser = ClassifierFreeGuidance(denoiser, guidance_scale,
@@ -158,6 +172,7 @@ def extend_plan(
     sampler: str = "ddim",
     guidance_scale: float = 1.0,
     context_bars: int = CONTEXT_BARS,
+    chord_bias: dict[str, float] | None = None,
 ) -> tuple[Plan, Song]:
     """The plan of `song` (its plan `plan`) followed by `n_bars` more bars in its last meter,
     and the song with its bars extended (no notes added). Its key stays.
@@ -166,7 +181,8 @@ def extend_plan(
     `max_bars` leaves no room beside the new bars) as known context, then the new bars, so a
     song of any length can be continued. The plan of the song's own bars comes back as it
     was; a label the planner gives the new bars names the same section as in `plan` when it is
-    a label of the window, else one that `plan` does not use.
+    a label of the window, else one that `plan` does not use. `chord_bias` as in
+    `generate_plan`.
     Raises ValueError with a one-line message for a bad `n_bars` or `context_bars`.
     """
     max_bars = bundle.model.cfg.max_bars
@@ -197,7 +213,7 @@ def extend_plan(
     bar_cond[:, CONDITION_NAMES.index("position")] = (
         np.arange(len(bar_cond)) / max(len(bar_cond) - 1, 1))
     x = _sample_plan(bundle, _grid_rows(grid, start), key, style, known, mask, seed, steps,
-                     sampler, guidance_scale, bar_cond=bar_cond)
+                     sampler, guidance_scale, bar_cond=bar_cond, chord_bias=chord_bias)
 
     # the new bars after the song's own, their labels back in the song's classes; decoding
     # the whole song names the song's classes by its own labels and new ones by unused letters
@@ -212,6 +228,62 @@ def extend_plan(
     new_plan = decode_plan(full, grid, key, label_names=names or None)
     longer.plan = new_plan
     return new_plan, longer
+
+
+def infill_chords(
+    bundle: PlannerBundle,
+    song: Song,
+    plan: Plan,
+    bars: range,
+    style: str | None = None,
+    seed: int = 0,
+    steps: int = 20,
+    chord_bias: dict[str, float] | None = None,
+) -> Plan:
+    """`plan` (of `song`, at most the planner's `max_bars` bars) with the chords of `bars`
+    written anew by the planner, every other bar known on both sides (a bridge between two
+    pieces, the end of a loop that leads back to its start). Form and key stay.
+    Raises ValueError with a one-line message for bars outside the song."""
+    if not bars or bars.start < 0 or bars.stop > song.n_bars:
+        raise ValueError(f"bars {bars.start}..{bars.stop - 1} are not bars of the song "
+                         f"(it has {song.n_bars})")
+    if song.n_bars > bundle.model.cfg.max_bars:
+        raise ValueError(f"the planner takes at most {bundle.model.cfg.max_bars} bars, "
+                         f"got {song.n_bars}")
+    key = plan.key or Key(0, "major")
+    grid = PlanGrid.from_song(replace(song, plan=None))
+    tensor = encode_plan(plan, grid, key)
+    known, _ = _window_labels(tensor.x, song.n_bars)
+    mask = np.ones_like(known)
+    mask[bars.start : bars.stop, SLOT_OFFSET:] = 0
+    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, "ddim", 1.0,
+                     chord_bias=chord_bias)
+    names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))
+    infilled = decode_plan(x, grid, key, label_names=names or None)
+    lo, hi = int(song.bars[bars.start]), int(song.bar_ends[bars.stop - 1])
+    kept = [c for c in plan.chords if c.onset + c.duration <= lo or c.onset >= hi]
+    cut = [replace(c, duration=lo - c.onset) for c in plan.chords
+           if c.onset < lo < c.onset + c.duration]
+    new = [replace(c, duration=min(c.duration, hi - c.onset)) for c in infilled.chords
+           if lo <= c.onset < hi]
+    rest = [replace(c, onset=hi, duration=c.onset + c.duration - hi) for c in plan.chords
+            if c.onset < hi < c.onset + c.duration]
+    return replace(plan, chords=sorted(kept + cut + new + rest, key=lambda c: c.onset))
+
+
+def quality_offsets(chord_bias: dict[str, float] | None) -> torch.Tensor | None:
+    """Logit offsets `[N_FEATURES]` that add `chord_bias[quality]` to that quality in every
+    chord slot (None for no bias). Raises ValueError for an unknown quality."""
+    if not chord_bias:
+        return None
+    offsets = torch.zeros(N_FEATURES)
+    for name, value in chord_bias.items():
+        if name not in QUALITIES or name == "N":
+            raise ValueError(f"unknown chord quality {name!r} (known: "
+                             f"{', '.join(q for q in QUALITIES if q != 'N')})")
+        for group in chord_group_names("quality"):
+            offsets[group_slices()[group].start + QUALITIES.index(name)] = float(value)
+    return offsets
 
 
 def _grid_rows(grid: PlanGrid, start: int) -> PlanGrid:

@@ -149,7 +149,7 @@ class FakePlanner:
         self.calls = []
 
     def __call__(self, bundle, grid, key, style, known, mask, seed, steps, sampler,
-                 guidance_scale, bar_cond=None):
+                 guidance_scale, bar_cond=None, chord_bias=None):
         self.calls.append({"grid": grid, "known": known, "mask": mask, "bar_cond": bar_cond})
         n_known = int(mask[:, 0].sum())
         x = known.copy()
