@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -307,6 +308,7 @@ class Composer:
         self.harmony = float(meta.get("default_harmony", 2.0)) if harmony is None else harmony
         self.seconds = 0.0  # time spent writing bars
         self.n_written = 0
+        self.calls = 0
 
     def style_of(self, state: State) -> str | None:
         style = state.style or self.cue.style
@@ -353,6 +355,7 @@ class Composer:
                                * (3 if ts.denominator == 8 and ts.numerator % 3 == 0 else 1)))
         self.seconds += time.perf_counter() - started
         self.n_written += len(out)
+        self.calls += 1
         return out
 
     def stinger_tracks(self, name: str, plans: list[BarPlan], key: Key, offset: int,
@@ -463,6 +466,8 @@ class Session:
         self._late: list[tuple[float, int, Event]] = []  # events from stingers, to merge
         self._stop = threading.Event()
         self._position = 0.0  # session seconds now playing (the consumer's clock)
+        self._origin: float | None = None  # time.monotonic() when bar 0 began (real clock)
+        self._write_times: deque[float] = deque(maxlen=8)  # seconds of the last writes
         self._bar_times: dict[int, float] = {}
         self.underruns: list[int] = []
         self.changes: list[dict] = []  # per state change: issued, landed, first note time
@@ -510,9 +515,20 @@ class Session:
         with self._wake:
             self._wake.notify_all()
 
+    def _now(self) -> float:
+        """Session seconds now: the real clock's, or where the simulated music is."""
+        if self.clock == "real" and self._origin is not None:
+            return time.monotonic() - self._origin
+        return self._position
+
+    def _write_estimate(self) -> float:
+        """Seconds a change needs before it can land: the longest recent write of bars (a
+        write under way finishes first, then the new state's plan and notes), with margin."""
+        return 2.0 * max(self._write_times) + 0.05 if self._write_times else 0.8
+
     def _post(self, cmd: _Command) -> None:
         with self._wake:
-            cmd.issued = self._position
+            cmd.issued = self._now()
             self._commands.append(cmd)
             self._wake.notify_all()
 
@@ -578,6 +594,12 @@ class Session:
         if cmd.landing is not None:
             return cmd.landing
         index = self._next_play
+        if self.clock == "real" and self._next_play > 0:
+            playing = next((b for b in self._bars if b.index == self._next_play - 1), None)
+            if playing is not None and playing.index in self._bar_times:
+                end = self._bar_times[playing.index] + playing.steps * self._step_seconds(playing)
+                if end - self._now() < self._write_estimate():
+                    index += 1  # too late to write the next bar anew: the one after
         if cmd.at == "phrase":
             origin = next((b.index for b in reversed(self._bars)
                            if b.index < index and b.plan.position == 0
@@ -592,8 +614,8 @@ class Session:
             self._stingers.append((str(cmd.value), *where))
             return
         landing = self._landing(cmd)
-        if cmd.at == "beat" and self._next_play > 0 and cmd.landing is None:
-            self._cut_playing_bar(cmd.issued)
+        if (cmd.at == "beat" and self._next_play > 0 and cmd.landing is None
+                and self._cut_playing_bar(cmd.issued)):
             landing = self._next_play
         self._drop_from(landing)
         if cmd.kind == "intensity":
@@ -618,14 +640,16 @@ class Session:
                 return b.index, offset
         return self._next_index(), 0
 
-    def _cut_playing_bar(self, seconds: float) -> None:
+    def _cut_playing_bar(self, seconds: float) -> bool:
         """End the bar that plays at `seconds` at its next beat: a state change `at="beat"`."""
         playing = next((b for b in self._bars if b.index == self._next_play - 1), None)
         if playing is None:
-            return
+            return False
+        if self.clock == "real":  # a beat far enough ahead to write what follows it
+            seconds = max(seconds, self._now() + self._write_estimate())
         index, offset = self._next_beat(seconds)
         if index != playing.index or offset == 0:
-            return
+            return False
         plan = replace(playing.plan, steps=offset,
                        chords=[replace(c, duration=min(c.duration, offset - c.onset))
                                for c in playing.plan.chords if c.onset < offset])
@@ -635,7 +659,7 @@ class Session:
             n[:, DURATION] = np.minimum(n[:, DURATION], offset - n[:, START])
             notes[role] = n
         playing.plan, playing.notes = plan, notes
-        self._cut = (playing.index, offset)
+        return True
 
     def _bar_start_time(self, bar: Bar) -> float:
         if bar.index in self._bar_times:
@@ -746,7 +770,9 @@ class Session:
             if self._buffered() > self.lookahead:
                 return False
             epoch = self._epoch
+        started = time.perf_counter()
         new = self._write_more()  # the slow part, outside the lock
+        self._write_times.append(time.perf_counter() - started)
         with self._lock:
             if epoch != self._epoch:  # a change threw away what these bars follow
                 return True
@@ -867,11 +893,26 @@ class Session:
             for when, order, ev in items + late:
                 heapq.heappush(pending, (when, order, seq, ev))
                 seq += 1
-            bar_end = t0 + bar.steps * dt
-            end_time = bar_end
-            while pending and pending[0][0] < bar_end - 1e-9:
+            while pending:
+                # a change `at="beat"` may cut this bar while it plays: its end is read anew
+                bar_end = t0 + bar.steps * dt
+                if pending[0][0] >= bar_end - 1e-9:
+                    break
                 ev = heapq.heappop(pending)[3]
+                if ev.bar == bar.index and ev.type == "note_off":
+                    with self._lock:
+                        cut_end = t0 + bar.steps * dt
+                    if ev.time > cut_end:  # a note of a cut bar ends with it
+                        ev = replace(ev, time=cut_end)
                 yield from self._emit(ev, sounding, origin)
+            bar_end = t0 + bar.steps * dt
+            for i, (when, order, n, ev) in enumerate(pending):
+                if ev.bar == bar.index and when > bar_end and ev.type != "note_off":
+                    pending[i] = (when, order, n, replace(ev, type="skip"))
+                elif ev.bar == bar.index and when > bar_end:
+                    pending[i] = (bar_end, order, n, replace(ev, time=bar_end))
+            heapq.heapify(pending)
+            end_time = bar_end
             if seconds is not None and bar_end >= seconds:
                 break
         while pending:  # notes that ring past the last bar
@@ -883,6 +924,8 @@ class Session:
         self.stop()
 
     def _emit(self, ev: Event, sounding: dict, origin: float) -> Iterator[Event]:
+        if ev.type == "skip":  # a note of a bar cut before it
+            return
         if self.clock == "real":
             wait = ev.time - (time.monotonic() - origin)
             if wait > 0:
@@ -908,44 +951,41 @@ class Session:
         producer = threading.Thread(target=self._produce, name="structdiff-session",
                                     daemon=True)
         producer.start()
-        origin = time.monotonic()
         played = 0
-        due = 0.0
+        previous: Bar | None = None
         try:
+            with self._wake:  # the first bar waits for the first notes, however long
+                while self._buffered() == 0 and not self._stop.is_set():
+                    self._wake.wait(timeout=0.05)
+                self._origin = time.monotonic()
             while not self._stop.is_set() and (n_bars is None or played < n_bars):
-                wait = due - (time.monotonic() - origin)
-                deadline = time.monotonic() + max(wait, 0.0)
-                with self._wake:
-                    while (self._buffered() == 0 and not self._stop.is_set()
-                           and time.monotonic() < deadline):
-                        self._wake.wait(timeout=max(0.001, deadline - time.monotonic()))
-                if played == 0:  # the first bar waits for the first notes, however long
-                    with self._wake:
-                        while self._buffered() == 0 and not self._stop.is_set():
-                            self._wake.wait(timeout=0.05)
-                    origin = time.monotonic()
+                with self._lock:
+                    due = 0.0 if previous is None else (
+                        self._bar_times[previous.index]
+                        + previous.steps * self._step_seconds(previous))
+                wait = due - self._now()
+                if wait > 0:
+                    self._stop.wait(wait)
+                if self._stop.is_set():
+                    break
                 with self._lock:
                     self._position = due
                     ready = next((b for b in self._bars if b.index == self._next_play), None)
                     if ready is None:  # not written in time: play the last bar again
-                        last = next((b for b in reversed(self._bars)
-                                     if b.index == self._next_play - 1), None)
-                        if last is None:
+                        if previous is None:
                             continue
-                        ready = replace(last, index=self._next_play, underrun=True,
+                        ready = replace(previous, index=self._next_play, underrun=True,
                                         markers=[], extra=[])
-                        self._bars.insert(self._bars.index(last) + 1, ready)
-                        for b in self._bars:
-                            if b.index > ready.index:  # renumber anything written since
-                                b.index += 1
+                        self._drop_from(self._next_play)
+                        self._bars.append(ready)
                         self.underruns.append(ready.index)
                     self._bar_times[ready.index] = due
                     if self.on_bar is not None:
                         self.on_bar(ready)
                     self._next_play += 1
-                    due += ready.steps * self._step_seconds(ready)
                     self._forget()
                     self._wake.notify_all()
+                previous = ready
                 played += 1
                 yield ready
         finally:
