@@ -270,6 +270,9 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
                    help="denoising steps (default: the arranger's)")
     p.add_argument("--harmony", type=float, default=None, metavar="H",
                    help="lean toward the plan's chords (default: the arranger's)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: beside a busy game two threads stall, "
+                   "evaluation/results/session.md)")
 
 
 SPLITS = ("train", "validation", "test")
@@ -581,6 +584,11 @@ def _session_models(cue):
 
 
 def _check_session_args(args) -> None:
+    import torch
+
+    if not 1 <= args.threads <= 64:
+        raise UsageError(f"--threads must be between 1 and 64, got {args.threads}")
+    torch.set_num_threads(args.threads)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.harmony is not None and not 0.0 <= args.harmony <= 100.0:
