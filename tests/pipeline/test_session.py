@@ -272,3 +272,53 @@ def test_soundtrack_without_timeline_says_so(tmp_path, capsys):
     sheet.write_text("states:\n  calm: {}\n")
     assert main(["soundtrack", str(sheet), "--out", str(tmp_path / "x.mid")]) == 2
     assert "timeline: empty" in capsys.readouterr().err
+
+
+def test_osc_messages_change_the_state(models):
+    pytest.importorskip("pythonosc", reason="python-osc is not installed (pip install "
+                        "python-osc): OSC commands are optional")
+    import socket
+    import threading
+
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from structdiff.pipeline.live import _serve_osc
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    err = io.StringIO()
+    session = _session(models, state="explore")
+    server = _serve_osc(session, port, err)
+    try:
+        client = SimpleUDPClient("127.0.0.1", port)
+        client.send_message("/structdiff/state", ["battle"])
+        client.send_message("/structdiff/intensity", ["loud"])  # a bad value: reported
+        received = threading.Event()
+        for _ in range(100):
+            with session._lock:
+                if session._commands:
+                    received.set()
+                    break
+            threading.Event().wait(0.02)
+        assert received.is_set()
+        states = [b.state for b in session.bars(2)]
+        assert states[-1] == "battle"
+        for _ in range(50):
+            if "intensity must be a number" in err.getvalue():
+                break
+            threading.Event().wait(0.02)
+        assert "intensity must be a number" in err.getvalue()
+    finally:
+        server.shutdown()
+
+
+def test_a_missing_midi_backend_is_one_line(monkeypatch, capsys):
+    import mido
+
+    def no_backend():
+        raise ImportError("No module named 'rtmidi'")
+
+    monkeypatch.setattr(mido, "get_output_names", no_backend)
+    assert main(["live", "--cue", "configs/cues/game_level.yaml", "--port", "list"]) == 2
+    assert "python-rtmidi" in capsys.readouterr().err
