@@ -159,6 +159,35 @@ def memory(models, minutes: float) -> dict:
     return {"bars": bars, "samples": samples, "wall_s": time.perf_counter() - started}
 
 
+def longest_repeat(bars) -> int:
+    """The longest run of bars played twice note for note (every role), in bars."""
+    keys = [hash(tuple((r, n.tobytes()) for r, n in sorted(b.notes.items()) if len(n)))
+            for b in bars]
+    best = 0
+    run = np.zeros(len(keys) + 1, dtype=np.int64)
+    for i in range(1, len(keys)):
+        new = np.zeros_like(run)
+        for j in range(i):
+            if keys[i] == keys[j]:
+                new[j + 1] = run[j] + 1
+        best = max(best, int(new.max()))
+        run = new
+    return best
+
+
+def endless(models, minutes: float) -> dict:
+    """One state, no timeline: new sections keep coming, never a long verbatim loop."""
+    planner, arranger = models
+    cue = replace(load_cue(CUES[0]), tempo=120.0, timeline=[])
+    bars = int(minutes * 60 / 2.0)
+    session = Session(cue, planner, arranger, state="battle", clock="simulated", seed=5)
+    played = list(session.bars(bars))
+    sections = {(b.plan.stream, b.plan.label, b.plan.position) for b in played
+                if b.plan.section_start}
+    return {"bars": bars, "longest_repeat_bars": longest_repeat(played),
+            "sections": len(sections)}
+
+
 def controls(models) -> dict:
     planner, arranger = models
     out = {"intensity": [], "moods": {}, "seams": [], "bridges": []}
@@ -202,7 +231,7 @@ def controls(models) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", default=["rtf", "load", "latency", "memory",
-                                                        "controls"])
+                                                        "endless", "controls"])
     parser.add_argument("--bars", type=int, default=64)
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -265,6 +294,14 @@ def main() -> None:
                   + ", ".join(f"{b}: {m:.0f}" for b, m in r["samples"][:: max(1, len(rss) // 10)])
                   + f"; first {rss[0]:.0f}, last {rss[-1]:.0f}, max {max(rss):.0f}.", ""]
         print("memory", r, flush=True)
+    if "endless" in args.parts:
+        r = endless(models, 10.0)
+        lines += ["## Endless play in one state", "",
+                  f"{r['bars']} bars (10 minutes) of `battle` with no timeline: "
+                  f"{r['sections']} sections written; the longest stretch played twice note "
+                  f"for note is {r['longest_repeat_bars']} bars "
+                  f"({2 * r['longest_repeat_bars']} s).", ""]
+        print("endless", r, flush=True)
     if "controls" in args.parts:
         r = controls(models)
         lines += ["## Controls", "", "| cue | state | intensity | notes (16 bars) | mean "

@@ -431,7 +431,9 @@ class Session:
                  state: str | None = None, seed: int = 0, lookahead: int = 1, chunk: int = 6,
                  context_bars: int = 8, steps: int | None = None, harmony: float | None = None,
                  clock: str = "real", programs: dict[str, int] | None = None,
-                 on_bar: Callable[[Bar], None] | None = None):
+                 on_bar: Callable[[Bar], None] | None = None,
+                 on_beat: Callable[[Event], None] | None = None,
+                 on_marker: Callable[[Event], None] | None = None):
         if clock not in ("real", "simulated"):
             raise ValueError(f"clock must be real or simulated, got {clock!r}")
         if lookahead < 1 or chunk < 1:
@@ -448,6 +450,7 @@ class Session:
         self.clock, self.lookahead, self.chunk = clock, lookahead, chunk
         self.seed = seed
         self.on_bar = on_bar
+        self.on_beat, self.on_marker = on_beat, on_marker
         self.key = self._session_key()
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -865,7 +868,6 @@ class Session:
         pending: list[tuple[float, int, int, Event]] = []  # heap: time, order, seq, event
         sounding: dict[tuple[int, int], int] = {}
         seq = 0
-        origin = time.monotonic()
         source = self._real_bars(n_bars) if self.clock == "real" else self.bars(n_bars)
         end_time = 0.0
         for bar in source:
@@ -904,7 +906,7 @@ class Session:
                         cut_end = t0 + bar.steps * dt
                     if ev.time > cut_end:  # a note of a cut bar ends with it
                         ev = replace(ev, time=cut_end)
-                yield from self._emit(ev, sounding, origin)
+                yield from self._emit(ev, sounding)
             bar_end = t0 + bar.steps * dt
             for i, (when, order, n, ev) in enumerate(pending):
                 if ev.bar == bar.index and when > bar_end and ev.type != "note_off":
@@ -918,19 +920,23 @@ class Session:
         while pending:  # notes that ring past the last bar
             ev = heapq.heappop(pending)[3]
             if ev.type == "note_off":
-                yield from self._emit(ev, sounding, origin)
+                yield from self._emit(ev, sounding)
         for (ch, note) in list(sounding):
             yield Event(end_time, "note_off", -1, ch, note, 0)
         self.stop()
 
-    def _emit(self, ev: Event, sounding: dict, origin: float) -> Iterator[Event]:
+    def _emit(self, ev: Event, sounding: dict) -> Iterator[Event]:
         if ev.type == "skip":  # a note of a bar cut before it
             return
         if self.clock == "real":
-            wait = ev.time - (time.monotonic() - origin)
+            wait = ev.time - self._now()  # the clock starts when the first bar does
             if wait > 0:
                 time.sleep(wait)
             self._position = max(self._position, ev.time)
+        if ev.type == "beat" and self.on_beat is not None:
+            self.on_beat(ev)
+        elif ev.type == "marker" and self.on_marker is not None:
+            self.on_marker(ev)
         key = (ev.channel, ev.note)
         if ev.type == "note_on":
             if sounding.get(key, 0):  # the same key again: end the ringing one first
