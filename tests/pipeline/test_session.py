@@ -322,3 +322,25 @@ def test_a_missing_midi_backend_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(mido, "get_output_names", no_backend)
     assert main(["live", "--cue", "configs/cues/game_level.yaml", "--port", "list"]) == 2
     assert "python-rtmidi" in capsys.readouterr().err
+
+
+def test_a_change_at_beat_cuts_the_playing_bar_on_its_next_beat(models):
+    s = _session(models, state="explore")
+    played = s.bars(4)
+    next(played)
+    bar1 = next(played)  # bar 1 is playing; say 0.3 s into it (4/4 at 300 bpm: 0.2 s a beat)
+    s._position = s._bar_times[1] + 0.3
+    s.set_state("battle", at="beat")
+    rest = list(played)
+    assert bar1.steps == 8 and all(n[:, 0].max(initial=0) < 8 for n in bar1.notes.values())
+    assert rest[0].index == 2 and rest[0].state == "battle"
+
+
+def test_a_change_at_phrase_waits_for_the_next_four_bar_phrase(models):
+    session = _session(models, state="explore")
+    bars = []
+    for bar in session.bars(6):
+        bars.append(bar)
+        if bar.index == 1:
+            session.set_state("battle", at="phrase")
+    assert [b.state for b in bars] == ["explore"] * 4 + ["battle"] * 2
