@@ -283,7 +283,6 @@ def write_outputs(song: Song, out: Path, png: bool = True, wav: bool = True) -> 
     """Write `out` (MIDI), `out`'s `.plan.json`, `.png` and `.wav` beside it; lines to print
     (what was written, or how to enable audio)."""
     from structdiff.analysis.schema import analysis_dict
-    from structdiff.data.audio import SynthesizerMissing, render_wav
     from structdiff.data.midi import write_midi
     from structdiff.metrics.report import write_atomic
 
@@ -295,11 +294,22 @@ def write_outputs(song: Song, out: Path, png: bool = True, wav: bool = True) -> 
     plan_path = stem.with_name(stem.name + ".plan.json")
     write_atomic(plan_path, json.dumps(analysis_dict(song, song.plan), indent=2))
     lines.append(f"wrote {plan_path}")
+    return lines + write_picture_and_audio(song, out, png, wav)
+
+
+def write_picture_and_audio(song: Song, out: Path, png: bool = True, wav: bool = True,
+                            bands=()) -> list[str]:
+    """`out`'s `.png` (with `bands`, see `render_png`) and `.wav` (when a synthesizer is
+    installed) beside the MIDI file `out`; lines to print."""
+    from structdiff.data.audio import SynthesizerMissing, render_wav
+
+    stem = out.with_suffix("")
+    lines = []
     if png:
         from structdiff.render import render_png
 
         png_path = stem.with_suffix(".png")
-        render_png(song, png_path)
+        render_png(song, png_path, bands=bands)
         lines.append(f"wrote {png_path}")
     if wav:
         try:

@@ -154,9 +154,9 @@ def write_soundtrack(track: Soundtrack, out: Path, png: bool = True, wav: bool =
                      stems: bool = True) -> list[str]:
     """Write the score, its loops and stems, plan, picture and audio; lines to print."""
     from structdiff.analysis.schema import analysis_dict
-    from structdiff.data.audio import SynthesizerMissing, render_wav
     from structdiff.data.midi import write_midi
     from structdiff.metrics.report import write_atomic
+    from structdiff.pipeline.generate import write_picture_and_audio
 
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("")
@@ -189,19 +189,7 @@ def write_soundtrack(track: Soundtrack, out: Path, png: bool = True, wav: bool =
                      for s, v in track.seams.items()}
     write_atomic(plan_path, json.dumps(data, indent=2))
     lines.append(f"wrote {plan_path}")
-    if png:
-        from structdiff.render import render_png
-
-        png_path = stem.with_suffix(".png")
-        render_png(track.song, png_path, bands=track.bands)
-        lines.append(f"wrote {png_path}")
-    if wav:
-        try:
-            render_wav(out, stem.with_suffix(".wav"))
-            lines.append(f"wrote {stem.with_suffix('.wav')}")
-        except SynthesizerMissing as e:
-            lines.append(f"no {stem.with_suffix('.wav').name}: {e}")
-    return lines
+    return lines + write_picture_and_audio(track.song, out, png, wav, bands=track.bands)
 
 
 def _n_bars(song: Song, start: int, end: int) -> int:
