@@ -189,6 +189,8 @@ def arrange(
     variation: float = 0.0,
     harmony: float = DEFAULT_HARMONY,
     progress: bool = False,
+    window: int = WINDOW_STEPS,
+    context_steps: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -196,8 +198,11 @@ def arrange(
     kept whole, every role's steps before `known_until` and, with `known_from`, every role's
     steps from there on (infilling between two known sides). Known notes are not returned
     (the caller keeps the originals). `intensities` gives each section's level
-    (index into INTENSITIES; default: measured from the song's notes, else unknown). Raises
-    ValueError with a one-line message for bad values.
+    (index into INTENSITIES; default: measured from the song's notes, else unknown).
+    `window` (steps, a multiple of the model's steps per token) and `context_steps` (how far
+    back a window starts, default a quarter window) trade context for speed: a live session
+    writes an urgent bar in a short window. Raises ValueError with a one-line message for bad
+    values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -216,9 +221,13 @@ def arrange(
     if song.n_bars < 1 or song.end < 1:
         raise ValueError("the song has no bars to arrange")
     lengths = song.bar_ends - song.bars
-    W = WINDOW_STEPS
-    if int(lengths.max()) > W - W // 4:
-        raise ValueError(f"bars longer than {W - W // 4} steps don't fit the arranger's window")
+    W = window
+    back = W // 4 if context_steps is None else context_steps
+    if W < 1 or W % bundle.model.cfg.steps_per_token or not 0 <= back < W:
+        raise ValueError(f"window must be a multiple of {bundle.model.cfg.steps_per_token} "
+                         f"steps with 0 <= context_steps < window, got {window}, {context_steps}")
+    if int(lengths.max()) > W - back:
+        raise ValueError(f"bars longer than {W - back} steps don't fit the arranger's window")
 
     model = bundle.model
     layout = bundle.layout
@@ -281,7 +290,7 @@ def arrange(
             bar_progress.update(1)
             continue
         # the window: a quarter window of what came before, then new bars up to its end
-        ws = 0 if pos == 0 else int(bars[bars <= pos - W // 4].max(initial=0))
+        ws = 0 if pos == 0 else int(bars[bars <= pos - back].max(initial=0))
         if ends[b] > ws + W:  # long bars before: less context, so that this bar fits
             ws = int(bars[bars >= ends[b] - W].min())
         new_end, bb = pos, b
@@ -292,7 +301,7 @@ def arrange(
         x0 = _arrange_window(
             model, bundle.noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
             variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
-            sampler, generator, biases,
+            sampler, generator, biases, W,
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]
@@ -330,10 +339,9 @@ def _x0(model: Arranger, parts: Parts) -> np.ndarray:
 
 def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
                     variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
-                    sampler, generator, biases=None) -> np.ndarray:
+                    sampler, generator, biases=None, W: int = WINDOW_STEPS) -> np.ndarray:
     """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`."""
     K, T, C = canvas.shape
-    W = WINDOW_STEPS
     hi = min(T, ws + W)
     window = np.repeat(silent, W, axis=1)  # padding past the song's end is known silence
     window[:, : hi - ws] = canvas[:, ws:hi]

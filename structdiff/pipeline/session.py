@@ -60,6 +60,7 @@ STATE_BARS = 16  # bars the planner writes for a state at a time (live, without 
 STINGER_PROGRAM = 61  # Brass Section: a stinger's pitched parts stand out from the band
 STINGER_CHANNEL = 14
 WHEN = ("bar", "beat", "phrase")
+URGENT = {"window": 64, "context_steps": 32}  # a bar due soon: 2 bars of 4/4 context
 
 
 def intensity_level(x: float) -> int:
@@ -315,9 +316,10 @@ class Composer:
         return style if style in self.arranger.styles else None
 
     def compose(self, history: list[Bar], specs: list[BarSpec], first_index: int,
-                future: list[Bar] = ()) -> list[Bar]:
+                future: list[Bar] = (), urgent: bool = False) -> list[Bar]:
         """New bars for `specs`, numbered from `first_index`, after the last `context_bars` of
-        `history` and before `future` (both known)."""
+        `history` and before `future` (both known). `urgent`: in a short window (two bars of
+        context, `URGENT_WINDOW` steps), about half the time, for a bar that is due soon."""
         started = time.perf_counter()
         context = history[-self.context_bars:]
         blanks = [Bar(first_index + i, s.plan, {}, s.state.name, s.intensity, s.tempo, s.key,
@@ -333,7 +335,9 @@ class Composer:
         notes = arrange(self.arranger, song, plan, roles, known_until=lo, known_from=hi,
                         style=self.style_of(specs[0].state), intensities=levels,
                         seed=self.seed * 100_003 + first_index, steps=self.steps,
-                        harmony=self.harmony)
+                        harmony=self.harmony,
+                        **(URGENT if urgent and max(s.plan.steps for s in specs)
+                           <= URGENT["window"] - URGENT["context_steps"] else {}))
         out = []
         for i, (spec, blank) in enumerate(zip(specs, blanks)):
             a = int(song.bars[len(context) + i])
@@ -460,7 +464,9 @@ class Session:
         self._next_play = 0  # index of the next bar to start playing
         self._epoch = 0  # bumped whenever buffered bars are thrown away
         self._streams: dict[int, PlanStream] = {}
+        self._ready: dict[str, PlanStream] = {}  # plans made ahead, by state (real clock)
         self._n_streams = 0
+        self._n_made = 0
         self._state = cue.state(start)
         self._intensity = self._state_intensity(self._state)
         self._stream = self._new_stream(self._state)
@@ -471,6 +477,7 @@ class Session:
         self._position = 0.0  # session seconds now playing (the consumer's clock)
         self._origin: float | None = None  # time.monotonic() when bar 0 began (real clock)
         self._write_times: deque[float] = deque(maxlen=8)  # seconds of the last writes
+        self._entry_times: dict[str, deque[float]] = {}  # the same, of entries into a state
         self._bar_times: dict[int, float] = {}
         self.underruns: list[int] = []
         self.changes: list[dict] = []  # per state change: issued, landed, first note time
@@ -524,9 +531,13 @@ class Session:
             return time.monotonic() - self._origin
         return self._position
 
-    def _write_estimate(self) -> float:
-        """Seconds a change needs before it can land: the longest recent write of bars (a
-        write under way finishes first, then the new state's plan and notes), with margin."""
+    def _write_estimate(self, kind: str = "cut") -> float:
+        """Seconds a change needs before it can land: the longest recent entry by the same
+        kind of transition (its plan, when none was made ahead, and its first notes), with a
+        margin."""
+        times = self._entry_times.get(kind)
+        if times:
+            return 1.25 * max(times) + 0.03
         return 2.0 * max(self._write_times) + 0.05 if self._write_times else 0.8
 
     def _post(self, cmd: _Command) -> None:
@@ -555,16 +566,35 @@ class Session:
     def _state_intensity(self, state: State) -> float:
         return float(state.intensity)
 
+    def _make_stream(self, state: State, n_bars: int | None = None) -> PlanStream:
+        self._n_made += 1
+        return PlanStream(self.planner, state, self.composer.style_of(state)
+                          if (state.style or self.cue.style) in self.planner.styles else None,
+                          self._state_key(state), self.cue.meter,
+                          self.seed * 7919 + self._n_made, self.composer.steps, 0, n_bars)
+
     def _new_stream(self, state: State, n_bars: int | None = None) -> PlanStream:
+        """The plan of a new entry into `state`: one made ahead while the session had time
+        (real clock), else a new one."""
+        ready = self._ready.pop(state.name, None) if n_bars is None else None
+        stream = ready if ready is not None else self._make_stream(state, n_bars)
         self._n_streams += 1
-        stream = PlanStream(self.planner, state, self.composer.style_of(state)
-                            if (state.style or self.cue.style) in self.planner.styles else None,
-                            self._state_key(state), self.cue.meter,
-                            self.seed * 7919 + self._n_streams, self.composer.steps,
-                            self._n_streams, n_bars)
+        stream.stream = self._n_streams
         self._streams = {k: v for k, v in self._streams.items() if k >= self._n_streams - 1}
         self._streams[self._n_streams] = stream
         return stream
+
+    def _prefetch(self) -> bool:
+        """Make the plan of one state that has none ready (so that a change to it needs only
+        the arranger); False when every state has one."""
+        with self._lock:
+            missing = [st for name, st in self.cue.states.items() if name not in self._ready]
+        if not missing:
+            return False
+        stream = self._make_stream(missing[0])
+        with self._lock:
+            self._ready.setdefault(missing[0].name, stream)
+        return True
 
     def _spec(self, plan: BarPlan, **kw) -> BarSpec:
         state = kw.pop("state", self._state)
@@ -601,7 +631,8 @@ class Session:
             playing = next((b for b in self._bars if b.index == self._next_play - 1), None)
             if playing is not None and playing.index in self._bar_times:
                 end = self._bar_times[playing.index] + playing.steps * self._step_seconds(playing)
-                if end - self._now() < self._write_estimate():
+                kind = cmd.transition.kind if cmd.transition is not None else "cut"
+                if end - self._now() < self._write_estimate(kind):
                     index += 1  # too late to write the next bar anew: the one after
         if cmd.at == "phrase":
             origin = next((b.index for b in reversed(self._bars)
@@ -649,7 +680,7 @@ class Session:
         if playing is None:
             return False
         if self.clock == "real":  # a beat far enough ahead to write what follows it
-            seconds = max(seconds, self._now() + self._write_estimate())
+            seconds = max(seconds, self._now() + self._write_estimate("cut"))
         index, offset = self._next_beat(seconds)
         if index != playing.index or offset == 0:
             return False
@@ -683,6 +714,9 @@ class Session:
         """The next bars: a transition where one is pending, else the state's plan."""
         index = self._next_index()
         limit = self.chunk
+        urgent = self.clock == "real" and self._next_play > 0 and index == self._next_play
+        if urgent:
+            limit = 1  # nothing left to play after this bar: one bar first, it is due soon
         for bar, _ in self._scheduled:
             if bar > index:
                 limit = min(limit, bar - index)
@@ -691,12 +725,12 @@ class Session:
         if self._pending is not None:
             state, transition = self._pending
             self._pending = None
-            return self._enter(state, transition, history, index, limit)
+            return self._enter(state, transition, history, index, limit, urgent)
         specs = [self._spec(p) for p in self._stream.take(limit)]
-        return self.composer.compose(history, specs, index)
+        return self.composer.compose(history, specs, index, urgent=urgent)
 
     def _enter(self, state: State, transition: Transition, history: list[Bar], index: int,
-               limit: int) -> list[Bar]:
+               limit: int, urgent: bool = False) -> list[Bar]:
         old_state, old_stream = self._state, self._stream
         old_intensity = self._intensity
         old_roles = set(layers_for(old_state.layers, old_intensity, self.arranger.roles))
@@ -751,7 +785,7 @@ class Session:
             return self.composer.compose(history, specs, index)
         specs = [self._spec(p) for p in self._stream.take(limit)]
         specs[0].markers = marker
-        return self.composer.compose(history, specs, index)
+        return self.composer.compose(history, specs, index, urgent=urgent)
 
     def _take_scheduled(self, index: int) -> None:
         """Issue the scheduled commands of bars up to `index` (the next bar to write): each
@@ -774,8 +808,12 @@ class Session:
                 return False
             epoch = self._epoch
         started = time.perf_counter()
+        entry = self._pending[1].kind if self._pending is not None else None
         new = self._write_more()  # the slow part, outside the lock
-        self._write_times.append(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._write_times.append(seconds)
+        if entry is not None and self._next_play > 0:
+            self._entry_times.setdefault(entry, deque(maxlen=8)).append(seconds)
         with self._lock:
             if epoch != self._epoch:  # a change threw away what these bars follow
                 return True
@@ -1000,7 +1038,7 @@ class Session:
 
     def _produce(self) -> None:
         while not self._stop.is_set():
-            worked = self._step()
+            worked = self._step() or self._prefetch()
             if not worked:
                 with self._wake:
                     if not self._commands and self._buffered() > self.lookahead:
