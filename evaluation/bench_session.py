@@ -139,6 +139,7 @@ def latency(models, changes: int, threads: int) -> dict:
                      - order.index(next(x for x in order if bar_time[x] == nxt))})
     return {"threads": threads, "changes": len(issued), "measured": len(rows),
             "underruns": len(session.underruns), "rows": rows,
+            "urgent_steps": Counter(session.urgent_steps),
             "minutes": max(bar_time.values(), default=0) / 60}
 
 
@@ -283,7 +284,11 @@ def main() -> None:
                   "Landed on the next bar: " + ", ".join(
                       f"{k} bar(s) later {v}×" if k else f"on it {v}×"
                       for k, v in sorted(late.items())) + f". Underruns: {r['underruns']}.",
-                  ""]
+                  "", "The bar after a change (or a new intensity) is written alone, in as "
+                  "many denoising steps as the time left allows (at least 4, at most the "
+                  "model's 10): " + ", ".join(f"{k} steps {v}×" for k, v in
+                                              sorted(r["urgent_steps"].items(), reverse=True))
+                  + ".", ""]
         print("latency", {k: v for k, v in r.items() if k != "rows"}, flush=True)
     if "memory" in args.parts:
         r = memory(models, args.minutes)

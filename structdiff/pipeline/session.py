@@ -61,6 +61,7 @@ STINGER_PROGRAM = 61  # Brass Section: a stinger's pitched parts stand out from 
 STINGER_CHANNEL = 14
 WHEN = ("bar", "beat", "phrase")
 URGENT = {"window": 64, "context_steps": 32}  # a bar due soon: 2 bars of 4/4 context
+MIN_URGENT_STEPS = 4  # the fewest denoising steps a bar due soon is written with
 
 
 def intensity_level(x: float) -> int:
@@ -316,7 +317,8 @@ class Composer:
         return style if style in self.arranger.styles else None
 
     def compose(self, history: list[Bar], specs: list[BarSpec], first_index: int,
-                future: list[Bar] = (), urgent: bool = False) -> list[Bar]:
+                future: list[Bar] = (), urgent: bool = False,
+                steps: int | None = None) -> list[Bar]:
         """New bars for `specs`, numbered from `first_index`, after the last `context_bars` of
         `history` and before `future` (both known). `urgent`: in a short window (two bars of
         context, `URGENT_WINDOW` steps), about half the time, for a bar that is due soon."""
@@ -334,7 +336,7 @@ class Composer:
         hi = int(song.bars[len(context) + len(specs)]) if future else None
         notes = arrange(self.arranger, song, plan, roles, known_until=lo, known_from=hi,
                         style=self.style_of(specs[0].state), intensities=levels,
-                        seed=self.seed * 100_003 + first_index, steps=self.steps,
+                        seed=self.seed * 100_003 + first_index, steps=steps or self.steps,
                         harmony=self.harmony,
                         **(URGENT if urgent and max(s.plan.steps for s in specs)
                            <= URGENT["window"] - URGENT["context_steps"] else {}))
@@ -457,6 +459,9 @@ class Session:
         self.on_beat, self.on_marker = on_beat, on_marker
         self.key = self._session_key()
         self._lock = threading.RLock()
+        self._step_seconds_ema = 0.04  # seconds per denoising step of an urgent bar
+        self._plan_seconds = 0.15  # seconds to make a state's plan
+        self._deadline: float | None = None  # when the bar after a late change is due
         self._wake = threading.Condition(self._lock)
         self._commands: list[_Command] = []
         self._scheduled: list[tuple[int, _Command]] = []
@@ -480,6 +485,7 @@ class Session:
         self._entry_times: dict[str, deque[float]] = {}  # the same, of entries into a state
         self._bar_times: dict[int, float] = {}
         self.underruns: list[int] = []
+        self.urgent_steps: list[int] = []  # denoising steps of each bar written when due soon
         self.changes: list[dict] = []  # per state change: issued, landed, first note time
 
     # -- commands (any thread) ------------------------------------------------------------
@@ -531,14 +537,26 @@ class Session:
             return time.monotonic() - self._origin
         return self._position
 
-    def _write_estimate(self, kind: str = "cut") -> float:
-        """Seconds a change needs before it can land: the longest recent entry by the same
-        kind of transition (its plan, when none was made ahead, and its first notes), with a
-        margin."""
+    def _write_estimate(self, kind: str = "cut", state: State | None = None) -> float:
+        """Seconds a change needs before it can land. A cut (or a new intensity) writes its
+        first bar alone, in as many denoising steps as the time left allows down to
+        `MIN_URGENT_STEPS`, after the state's plan when none was made ahead; a bridge or a
+        crossfade takes as long as the last ones of its kind did."""
+        if kind == "cut":
+            plan = 0.0 if state is None or state.name in self._ready else self._plan_seconds
+            return 1.25 * (self._step_seconds_ema * MIN_URGENT_STEPS + plan) + 0.03
         times = self._entry_times.get(kind)
         if times:
             return 1.25 * max(times) + 0.03
         return 2.0 * max(self._write_times) + 0.05 if self._write_times else 0.8
+
+    def _urgent_steps(self) -> int:
+        """Denoising steps for a bar due at `self._deadline`: what fits in the time left."""
+        if self._deadline is None:
+            return self.composer.steps
+        left = self._deadline - self._now() - 0.03
+        fit = int(left / 1.15 / max(self._step_seconds_ema, 1e-3))
+        return max(MIN_URGENT_STEPS, min(self.composer.steps, fit))
 
     def _post(self, cmd: _Command) -> None:
         with self._wake:
@@ -568,10 +586,13 @@ class Session:
 
     def _make_stream(self, state: State, n_bars: int | None = None) -> PlanStream:
         self._n_made += 1
-        return PlanStream(self.planner, state, self.composer.style_of(state)
-                          if (state.style or self.cue.style) in self.planner.styles else None,
-                          self._state_key(state), self.cue.meter,
-                          self.seed * 7919 + self._n_made, self.composer.steps, 0, n_bars)
+        started = time.perf_counter()
+        stream = PlanStream(self.planner, state, self.composer.style_of(state)
+                            if (state.style or self.cue.style) in self.planner.styles else None,
+                            self._state_key(state), self.cue.meter,
+                            self.seed * 7919 + self._n_made, self.composer.steps, 0, n_bars)
+        self._plan_seconds = 0.7 * self._plan_seconds + 0.3 * (time.perf_counter() - started)
+        return stream
 
     def _new_stream(self, state: State, n_bars: int | None = None) -> PlanStream:
         """The plan of a new entry into `state`: one made ahead while the session had time
@@ -632,8 +653,11 @@ class Session:
             if playing is not None and playing.index in self._bar_times:
                 end = self._bar_times[playing.index] + playing.steps * self._step_seconds(playing)
                 kind = cmd.transition.kind if cmd.transition is not None else "cut"
-                if end - self._now() < self._write_estimate(kind):
+                state = cmd.value if isinstance(cmd.value, State) else None
+                if end - self._now() < self._write_estimate(kind, state):
                     index += 1  # too late to write the next bar anew: the one after
+                    end += playing.steps * self._step_seconds(playing)
+                self._deadline = end
         if cmd.at == "phrase":
             origin = next((b.index for b in reversed(self._bars)
                            if b.index < index and b.plan.position == 0
@@ -649,7 +673,8 @@ class Session:
             return
         landing = self._landing(cmd)
         if (cmd.at == "beat" and self._next_play > 0 and cmd.landing is None
-                and self._cut_playing_bar(cmd.issued)):
+                and self._cut_playing_bar(cmd.issued, cmd.value
+                                          if isinstance(cmd.value, State) else None)):
             landing = self._next_play
         self._drop_from(landing)
         if cmd.kind == "intensity":
@@ -674,13 +699,13 @@ class Session:
                 return b.index, offset
         return self._next_index(), 0
 
-    def _cut_playing_bar(self, seconds: float) -> bool:
+    def _cut_playing_bar(self, seconds: float, state: State | None = None) -> bool:
         """End the bar that plays at `seconds` at its next beat: a state change `at="beat"`."""
         playing = next((b for b in self._bars if b.index == self._next_play - 1), None)
         if playing is None:
             return False
         if self.clock == "real":  # a beat far enough ahead to write what follows it
-            seconds = max(seconds, self._now() + self._write_estimate("cut"))
+            seconds = max(seconds, self._now() + self._write_estimate("cut", state))
         index, offset = self._next_beat(seconds)
         if index != playing.index or offset == 0:
             return False
@@ -693,6 +718,8 @@ class Session:
             n[:, DURATION] = np.minimum(n[:, DURATION], offset - n[:, START])
             notes[role] = n
         playing.plan, playing.notes = plan, notes
+        if playing.index in self._bar_times:
+            self._deadline = self._bar_times[playing.index] + offset * self._step_seconds(playing)
         return True
 
     def _bar_start_time(self, bar: Bar) -> float:
@@ -715,8 +742,10 @@ class Session:
         index = self._next_index()
         limit = self.chunk
         urgent = self.clock == "real" and self._next_play > 0 and index == self._next_play
+        steps = None
         if urgent:
             limit = 1  # nothing left to play after this bar: one bar first, it is due soon
+            steps = self._urgent_steps()
         for bar, _ in self._scheduled:
             if bar > index:
                 limit = min(limit, bar - index)
@@ -725,12 +754,23 @@ class Session:
         if self._pending is not None:
             state, transition = self._pending
             self._pending = None
-            return self._enter(state, transition, history, index, limit, urgent)
+            return self._enter(state, transition, history, index, limit, urgent, steps)
         specs = [self._spec(p) for p in self._stream.take(limit)]
-        return self.composer.compose(history, specs, index, urgent=urgent)
+        return self._timed_compose(history, specs, index, urgent, steps)
+
+    def _timed_compose(self, history, specs, index, urgent, steps) -> list[Bar]:
+        """`compose`; an urgent write's time per denoising step goes into the estimates."""
+        started = time.perf_counter()
+        out = self.composer.compose(history, specs, index, urgent=urgent, steps=steps)
+        if urgent:
+            self.urgent_steps.append(steps or self.composer.steps)
+            per_step = (time.perf_counter() - started) / (steps or self.composer.steps)
+            self._step_seconds_ema = 0.7 * self._step_seconds_ema + 0.3 * per_step
+            self._deadline = None
+        return out
 
     def _enter(self, state: State, transition: Transition, history: list[Bar], index: int,
-               limit: int, urgent: bool = False) -> list[Bar]:
+               limit: int, urgent: bool = False, steps: int | None = None) -> list[Bar]:
         old_state, old_stream = self._state, self._stream
         old_intensity = self._intensity
         old_roles = set(layers_for(old_state.layers, old_intensity, self.arranger.roles))
@@ -785,7 +825,7 @@ class Session:
             return self.composer.compose(history, specs, index)
         specs = [self._spec(p) for p in self._stream.take(limit)]
         specs[0].markers = marker
-        return self.composer.compose(history, specs, index, urgent=urgent)
+        return self._timed_compose(history, specs, index, urgent, steps)
 
     def _take_scheduled(self, index: int) -> None:
         """Issue the scheduled commands of bars up to `index` (the next bar to write): each
