@@ -641,7 +641,10 @@ class Session:
         stream = self._streams.get(first.plan.stream)
         if stream is not None:
             stream.rewind(first.plan.position)
-        self._stingers = [s for s in self._stingers if s[1] < index]
+        for bar in dropped:  # a stinger on a bar thrown away plays on the bar written anew
+            for offset, text in bar.markers:
+                if text.startswith("stinger:"):
+                    self._stingers.append((text.split(":", 1)[1], bar.index, offset))
 
     def _landing(self, cmd: _Command) -> int:
         """The bar index where `cmd` takes effect."""
@@ -836,16 +839,17 @@ class Session:
             self._commands.append(cmd)
 
     def _step(self) -> bool:
-        """One unit of producer work under the lock: apply commands, write bars if the buffer
-        is short. False when there is nothing to do."""
+        """One unit of producer work: apply commands, write stingers and, if the buffer is
+        short, bars (the writing outside the lock). False when there was nothing to do."""
         with self._lock:
             self._take_scheduled(self._next_index())
             commands, self._commands = self._commands, []
             for cmd in commands:
                 self._apply(cmd)
-            self._write_stingers()
+        wrote = self._write_stingers()
+        with self._lock:
             if self._buffered() > self.lookahead:
-                return False
+                return wrote
             epoch = self._epoch
         started = time.perf_counter()
         entry = self._pending[1].kind if self._pending is not None else None
@@ -864,21 +868,31 @@ class Session:
             self._bars = [b for b in self._bars if b.index >= keep]
         return True
 
-    def _write_stingers(self) -> None:
-        for name, index, offset in self._stingers:
-            bars = [b for b in self._bars if b.index >= index]
-            n = self.cue.stingers[name].bars
-            if len(bars) < n + (1 if offset else 0):
-                continue
-            plans = [b.plan for b in bars[: n + (1 if offset else 0)]]
-            tracks = self.composer.stinger_tracks(name, plans, bars[0].key, offset, index)
-            bars[0].extra.extend(tracks)
-            bars[0].markers.append((offset, f"stinger:{name}"))
-            if index < self._next_play:  # already playing: its notes go out as late events
-                self._late_stinger(bars[0], tracks, offset, name)
-        self._stingers = [s for s in self._stingers
-                          if not any(m == (s[2], f"stinger:{s[0]}") for b in self._bars
-                                     if b.index == s[1] for m in b.markers)]
+    def _write_stingers(self) -> bool:
+        """Write the stingers whose bars are written: the notes outside the lock (the player
+        takes bars meanwhile), attached to their first bar under it."""
+        with self._lock:
+            jobs = []
+            for name, index, offset in self._stingers:
+                bars = [b for b in self._bars if b.index >= index]
+                n = self.cue.stingers[name].bars + (1 if offset else 0)
+                if len(bars) >= n and bars[0].index == index:
+                    jobs.append((name, index, offset, [b.plan for b in bars[:n]], bars[0].key))
+            epoch = self._epoch
+        for name, index, offset, plans, key in jobs:
+            tracks = self.composer.stinger_tracks(name, plans, key, offset, index)
+            with self._lock:
+                if epoch != self._epoch and index >= self._next_play:
+                    continue  # its bars were thrown away: it waits for the new ones
+                first = next((b for b in self._bars if b.index == index), None)
+                if first is None:
+                    continue
+                first.extra.extend(tracks)
+                first.markers.append((offset, f"stinger:{name}"))
+                self._stingers.remove((name, index, offset))
+                if index < self._next_play:  # already playing: its notes go out late
+                    self._late_stinger(first, tracks, offset, name)
+        return bool(jobs)
 
     def _late_stinger(self, bar: Bar, tracks: list[Track], offset: int, name: str) -> None:
         t0 = self._bar_start_time(bar)

@@ -344,3 +344,15 @@ def test_a_change_at_phrase_waits_for_the_next_four_bar_phrase(models):
         if bar.index == 1:
             session.set_state("battle", at="phrase")
     assert [b.state for b in bars] == ["explore"] * 4 + ["battle"] * 2
+
+
+def test_a_stinger_survives_a_state_change_on_its_bar(models):
+    s = _session(models, state="explore")
+    s.at_bar(2, "stinger", "boss")
+    bars = []
+    for bar in s.bars(4):
+        bars.append(bar)
+        if bar.index == 1:
+            s.set_state("battle")  # lands on bar 2: its bars are written anew
+    assert bars[2].state == "battle"
+    assert (0, "stinger:boss") in bars[2].markers and bars[2].extra
