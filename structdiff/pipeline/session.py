@@ -402,15 +402,17 @@ class Event:
     note: int | None = None
     velocity: int | None = None
     program: int | None = None
-    text: str | None = None
+    text: str | None = None  # a bar's "STATE SECTION CHORDS", a marker's text
     beat: int | None = None
+    intensity: float | None = None  # a bar's
 
     def to_dict(self) -> dict:
         return {k: v for k, v in (("t", round(self.time, 4)), ("type", self.type),
                                   ("bar", self.bar), ("beat", self.beat),
                                   ("ch", self.channel), ("note", self.note),
                                   ("vel", self.velocity), ("program", self.program),
-                                  ("text", self.text)) if v is not None}
+                                  ("text", self.text), ("intensity", self.intensity))
+                if v is not None}
 
 
 @dataclass
@@ -965,7 +967,8 @@ class Session:
         for bar in source:
             t0 = self._bar_times.get(bar.index, self._position)
             dt = self._step_seconds(bar)
-            items = [(t0, 0, Event(t0, "bar", bar.index, text=self._bar_text(bar)))]
+            items = [(t0, 0, Event(t0, "bar", bar.index, text=self._bar_text(bar),
+                                   intensity=round(bar.intensity, 3)))]
             if bar.underrun:
                 items.append((t0, 0, Event(t0, "underrun", bar.index)))
             for step, text in bar.markers:
