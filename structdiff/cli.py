@@ -217,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", action="store_true",
                    help="also log the table, plots and report to Weights & Biases "
                    "(offline unless WANDB_MODE is set; sync later with `wandb sync`)")
+    p.add_argument("--classifier", action="store_true",
+                   help="also ask two classifiers to tell GEN's 4-bar windows from REF's by "
+                   "music-theory features (song-grouped cross-validation, a shuffled-label "
+                   "control, accuracy and AUC with intervals, the telling features in words)")
 
     p = sub.add_parser(
         "soundtrack", help="write an adaptive score from a cue sheet (states, transitions)",
@@ -556,7 +560,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate(
         args.generated, args.reference, args.out, split=args.split,
         reference_split=args.reference_split, workers=args.workers, use_wandb=args.wandb,
-        role_map=args.roles,
+        role_map=args.roles, classifier=args.classifier,
     )
     gen, ref = result["generated"], result["reference"]
     print(
@@ -564,6 +568,12 @@ def cmd_evaluate(args) -> int:
         f"({len(gen['skipped']) + len(ref['skipped'])} skipped) in {result['seconds']:.1f} s; "
         f"report: {Path(args.out) / 'report.md'}"
     )
+    if "classifier" in result:
+        c = result["classifier"]
+        print(f"classifier: balanced accuracy {c['logistic']['balanced_accuracy']:.2f} "
+              f"(trees {c['trees']['balanced_accuracy']:.2f}, shuffled labels "
+              f"{c['shuffled']['balanced_accuracy']:.2f}), AUC {c['logistic']['auc']:.2f}; "
+              f"0.5 is chance")
     return 0
 
 

@@ -44,6 +44,7 @@ class ScoredSet:
     split: str | None = None
     per_file: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    windows: dict[str, np.ndarray] = field(default_factory=dict)  # per file `[W, F]`
 
     @property
     def n_found(self) -> int:
@@ -74,26 +75,40 @@ def score_song(song: Song, plan: Plan | None = None) -> dict[str, float]:
     return song_metrics(song, plan)
 
 
-def _score_file(args: tuple[str, str, str]) -> tuple[str, dict | None, str | None]:
-    """Worker: `(name, metrics, None)` or `(name, None, reason)`; never raises."""
+def _score_with_windows(song: Song, plan: Plan | None) -> tuple[dict, np.ndarray]:
+    """The song's metrics and its windows' music-theory features (`musicianship`)."""
+    from structdiff.analysis import analyze
+    from structdiff.metrics.musicianship import window_features
+
+    metrics = score_song(song, plan)
+    return metrics, window_features(song, plan if plan is not None else analyze(song))
+
+
+def _score_file(args: tuple[str, str, str]) -> tuple:
+    """Worker: `(name, metrics, None, windows)` or `(name, None, reason, None)`; never
+    raises."""
     name, path, role_map = args
     from structdiff.data.io import read_song
 
     try:
         song = read_song(path, role_map=role_map)
-        return name, score_song(song, given_plan(song, Path(path))), None
+        return name, *_with_reason(_score_with_windows(song, given_plan(song, Path(path))))
     except (MusicFileError, ValueError) as e:
-        return name, None, _one_line(e)
+        return name, None, _one_line(e), None
     except Exception as e:  # a bug or a parser's crash on one file must not stop the set
-        return name, None, f"{type(e).__name__}: {_one_line(e)}"
+        return name, None, f"{type(e).__name__}: {_one_line(e)}", None
 
 
-def _score_loaded(args: tuple[str, Song, Plan | None]) -> tuple[str, dict | None, str | None]:
+def _with_reason(scored: tuple[dict, np.ndarray]) -> tuple:
+    return scored[0], None, scored[1]
+
+
+def _score_loaded(args: tuple[str, Song, Plan | None]) -> tuple:
     name, song, plan = args
     try:
-        return name, score_song(song, plan), None
+        return name, *_with_reason(_score_with_windows(song, plan))
     except Exception as e:  # as above
-        return name, None, f"{type(e).__name__}: {_one_line(e)}"
+        return name, None, f"{type(e).__name__}: {_one_line(e)}", None
 
 
 def _one_line(e: Exception) -> str:
@@ -147,11 +162,12 @@ def score_songs(
 
 
 def _collect(scored: ScoredSet, results) -> ScoredSet:
-    for name, metrics, reason in results:
+    for name, metrics, reason, windows in results:
         if metrics is None:
             scored.skipped.append({"file": name, "reason": reason})
         else:
             scored.per_file[name] = metrics
+            scored.windows[name] = windows
     return scored
 
 
@@ -190,21 +206,23 @@ def evaluate(
     generated: str | Path, reference: str | Path, out_dir: str | Path,
     split: str | None = None, reference_split: str | None = None, workers: int | None = None,
     use_wandb: bool = False, progress: bool = True, title: str = "structdiff evaluation",
-    role_map: str = "auto",
+    role_map: str = "auto", classifier: bool = False,
 ) -> dict:
     """Score `generated` against `reference`; write metrics.json, report.md and plots/ to
     `out_dir` (and log them to W&B with `use_wandb`). Returns the metrics.json content.
     `role_map` puts the tracks of music files in roles (``auto``: `band` for band songs,
-    `satb` for voices), for the per-role metrics."""
+    `satb` for voices), for the per-role metrics. `classifier` adds the real-or-generated
+    classifier test (`structdiff.metrics.musicianship`)."""
     start = time.perf_counter()
     gen = score_set(generated, split, workers, progress, role_map=role_map)
     ref = score_set(reference, reference_split, workers, progress, role_map=role_map)
-    return write_evaluation(gen, ref, out_dir, time.perf_counter() - start, use_wandb, title)
+    return write_evaluation(gen, ref, out_dir, time.perf_counter() - start, use_wandb, title,
+                            classifier)
 
 
 def write_evaluation(
     gen: ScoredSet, ref: ScoredSet, out_dir: str | Path, seconds: float = math.nan,
-    use_wandb: bool = False, title: str = "structdiff evaluation",
+    use_wandb: bool = False, title: str = "structdiff evaluation", classifier: bool = False,
 ) -> dict:
     from structdiff.metrics.report import plot_histograms, report_markdown, write_atomic
 
@@ -220,6 +238,15 @@ def write_evaluation(
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_histograms(gen, ref, aggregate, out_dir / "plots")
     report = report_markdown(result, title, [p.relative_to(out_dir) for p in plots])
+    if classifier:
+        from structdiff.metrics.musicianship import classifier_markdown, two_sample_test
+
+        try:
+            result["classifier"] = two_sample_test(list(ref.windows.values()),
+                                                   list(gen.windows.values()))
+            report += "\n" + classifier_markdown(result["classifier"])
+        except ValueError as e:
+            raise EvaluateError(str(e)) from None
     write_atomic(out_dir / "metrics.json", json.dumps(_nan_to_none(result), indent=1))
     write_atomic(out_dir / "report.md", report)
     if use_wandb:
