@@ -1,0 +1,160 @@
+"""Real or generated? The classifier two-sample test on the shipped models (issue 11's ruler).
+
+    .venv/bin/python evaluation/musicianship.py [--sets chorale band] [--n 36] [--bars 32]
+        [--out evaluation/results/musicianship.md]
+
+- chorale: the test split's Bach chorales (music21 corpus, `datasets/music21/test.txt`)
+  against `generate --style chorale` songs with default options (the classical set), one seed
+  per song; floors for the test's sensitivity: the real chorales with 20% of their notes
+  moved by one or two semitones, and the real set split in two halves (which should not be
+  told apart).
+- band: test songs of the prepared band corpus (`data/band`, `structdiff prepare ... --corpus
+  band`) cut to `--bars` bars against new songs of the band set in the same style, key, meter,
+  tempo and roles.
+
+Writes a table per set: balanced accuracy and AUC of both classifiers and of the
+shuffled-label control, the telling features, and the mean of every feature, real against
+generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from structdiff.analysis import analyze
+from structdiff.data.io import read_song
+from structdiff.data.song import crop_bars
+from structdiff.metrics.musicianship import (
+    FEATURE_NAMES,
+    FEATURES,
+    classifier_markdown,
+    two_sample_test,
+    window_features,
+)
+from structdiff.metrics.report import write_atomic
+from structdiff.models.bundle import SHIPPED_SETS
+from structdiff.pipeline.arrange import load_arranger
+from structdiff.pipeline.generate import Options, new_song
+from structdiff.pipeline.plan import load_planner
+
+
+def corrupted(song, rng, share: float = 0.2):
+    """`song` with `share` of its pitched notes moved by one or two semitones."""
+    tracks = []
+    for t in song.tracks:
+        notes = t.notes.copy()
+        if not t.is_drum:
+            moved = rng.random(len(notes)) < share
+            notes[moved, 2] += rng.choice([-2, -1, 1, 2], int(moved.sum()))
+        tracks.append(replace(t, notes=notes))
+    return replace(song, tracks=tracks)
+
+
+def features(songs) -> list[np.ndarray]:
+    return [window_features(s, s.plan if s.plan is not None else analyze(s)) for s in songs]
+
+
+def chorale_sets(n: int, bars: int):
+    names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
+             if line.strip().startswith("bach/")][:n]
+    real = []
+    for name in tqdm(names, desc="reading the test chorales", unit="song"):
+        song = read_song(f"music21:{name}")
+        song.plan = analyze(song)
+        real.append(song)
+    planner, arranger = load_planner(), load_arranger()
+    steps = int(arranger.meta.get("default_steps", 20))
+    harmony = float(arranger.meta.get("default_harmony", 2.0))
+    generated = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=steps,
+                                                     harmony=harmony), n_bars=bars)
+                 for i in tqdm(range(len(real)), desc="generating chorales", unit="song")]
+    return real, generated
+
+
+def band_sets(n: int, bars: int):
+    from structdiff.data.prepare import load_prepared
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from band_quality import generated_song
+
+    folder = SHIPPED_SETS["band"]
+    planner, arranger = load_planner(folder), load_arranger(folder)
+    tests = [s for s in load_prepared(Path("data/band"), "test") if s.plan is not None]
+    rng = np.random.default_rng(0)
+    picks = sorted(rng.choice(len(tests), min(n, len(tests)), replace=False).tolist())
+    real, generated = [], []
+    for i in tqdm(picks, desc="generating band songs", unit="song"):
+        song = crop_bars(tests[i], bars)
+        roles = [r for r in song.roles if r in arranger.roles]
+        style = song.style if song.style in set(arranger.styles) & set(planner.styles) else None
+        try:
+            new = generated_song(planner, arranger, song, roles, style, i,
+                                 int(arranger.meta.get("default_steps", 10)),
+                                 float(arranger.meta.get("default_harmony", 1.0)))
+        except ValueError:
+            continue
+        real.append(song)
+        generated.append(new)
+    return real, generated
+
+
+def means_table(real: list[np.ndarray], generated: list[np.ndarray]) -> list[str]:
+    r, g = np.concatenate(real), np.concatenate(generated)
+    lines = ["| feature | reference | generated |", "|---|---:|---:|"]
+    for k, name in enumerate(FEATURE_NAMES):
+        a, b = np.nanmean(r[:, k]) if np.any(~np.isnan(r[:, k])) else np.nan, \
+            np.nanmean(g[:, k]) if np.any(~np.isnan(g[:, k])) else np.nan
+        if np.isnan(a) and np.isnan(b):
+            continue
+        lines.append(f"| {FEATURES[name]} (`{name}`) | {a:.3f} | {b:.3f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=["chorale", "band"])
+    parser.add_argument("--n", type=int, default=36, help="songs per set (default 36)")
+    parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=Path("evaluation/results/musicianship.md"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    lines = ["# Real or generated? The classifier two-sample test on the shipped models", "",
+             f"`.venv/bin/python evaluation/musicianship.py {shlex.join(sys.argv[1:])}`", ""]
+    rng = np.random.default_rng(0)
+    for name in args.sets:
+        real, generated = chorale_sets(args.n, args.bars) if name == "chorale" else \
+            band_sets(args.n, args.bars)
+        fr, fg = features(real), features(generated)
+        lines += [f"# {name}: generated against real", ""]
+        lines.append(classifier_markdown(two_sample_test(fr, fg),
+                                         f"{name}: {len(generated)} generated songs against "
+                                         f"{len(real)} real test songs"))
+        # two halves of the real songs drawn at random (the corpus lists songs by source)
+        order = rng.permutation(len(real))
+        first, second = order[: len(real) // 2], order[len(real) // 2 :]
+        bad = features([corrupted(real[i], rng) for i in second])
+        lines.append(classifier_markdown(two_sample_test([fr[i] for i in first], bad),
+                                         f"{name} floor: real songs against other real songs "
+                                         f"with 20% of their notes moved by 1-2 semitones"))
+        lines.append(classifier_markdown(two_sample_test([fr[i] for i in first],
+                                                         [fr[i] for i in second]),
+                                         f"{name} control: real songs against other real "
+                                         f"songs (no difference to find)"))
+        lines += ["", f"Every feature's mean over the windows ({name}):", ""]
+        lines += means_table(fr, fg) + [""]
+        print(f"{name} done at {time.perf_counter() - started:.0f} s", flush=True)
+    lines.append(f"Took {time.perf_counter() - started:.0f} s.")
+    write_atomic(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
