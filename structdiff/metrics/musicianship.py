@@ -393,7 +393,13 @@ def two_sample_test(real: list[np.ndarray], generated: list[np.ndarray], folds: 
     p = _out_of_fold(logistic, X, shuffled[groups], groups, shuffled, k, seed)
     out["shuffled"] = _scores(shuffled[groups], p, groups, rng, n_boot)
     out["telling"] = _telling(logistic().fit(X, y), X, y, names)
+    out["means"] = {n: {"reference": _nanmean(X[y == 0, i]), "generated": _nanmean(X[y == 1, i])}
+                    for i, n in enumerate(names)}
     return out
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.any(~np.isnan(values)) else math.nan
 
 
 def _out_of_fold(make, X, y, groups, song_label, k, seed) -> np.ndarray:
@@ -443,9 +449,11 @@ def _telling(model, X: np.ndarray, y: np.ndarray, names: list[str], top: int = 6
     return out
 
 
-def classifier_markdown(result: dict, title: str = "Real or generated? A classifier two-sample test"
-                  ) -> str:
-    """The test's section of `report.md`."""
+TEST_TITLE = "Real or generated? A classifier two-sample test"
+
+
+def classifier_markdown(result: dict, title: str = TEST_TITLE, means: bool = True) -> str:
+    """The test's section of `report.md` (with `means`, every measure's mean per set)."""
     def row(name, label):
         r = result[name]
         return (f"| {label} | {r['balanced_accuracy']:.2f} "
@@ -465,4 +473,10 @@ def classifier_markdown(result: dict, title: str = "Real or generated? A classif
     for t in result["telling"]:
         lines.append(f"- {t['words']}: generated {t['generated']:.2f}, reference "
                      f"{t['real']:.2f} (`{t['feature']}`)")
+    if means and result.get("means"):
+        lines += ["", "Every measure, its mean over the windows:", "",
+                  "| measure | reference | generated |", "|---|---:|---:|"]
+        for name, m in result["means"].items():
+            lines.append(f"| {FEATURES[name]} (`{name}`) | {m['reference']:.3f} | "
+                         f"{m['generated']:.3f} |")
     return "\n".join(lines) + "\n"
