@@ -60,7 +60,7 @@ def features(songs) -> list[np.ndarray]:
     return [window_features(s, s.plan if s.plan is not None else analyze(s)) for s in songs]
 
 
-def chorale_sets(n: int, bars: int):
+def chorale_sets(n: int, bars: int, harmony: float | None = None):
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
              if line.strip().startswith("bach/")][:n]
     real = []
@@ -70,7 +70,8 @@ def chorale_sets(n: int, bars: int):
         real.append(song)
     planner, arranger = load_planner(), load_arranger()
     steps = int(arranger.meta.get("default_steps", 20))
-    harmony = float(arranger.meta.get("default_harmony", 2.0))
+    if harmony is None:
+        harmony = float(arranger.meta.get("default_harmony", 2.0))
     generated = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=steps,
                                                      harmony=harmony), n_bars=bars)
                  for i in tqdm(range(len(real)), desc="generating chorales", unit="song")]
