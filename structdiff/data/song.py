@@ -262,3 +262,30 @@ def crop_bars(song: Song, n_bars: int) -> Song:
                    time_signatures=[ts for ts in song.time_signatures if ts.step < end],
                    tempos=[tp for tp in song.tempos if tp.step < end],
                    fermatas=[f for f in song.fermatas if f < end])
+
+
+def drop_bars(song: Song, n: int) -> Song:
+    """`song` without its first `n` bars (the other side of `crop_bars`): notes, plan and
+    meters moved to start at step 0; one tempo (`tempo_qpm`), no fermatas."""
+    from dataclasses import replace
+
+    if n <= 0:
+        return song
+    cut = int(song.bars[n])
+    tracks = []
+    for t in song.tracks:
+        notes = t.notes[t.notes[:, START] >= cut].copy()
+        notes[:, START] -= cut
+        tracks.append(replace(t, notes=notes))
+    plan = song.plan
+    if plan is not None:
+        chords = [replace(c, onset=c.onset - cut) for c in plan.chords if c.onset >= cut]
+        sections = [Section(max(s.start_bar, n) - n, s.start_bar + s.n_bars - max(s.start_bar, n),
+                            s.label) for s in plan.sections if s.start_bar + s.n_bars > n]
+        plan = Plan(plan.key, chords, sections, [b - n for b in plan.phrase_ends if b >= n])
+    ts = song.time_signature_at(cut)
+    return replace(song, tracks=tracks, bars=song.bars[n:] - cut, end=song.end - cut, plan=plan,
+                   time_signatures=[replace(ts, step=0)] + [replace(t, step=t.step - cut) for t
+                                                            in song.time_signatures
+                                                            if t.step > cut],
+                   tempos=[Tempo(0, song.tempo_qpm)], fermatas=[])

@@ -47,6 +47,7 @@ from structdiff.data.song import (
     Tempo,
     TimeSignature,
     Track,
+    drop_bars,
     section_labels,
     sort_notes,
 )
@@ -207,30 +208,6 @@ def bar_chords(song: Song, plan: Plan, i: int) -> list[Chord]:
             for c in plan.chords if c.onset < hi and c.onset + c.duration > lo]
 
 
-def drop_bars(song: Song, n: int) -> Song:
-    """`song` without its first `n` bars: notes, plan and meters moved to start at step 0."""
-    if n <= 0:
-        return song
-    cut = int(song.bars[n])
-    tracks = []
-    for t in song.tracks:
-        notes = t.notes[t.notes[:, START] >= cut].copy()
-        notes[:, START] -= cut
-        tracks.append(replace(t, notes=notes))
-    plan = song.plan
-    if plan is not None:
-        chords = [replace(c, onset=c.onset - cut) for c in plan.chords if c.onset >= cut]
-        sections = [Section(max(s.start_bar, n) - n, s.start_bar + s.n_bars - max(s.start_bar, n),
-                            s.label) for s in plan.sections if s.start_bar + s.n_bars > n]
-        plan = Plan(plan.key, chords, sections, [b - n for b in plan.phrase_ends if b >= n])
-    ts = song.time_signature_at(cut)
-    return replace(song, tracks=tracks, bars=song.bars[n:] - cut, end=song.end - cut, plan=plan,
-                   time_signatures=[replace(ts, step=0)] + [replace(t, step=t.step - cut) for t
-                                                            in song.time_signatures
-                                                            if t.step > cut],
-                   tempos=[Tempo(0, song.tempo_qpm)], fermatas=[])
-
-
 def song_of_bars(bars: list[Bar], meter: tuple[int, int], programs: dict[str, int],
                  steps_per_quarter: int = 4, track_names: dict[str, str] | None = None,
                  ) -> tuple[Song, list[int]]:
@@ -310,7 +287,6 @@ class Composer:
         self.harmony = float(meta.get("default_harmony", 2.0)) if harmony is None else harmony
         self.seconds = 0.0  # time spent writing bars
         self.n_written = 0
-        self.calls = 0
 
     def style_of(self, state: State) -> str | None:
         style = state.style or self.cue.style
@@ -320,8 +296,9 @@ class Composer:
                 future: list[Bar] = (), urgent: bool = False,
                 steps: int | None = None) -> list[Bar]:
         """New bars for `specs`, numbered from `first_index`, after the last `context_bars` of
-        `history` and before `future` (both known). `urgent`: in a short window (two bars of
-        context, `URGENT_WINDOW` steps), about half the time, for a bar that is due soon."""
+        `history` and before `future` (both known). `urgent`: in a short window (`URGENT`: two
+        bars of 4/4 context), for a bar that is due soon; `steps` overrides the denoising
+        steps."""
         started = time.perf_counter()
         context = history[-self.context_bars:]
         blanks = [Bar(first_index + i, s.plan, {}, s.state.name, s.intensity, s.tempo, s.key,
@@ -354,14 +331,10 @@ class Composer:
                 velocity = intensity_velocity(spec.intensity) * spec.fade.get(role, 1.0)
                 n[:, VELOCITY] = int(np.clip(round(velocity), 1, 127))
                 bar_notes[role] = n
-            ts = TimeSignature(0, *self.cue.meter)
             out.append(replace(blank, notes=bar_notes, markers=list(spec.markers),
-                               transition=spec.transition,
-                               beat_steps=4 * 4 // ts.denominator
-                               * (3 if ts.denominator == 8 and ts.numerator % 3 == 0 else 1)))
+                               transition=spec.transition, beat_steps=song.beat_steps(a)))
         self.seconds += time.perf_counter() - started
         self.n_written += len(out)
-        self.calls += 1
         return out
 
     def stinger_tracks(self, name: str, plans: list[BarPlan], key: Key, offset: int,
@@ -475,7 +448,7 @@ class Session:
         self._n_streams = 0
         self._n_made = 0
         self._state = cue.state(start)
-        self._intensity = self._state_intensity(self._state)
+        self._intensity = float(self._state.intensity)
         self._stream = self._new_stream(self._state)
         self._pending: tuple[State, Transition] | None = (self._state, Transition("cut"))
         self._stingers: list[tuple[str, int, int]] = []  # (name, bar, offset) to write
@@ -488,7 +461,6 @@ class Session:
         self._bar_times: dict[int, float] = {}
         self.underruns: list[int] = []
         self.urgent_steps: list[int] = []  # denoising steps of each bar written when due soon
-        self.changes: list[dict] = []  # per state change: issued, landed, first note time
 
     # -- commands (any thread) ------------------------------------------------------------
 
@@ -582,9 +554,6 @@ class Session:
         if state.key:
             return parse_key(state.key)
         return Key(self.key.tonic, state.mode or self.key.mode)
-
-    def _state_intensity(self, state: State) -> float:
-        return float(state.intensity)
 
     def _make_stream(self, state: State, n_bars: int | None = None) -> PlanStream:
         self._n_made += 1
@@ -685,11 +654,8 @@ class Session:
         if cmd.kind == "intensity":
             self._intensity = float(cmd.value)
             return
-        state = cmd.value
-        assert isinstance(state, State)
-        self.changes.append({"state": state.name, "issued": cmd.issued, "landing": landing,
-                             "at": cmd.at})
-        self._pending = (state, cmd.transition or Transition("cut"))
+        assert isinstance(cmd.value, State)
+        self._pending = (cmd.value, cmd.transition or Transition("cut"))
 
     def _next_beat(self, seconds: float) -> tuple[int, int]:
         """(bar index, step offset) of the first beat at or after `seconds`."""
@@ -785,7 +751,7 @@ class Session:
                 n_bars = bar - index
                 break
         self._state = state
-        self._intensity = self._state_intensity(state)
+        self._intensity = float(state.intensity)
         self._stream = self._new_stream(state, n_bars)
         marker = [(0, f"state:{state.name}")]
         if transition.kind == "bridge" and history:
@@ -902,12 +868,8 @@ class Session:
         self._late.append((t0 + offset * dt, 0, Event(t0 + offset * dt, "marker", bar.index,
                                                       text=f"stinger:{name}")))
         for t in tracks:
-            ch = 9 if t.is_drum else STINGER_CHANNEL
-            for s, d, p, v in t.notes.tolist():
-                self._late.append((t0 + s * dt, 1, Event(t0 + s * dt, "note_on", bar.index,
-                                                         ch, int(p), int(v))))
-                self._late.append((t0 + (s + d) * dt, 0, Event(t0 + (s + d) * dt, "note_off",
-                                                               bar.index, ch, int(p), 0)))
+            self._late += _note_items(t.notes, 9 if t.is_drum else STINGER_CHANNEL, t0, dt,
+                                      bar.index)
 
     # -- playing -------------------------------------------------------------------------
 
@@ -980,11 +942,7 @@ class Session:
             tracks = [(channels[r], n) for r, n in bar.notes.items()]
             tracks += [(9 if t.is_drum else STINGER_CHANNEL, t.notes) for t in bar.extra]
             for ch, notes in tracks:
-                for s, d, p, v in notes.tolist():
-                    items.append((t0 + s * dt, 1, Event(t0 + s * dt, "note_on", bar.index, ch,
-                                                        int(p), int(v))))
-                    off = t0 + (s + max(d, 1)) * dt
-                    items.append((off, 0, Event(off, "note_off", bar.index, ch, int(p), 0)))
+                items += _note_items(notes, ch, t0, dt, bar.index)
             with self._lock:
                 late, self._late = self._late, []
             for when, order, ev in items + late:
@@ -1104,6 +1062,18 @@ class Session:
     def _bar_text(self, bar: Bar) -> str:
         chords = " ".join(Plan(bar.key).chord_label(c) for c in bar.plan.chords) or "-"
         return f"{bar.state} {bar.plan.label} {chords}"
+
+
+def _note_items(notes: np.ndarray, channel: int, t0: float, dt: float, index: int
+                ) -> list[tuple[float, int, Event]]:
+    """`(time, order, event)` of the note on and off of every note `[N, 4]` of bar `index`
+    (which starts at `t0` seconds, `dt` seconds a step); offs sort before ons at one time."""
+    items = []
+    for s, d, p, v in notes.tolist():
+        on, off = t0 + s * dt, t0 + (s + max(d, 1)) * dt
+        items.append((on, 1, Event(on, "note_on", index, channel, int(p), int(v))))
+        items.append((off, 0, Event(off, "note_off", index, channel, int(p), 0)))
+    return items
 
 
 def _lead_into(plan: BarPlan, target: BarPlan) -> None:

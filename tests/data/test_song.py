@@ -35,3 +35,20 @@ def test_crop_bars_cuts_notes_plan_and_meters():
     assert cut.plan.form == "A1" and cut.plan.phrase_ends == [0]
     assert len(cut.time_signatures) == 1 and len(cut.tempos) == 1
     assert crop_bars(song, 5) is song
+
+
+def test_drop_bars_keeps_the_rest_from_step_0():
+    from structdiff.data.song import Chord, Key, Plan, Section, Song, Tempo, Track, drop_bars
+
+    notes = np.array([[0, 4, 60, 80], [16, 8, 62, 80], [20, 4, 64, 80]])
+    plan = Plan(Key(0, "major"), [Chord(0, 16, 0, "maj", 0), Chord(16, 12, 7, "maj", 7)],
+                [Section(0, 1, "A"), Section(1, 1, "B")], [0, 1])
+    song = Song([Track("x", 0, False, notes)], np.array([0, 16]), 28,
+                [TimeSignature(0, 4, 4), TimeSignature(16, 3, 4)], [Tempo(0, 90.0)], plan=plan)
+    rest = drop_bars(song, 1)
+    assert rest.end == 12 and rest.bars.tolist() == [0]
+    assert rest.tracks[0].notes.tolist() == [[0, 8, 62, 80], [4, 4, 64, 80]]
+    assert [(c.onset, c.root) for c in rest.plan.chords] == [(0, 7)]
+    assert rest.plan.form == "B1" and rest.plan.phrase_ends == [0]
+    assert [(t.step, t.numerator) for t in rest.time_signatures] == [(0, 3)]
+    assert drop_bars(song, 0) is song
