@@ -160,7 +160,8 @@ class Options:
                 "progress": self.progress}
 
 
-def _track_name(role: str, program: int, is_drum: bool = False) -> str:
+def track_name(role: str, program: int, is_drum: bool = False) -> str:
+    """A generated track's name: `Bass (Electric Bass (finger))`, `Drums`."""
     if is_drum:
         return role.capitalize()
     return f"{role.capitalize()} ({gm_program_names()[program]})"
@@ -177,7 +178,7 @@ def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
     for role, program in programs.items():
         if role in notes:
             drum = layout.kind_of(role) == "drums"
-            tracks.append(Track(_track_name(role, program, drum), program, drum, notes[role],
+            tracks.append(Track(track_name(role, program, drum), program, drum, notes[role],
                                 role))
     rm = load_role_map(role_map)
     order = {r: i for i, r in enumerate(rm.pitch_order if rm.exclusive else rm.roles)}

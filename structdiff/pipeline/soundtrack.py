@@ -63,10 +63,8 @@ def render_soundtrack(cue: CueSheet, planner: PlannerBundle, arranger: ArrangerB
         if entry.stinger:
             session.at_bar(start + entry.transition.bars, "stinger", entry.stinger)
         start += entry.bars
-    bars = []
-    for bar in tqdm(session.bars(cue.total_bars), total=cue.total_bars, desc="writing",
-                    unit="bar", disable=not progress):
-        bars.append(bar)
+    bars = list(tqdm(session.bars(cue.total_bars), total=cue.total_bars, desc="writing",
+                     unit="bar", disable=not progress))
     song, _ = song_of_bars(bars, cue.meter, session.programs,
                            track_names=_track_names(session.programs))
     song = replace(song, source=Path(cue.source).stem, style=cue.style)
@@ -144,10 +142,10 @@ def _loop(session: Session, own: list[Bar], tries: int = LOOP_TRIES
 
 
 def _track_names(programs: dict[str, int]) -> dict[str, str]:
-    from structdiff.pipeline.generate import gm_program_names
+    """The names `generate` gives tracks: `Melody (Lead 1 (square))`, `Drums`."""
+    from structdiff.pipeline.generate import track_name
 
-    return {r: r.capitalize() if r == "drums" else
-            f"{r.capitalize()} ({gm_program_names()[p]})" for r, p in programs.items()}
+    return {r: track_name(r, p, r == "drums") for r, p in programs.items()}
 
 
 def write_soundtrack(track: Soundtrack, out: Path, png: bool = True, wav: bool = True,
