@@ -44,7 +44,7 @@ class ScoredSet:
     split: str | None = None
     per_file: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
-    windows: dict[str, np.ndarray] = field(default_factory=dict)  # per file `[W, F]`
+    windows: dict[str, np.ndarray] = field(default_factory=dict)  # per file `[W, F]`, if asked
 
     @property
     def n_found(self) -> int:
@@ -75,38 +75,37 @@ def score_song(song: Song, plan: Plan | None = None) -> dict[str, float]:
     return song_metrics(song, plan)
 
 
-def _score_with_windows(song: Song, plan: Plan | None) -> tuple[dict, np.ndarray]:
-    """The song's metrics and its windows' music-theory features (`musicianship`)."""
+def _score(song: Song, plan: Plan | None, windows: bool) -> tuple:
+    """`(metrics, None, windows)`: the song's metrics and, when asked, its windows'
+    music-theory features (`musicianship`, for `evaluate --classifier`)."""
+    metrics = score_song(song, plan)
+    if not windows:
+        return metrics, None, None
     from structdiff.analysis import analyze
     from structdiff.metrics.musicianship import window_features
 
-    metrics = score_song(song, plan)
-    return metrics, window_features(song, plan if plan is not None else analyze(song))
+    return metrics, None, window_features(song, plan if plan is not None else analyze(song))
 
 
-def _score_file(args: tuple[str, str, str]) -> tuple:
+def _score_file(args: tuple[str, str, str, bool]) -> tuple:
     """Worker: `(name, metrics, None, windows)` or `(name, None, reason, None)`; never
     raises."""
-    name, path, role_map = args
+    name, path, role_map, windows = args
     from structdiff.data.io import read_song
 
     try:
         song = read_song(path, role_map=role_map)
-        return name, *_with_reason(_score_with_windows(song, given_plan(song, Path(path))))
+        return name, *_score(song, given_plan(song, Path(path)), windows)
     except (MusicFileError, ValueError) as e:
         return name, None, _one_line(e), None
     except Exception as e:  # a bug or a parser's crash on one file must not stop the set
         return name, None, f"{type(e).__name__}: {_one_line(e)}", None
 
 
-def _with_reason(scored: tuple[dict, np.ndarray]) -> tuple:
-    return scored[0], None, scored[1]
-
-
-def _score_loaded(args: tuple[str, Song, Plan | None]) -> tuple:
-    name, song, plan = args
+def _score_loaded(args: tuple[str, Song, Plan | None, bool]) -> tuple:
+    name, song, plan, windows = args
     try:
-        return name, *_with_reason(_score_with_windows(song, plan))
+        return name, *_score(song, plan, windows)
     except Exception as e:  # as above
         return name, None, f"{type(e).__name__}: {_one_line(e)}", None
 
@@ -119,9 +118,11 @@ def _one_line(e: Exception) -> str:
 def score_set(
     source: str | Path, split: str | None = None, workers: int | None = None,
     progress: bool = True, limit: int | None = None, role_map: str = "auto",
+    windows: bool = False,
 ) -> ScoredSet:
     """Score every song of a folder of music files or of a prepared corpus (one `split`);
-    the files' tracks are put in roles with `role_map` (a prepared corpus keeps its own)."""
+    the files' tracks are put in roles with `role_map` (a prepared corpus keeps its own).
+    `windows`: also describe every song's windows for the classifier test."""
     from structdiff.data.corpus import list_music_files
 
     folder = Path(source)
@@ -133,7 +134,7 @@ def score_set(
 
         songs = list(load_prepared(folder, split))[:limit]
         named = [(s.source or f"song{i}", s) for i, s in enumerate(songs)]
-        return score_songs(named, str(folder), split, workers, progress)
+        return score_songs(named, str(folder), split, workers, progress, windows=windows)
     else:
         if split is not None:
             raise EvaluateError(f"a split needs a prepared corpus (structdiff prepare): {folder}")
@@ -141,7 +142,7 @@ def score_set(
         if not files:
             raise EvaluateError(f"no music files (.mid, .midi, .mxl, .xml, .musicxml, .krn) "
                                 f"in {folder}")
-        jobs = [(f.relative_to(folder).as_posix(), str(f), role_map) for f in files]
+        jobs = [(f.relative_to(folder).as_posix(), str(f), role_map, windows) for f in files]
         results = _map(_score_file, jobs, workers, progress, f"scoring {folder.name}")
     return _collect(scored, results)
 
@@ -149,14 +150,14 @@ def score_set(
 def score_songs(
     songs: list[tuple[str, Song]], source: str, split: str | None = None,
     workers: int | None = None, progress: bool = True,
-    plans: list[Plan | None] | None = None,
+    plans: list[Plan | None] | None = None, windows: bool = False,
 ) -> ScoredSet:
     """Score songs already in memory, `(name, song)` pairs, each against its given plan in
-    `plans` (same order; None: against its analyzed plan)."""
+    `plans` (same order; None: against its analyzed plan); `windows` as in `score_set`."""
     plans = plans if plans is not None else [None] * len(songs)
     if len(plans) != len(songs):
         raise ValueError(f"one plan per song: {len(songs)} songs, {len(plans)} plans")
-    jobs = [(name, song, plan) for (name, song), plan in zip(songs, plans)]
+    jobs = [(name, song, plan, windows) for (name, song), plan in zip(songs, plans)]
     results = _map(_score_loaded, jobs, workers, progress, f"scoring {Path(source).name}")
     return _collect(ScoredSet(source, split), results)
 
@@ -167,7 +168,8 @@ def _collect(scored: ScoredSet, results) -> ScoredSet:
             scored.skipped.append({"file": name, "reason": reason})
         else:
             scored.per_file[name] = metrics
-            scored.windows[name] = windows
+            if windows is not None:
+                scored.windows[name] = windows
     return scored
 
 
@@ -214,8 +216,9 @@ def evaluate(
     `satb` for voices), for the per-role metrics. `classifier` adds the real-or-generated
     classifier test (`structdiff.metrics.musicianship`)."""
     start = time.perf_counter()
-    gen = score_set(generated, split, workers, progress, role_map=role_map)
-    ref = score_set(reference, reference_split, workers, progress, role_map=role_map)
+    gen = score_set(generated, split, workers, progress, role_map=role_map, windows=classifier)
+    ref = score_set(reference, reference_split, workers, progress, role_map=role_map,
+                    windows=classifier)
     return write_evaluation(gen, ref, out_dir, time.perf_counter() - start, use_wandb, title,
                             classifier)
 
@@ -241,6 +244,8 @@ def write_evaluation(
     if classifier:
         from structdiff.metrics.musicianship import classifier_markdown, two_sample_test
 
+        if gen.per_file and not gen.windows or ref.per_file and not ref.windows:
+            raise EvaluateError("the classifier test needs sets scored with windows=True")
         try:
             result["classifier"] = two_sample_test(list(ref.windows.values()),
                                                    list(gen.windows.values()))
