@@ -214,7 +214,7 @@ def _lines(f: dict, parts: list[_Part], inside: list[np.ndarray]) -> None:
     for p, n in zip(parts, inside):
         if p.chordal or len(n) < 2:
             continue
-        top = _top_notes(n)
+        top = _onset_notes(n)[:, PITCH].astype(np.int64)
         iv = np.diff(top)
         total += len(iv)
         steps += int(((np.abs(iv) >= 1) & (np.abs(iv) <= 2)).sum())
@@ -228,24 +228,17 @@ def _lines(f: dict, parts: list[_Part], inside: list[np.ndarray]) -> None:
     f["leap_recovery"] = _share(recovered, leaps)
     bass = inside[-1] if inside else None
     if bass is not None and len(bass) >= 2:
-        iv = np.diff(_top_notes(bass) if not parts[-1].chordal else _bottom_notes(bass))
+        iv = np.diff(_onset_notes(bass, highest=not parts[-1].chordal)[:, PITCH]
+                     .astype(np.int64))
         f["bass_steps"] = _share(float(((np.abs(iv) >= 1) & (np.abs(iv) <= 2)).sum()), len(iv))
         f["bass_repeats"] = _share(float((iv == 0).sum()), len(iv))
 
 
-def _top_notes(n: np.ndarray) -> np.ndarray:
-    """The highest pitch of each onset, in time order."""
-    order = np.lexsort((-n[:, PITCH], n[:, START]))
-    n = n[order]
-    first = np.r_[True, n[1:, START] != n[:-1, START]]
-    return n[first, PITCH].astype(np.int64)
-
-
-def _bottom_notes(n: np.ndarray) -> np.ndarray:
-    order = np.lexsort((n[:, PITCH], n[:, START]))
-    n = n[order]
-    first = np.r_[True, n[1:, START] != n[:-1, START]]
-    return n[first, PITCH].astype(np.int64)
+def _onset_notes(n: np.ndarray, highest: bool = True) -> np.ndarray:
+    """One note `[M, 4]` per onset step of notes `n`, in time order: the highest (or lowest)
+    struck there."""
+    n = n[np.lexsort((-n[:, PITCH] if highest else n[:, PITCH], n[:, START]))]
+    return n[np.r_[True, n[1:, START] != n[:-1, START]]]
 
 
 def _rhythm(f: dict, inside: list[np.ndarray], beat: int, lo: int, hi: int) -> None:
@@ -304,20 +297,14 @@ def _harmony(f: dict, parts: list[_Part], inside: list[np.ndarray], plan: Plan |
     f["passing_neighbour"] = _share(approached, off)
     bass = inside[-1]
     if len(bass) and len(parts) >= 2:
-        roots = [(c.root, pitch % 12) for s, _, pitch, _ in _bottom_rows(bass)
+        lowest = _onset_notes(bass, highest=False).tolist()
+        roots = [(c.root, pitch % 12) for s, _, pitch, _ in lowest
                  if (c := chord_at(s)) is not None]
         f["bass_on_root"] = _share(sum(r == q for r, q in roots), len(roots))
     chordal = [n for p, n in zip(parts, inside) if p.chordal and len(n)]
     if chordal:
         sizes = np.concatenate([np.unique(n[:, START], return_counts=True)[1] for n in chordal])
         f["voicing_size"] = float(sizes.mean())
-
-
-def _bottom_rows(n: np.ndarray) -> list:
-    order = np.lexsort((n[:, PITCH], n[:, START]))
-    n = n[order]
-    first = np.r_[True, n[1:, START] != n[:-1, START]]
-    return n[first].tolist()
 
 
 def _drums(f: dict, notes: np.ndarray, song: Song, lo: int, hi: int, beat: int, n_bars: int,
