@@ -277,12 +277,12 @@ def quality_offsets(chord_bias: dict[str, float] | None) -> torch.Tensor | None:
     if not chord_bias:
         return None
     offsets = torch.zeros(N_FEATURES)
+    slots = [group_slices()[group].start for group in chord_group_names("quality")]
     for name, value in chord_bias.items():
         if name not in QUALITIES or name == "N":
             raise ValueError(f"unknown chord quality {name!r} (known: "
                              f"{', '.join(q for q in QUALITIES if q != 'N')})")
-        for group in chord_group_names("quality"):
-            offsets[group_slices()[group].start + QUALITIES.index(name)] = float(value)
+        offsets[[start + QUALITIES.index(name) for start in slots]] = float(value)
     return offsets
 
 
