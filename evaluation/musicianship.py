@@ -1,6 +1,7 @@
 """Real or generated? The classifier two-sample test on the shipped models (issue 11's ruler).
 
     .venv/bin/python evaluation/musicianship.py [--sets chorale band] [--n 36] [--bars 32]
+        [--arranger DIR] [--steps N] [--harmony X]
         [--out evaluation/results/musicianship.md]
 
 - chorale: the test split's Bach chorales (music21 corpus, `datasets/music21/test.txt`)
@@ -60,7 +61,8 @@ def features(songs) -> list[np.ndarray]:
     return [window_features(s, s.plan if s.plan is not None else analyze(s)) for s in songs]
 
 
-def chorale_sets(n: int, bars: int, harmony: float | None = None):
+def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path | None = None,
+                 steps: int | None = None):
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
              if line.strip().startswith("bach/")][:n]
     real = []
@@ -68,12 +70,13 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None):
         song = read_song(f"music21:{name}")
         song.plan = analyze(song)
         real.append(song)
-    planner, arranger = load_planner(), load_arranger()
-    steps = int(arranger.meta.get("default_steps", 20))
+    planner, arranger = load_planner(), load_arranger(arranger)
+    steps = steps or int(arranger.meta.get("default_steps", 20))
     if harmony is None:
         harmony = float(arranger.meta.get("default_harmony", 2.0))
     generated = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=steps,
-                                                     harmony=harmony), n_bars=bars)
+                                                     harmony=harmony),
+                          n_bars=bars)
                  for i in tqdm(range(len(real)), desc="generating chorales", unit="song")]
     return real, generated
 
@@ -110,6 +113,12 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["chorale", "band"])
     parser.add_argument("--n", type=int, default=36, help="songs per set (default 36)")
     parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--arranger", type=Path, help="chorale set: an arranger bundle's folder "
+                        "(default: the shipped classical one)")
+    parser.add_argument("--steps", type=int, help="chorale set: denoising steps or unmasking "
+                        "rounds (default: the arranger's)")
+    parser.add_argument("--harmony", type=float, help="chorale set: the harmony lean "
+                        "(default: the arranger's)")
     parser.add_argument("--out", type=Path, default=Path("evaluation/results/musicianship.md"))
     args = parser.parse_args()
     started = time.perf_counter()
@@ -117,7 +126,8 @@ def main() -> None:
              f"`.venv/bin/python evaluation/musicianship.py {shlex.join(sys.argv[1:])}`", ""]
     rng = np.random.default_rng(0)
     for name in args.sets:
-        real, generated = chorale_sets(args.n, args.bars) if name == "chorale" else \
+        real, generated = chorale_sets(args.n, args.bars, args.harmony, args.arranger,
+                                       args.steps) if name == "chorale" else \
             band_sets(args.n, args.bars)
         fr, fg = features(real), features(generated)
         lines += [f"# {name}: generated against real", ""]

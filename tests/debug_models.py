@@ -43,12 +43,14 @@ def tiny_corpus(root: Path) -> Path:
     return root / "prepared"
 
 
-def train_debug(model: str, prepared: Path, root: Path) -> Path:
-    """Train `configs/debug/MODEL.yaml` on `prepared`; the folder of its exported bundle."""
-    export = root / model
+def train_debug(model: str, prepared: Path, root: Path, *extra: str, name: str | None = None
+                ) -> Path:
+    """Train `configs/debug/MODEL.yaml` on `prepared` (with `extra` command-line overrides);
+    the folder of its exported bundle, `root/NAME` (default MODEL)."""
+    export = root / (name or model)
     code = main(["train", model, "--config", str(CONFIGS / f"{model}.yaml"),
                  "--data.prepared", str(prepared), "--model.export_dir", str(export),
-                 "--trainer.default_root_dir", str(root / f"run_{model}")])
+                 "--trainer.default_root_dir", str(root / f"run_{name or model}"), *extra])
     assert code == 0
     return export
 

@@ -77,14 +77,16 @@ def score_song(song: Song, plan: Plan | None = None) -> dict[str, float]:
 
 def _score(song: Song, plan: Plan | None, windows: bool) -> tuple:
     """`(metrics, None, windows)`: the song's metrics and, when asked, its windows'
-    music-theory features (`musicianship`, for `evaluate --classifier`)."""
+    music-theory features (`musicianship`, for `evaluate --classifier`) with their song
+    means and per-role line measures among the metrics (`musicianship.named_metrics`)."""
     metrics = score_song(song, plan)
     if not windows:
         return metrics, None, None
     from structdiff.analysis import analyze
-    from structdiff.metrics.musicianship import window_features
+    from structdiff.metrics.musicianship import named_metrics, window_features
 
-    return metrics, None, window_features(song, plan if plan is not None else analyze(song))
+    features = window_features(song, plan if plan is not None else analyze(song))
+    return {**metrics, **named_metrics(song, features)}, None, features
 
 
 def _score_file(args: tuple[str, str, str, bool]) -> tuple:

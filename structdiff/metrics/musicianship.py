@@ -92,6 +92,33 @@ def window_features(song: Song, plan: Plan | None = None) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(-1, len(FEATURE_NAMES))
 
 
+ROLE_FEATURES = ("step_motion", "repeated_notes", "leap_recovery")
+
+
+def named_metrics(song: Song, windows: np.ndarray) -> dict[str, float]:
+    """The features as named song metrics: each one's mean over the song's `windows` (`[W,
+    F]`, from `window_features`; features with nothing to count in any window left out), and
+    `ROLE_FEATURES` per role, `NAME/ROLE`, over the whole part (monophonic parts only)."""
+    out = {}
+    for i, name in enumerate(FEATURE_NAMES):
+        column = windows[:, i] if len(windows) else np.zeros(0)
+        if np.any(~np.isnan(column)):
+            out[name] = float(np.nanmean(column))
+    for role in dict.fromkeys(t.role for t in song.tracks if t.role and not t.is_drum):
+        notes = [t.notes for t in song.tracks if t.role == role and not t.is_drum and t.n_notes]
+        if not notes:
+            continue
+        n = np.concatenate(notes)
+        if _chordal(n):  # no line to follow
+            continue
+        total, steps, repeats, leaps, recovered = _line_counts(n).tolist()
+        for name, value in zip(ROLE_FEATURES, (_share(steps, total), _share(repeats, total),
+                                               _share(recovered, leaps))):
+            if not math.isnan(value):
+                out[f"{name}/{role}"] = value
+    return out
+
+
 @dataclass
 class _Part:
     notes: np.ndarray  # [N, 4], sorted by start
@@ -110,10 +137,15 @@ def _parts(song: Song) -> list[_Part]:
         line = np.full(T + 1, -1, dtype=np.int64)
         for s, d, p, _ in notes[np.argsort(notes[:, PITCH], kind="stable")].tolist():
             line[s : min(s + max(d, 1), T)] = np.maximum(line[s : min(s + max(d, 1), T)], p)
-        starts, counts = np.unique(notes[:, START], return_counts=True)
-        out.append(_Part(notes, line[:T], bool(len(starts)) and float(np.mean(counts > 1)) > 0.3))
+        out.append(_Part(notes, line[:T], _chordal(notes)))
     out.sort(key=lambda p: -float(p.notes[:, PITCH].mean()))
     return out
+
+
+def _chordal(notes: np.ndarray) -> bool:
+    """More than one note struck at once at over 30% of a part's onsets."""
+    starts, counts = np.unique(notes[:, START], return_counts=True)
+    return bool(len(starts)) and float(np.mean(counts > 1)) > 0.3
 
 
 def _share(hits: float, total: float) -> float:
@@ -209,20 +241,21 @@ def _parallels(f: dict, lines: np.ndarray, onset: np.ndarray) -> None:
     f["direct_outer"] = _share(direct, outer)
 
 
+def _line_counts(notes: np.ndarray) -> np.ndarray:
+    """Intervals, steps, repeats, leaps and leaps turned back `[5]` of a part's top line."""
+    if len(notes) < 2:
+        return np.zeros(5, dtype=np.int64)
+    iv = np.diff(_onset_notes(notes)[:, PITCH].astype(np.int64))
+    leap = np.abs(iv[:-1]) >= LEAP
+    back = iv[:-1] * iv[1:] < 0
+    return np.array([len(iv), int(((np.abs(iv) >= 1) & (np.abs(iv) <= 2)).sum()),
+                     int((iv == 0).sum()), int(leap.sum()), int((leap & back).sum())])
+
+
 def _lines(f: dict, parts: list[_Part], inside: list[np.ndarray]) -> None:
-    steps = repeats = leaps = recovered = total = 0
-    for p, n in zip(parts, inside):
-        if p.chordal or len(n) < 2:
-            continue
-        top = _onset_notes(n)[:, PITCH].astype(np.int64)
-        iv = np.diff(top)
-        total += len(iv)
-        steps += int(((np.abs(iv) >= 1) & (np.abs(iv) <= 2)).sum())
-        repeats += int((iv == 0).sum())
-        for x, y in zip(iv[:-1], iv[1:]):
-            if abs(x) >= LEAP:
-                leaps += 1
-                recovered += int(x * y < 0)
+    total, steps, repeats, leaps, recovered = sum(
+        (_line_counts(n) for p, n in zip(parts, inside) if not p.chordal),
+        np.zeros(5, dtype=np.int64)).tolist()
     f["step_motion"] = _share(steps, total)
     f["repeated_notes"] = _share(repeats, total)
     f["leap_recovery"] = _share(recovered, leaps)

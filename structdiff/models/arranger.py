@@ -12,7 +12,12 @@ channels:
   x0 estimate is tanh(logit / 2), the expected +-1 value;
 - drums: hits `[D]` per step on the reduced kit, as +-1 values, predicted like poly cells.
 
-(The token and roll+BCE formulations are those DESIGN.md measured best for each.) The network
+(The token and roll+BCE formulations are those DESIGN.md measured best for each.)
+
+An arranger of mono tracks only may instead be a masked (absorbing-state) diffusion
+(`diffusion="masked"`, `structdiff.diffusion.masked`): x_t holds each token's embedding, or a
+learned mask vector where the token is masked, and the same network predicts the tokens' logits
+(`masked_input`, `masked_logits`). The network
 reads one quarter note (`steps_per_token` steps) of one track as one token, through an input
 projection of its kind, and writes each kind's outputs through a head of that kind.
 
@@ -41,7 +46,7 @@ from torch import nn
 
 from structdiff.models.planner import count_parameters, timestep_embedding
 
-__all__ = ["Arranger", "ArrangerConfig", "count_parameters"]
+__all__ = ["DIFFUSIONS", "Arranger", "ArrangerConfig", "count_parameters"]
 
 
 @dataclass
@@ -62,6 +67,7 @@ class ArrangerConfig:
     n_drums: int = 8  # classes of the reduced drum kit
     poly_base_rate: float = 0.02  # share of poly cells on: the initial output bias
     drum_base_rate: float = 0.05  # share of drum cells on
+    diffusion: str = "gaussian"  # 'gaussian' (noise on embeddings) or 'masked' (mono only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -146,6 +152,7 @@ class _Block(nn.Module):
 
 
 _KINDS = ("mono", "poly", "drums")
+DIFFUSIONS = ("gaussian", "masked")
 # module name suffix of each kind's input and output layers (mono keeps the plain names, so the
 # all-mono arrangers trained before track kinds load as they are)
 _SUFFIX = {"mono": "", "poly": "_poly", "drums": "_drums"}
@@ -172,6 +179,14 @@ class Arranger(nn.Module):
             raise ValueError(f"kinds must give one of {', '.join(_KINDS)} per role "
                              f"({cfg.n_roles}), got {kinds}")
         self.kinds = [k for k in _KINDS if k in kinds]
+        if cfg.diffusion not in DIFFUSIONS:
+            raise ValueError(f"diffusion must be one of {', '.join(DIFFUSIONS)}, "
+                             f"got {cfg.diffusion!r}")
+        if cfg.diffusion == "masked":
+            if self.kinds != ["mono"]:
+                raise ValueError("masked diffusion needs an arranger of mono tracks only, "
+                                 f"got kinds {sorted(set(kinds))}")
+            self.mask_vector = nn.Parameter(torch.randn(E))
         if "mono" in kinds:
             self.embedding = nn.Embedding(cfg.vocab, E)
             nn.init.normal_(self.embedding.weight)
@@ -278,6 +293,20 @@ class Arranger(nn.Module):
     def nearest_tokens(self, x0: torch.Tensor) -> torch.Tensor:
         """Tokens `[...]` whose embeddings lie nearest to x0 estimates `[..., E]`."""
         return (x0 @ self.token_embeddings().T).argmax(dim=-1)
+
+    def masked_input(self, tokens: torch.Tensor) -> torch.Tensor:
+        """x_t `[B, K, T, C]` of a masked diffusion's tokens `[B, K, T]` (`MASK` = -1 where
+        masked): each token's embedding, the learned mask vector where masked."""
+        x = self.embed(tokens.clamp(min=0))
+        x = torch.where((tokens < 0)[..., None], self.mask_vector.to(x.dtype), x)
+        return self._pad(x)
+
+    def masked_logits(self, tokens: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
+        """Logits `[B, K, T, vocab]` of a masked diffusion's tokens `[B, K, T]`; where a token
+        is not masked, logits that are certain of it (so that an argmax reads it back)."""
+        logits = self(self.masked_input(tokens), t, cond)["mono"]
+        given = F.one_hot(tokens.clamp(min=0), logits.shape[-1]).to(logits.dtype)
+        return torch.where((tokens >= 0)[..., None], (given - 1) * 1e4, logits)
 
     def _relative_bias(self, table: nn.Embedding, n: int, device) -> torch.Tensor:
         index = torch.arange(n, device=device)

@@ -47,11 +47,13 @@ from structdiff.data.parts import PartLayout, Parts, decode_parts, encode_parts
 from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
 from structdiff.data.tokens import HOLD, N_SPECIAL
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
+from structdiff.diffusion.masked import sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
+MASKED_ORDER = "confidence"  # a masked arranger's unmasking order unless its bundle says
 
 
 @dataclass
@@ -218,6 +220,8 @@ def arrange(
         raise ValueError(f"harmony must be in 0..100, got {harmony}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if bundle.model.cfg.diffusion == "masked":  # the samplers are Gaussian ones: it unmasks
+        sampler = bundle.meta.get("order", MASKED_ORDER)
     if song.n_bars < 1 or song.end < 1:
         raise ValueError("the song has no bars to arrange")
     lengths = song.bar_ends - song.bars
@@ -259,8 +263,8 @@ def arrange(
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
 
-    def denoiser(x_t, t, c):
-        out = model(x_t, t, c)
+    def lean(out: dict, c: dict) -> dict:
+        """The network's outputs leaned toward the plan's chords (`harmony`)."""
         if "bias" in c and "mono" in out:
             logits = out["mono"] + c["bias"]
             # holding a note whose pitch is off the chord now costs as much as striking one
@@ -268,7 +272,14 @@ def arrange(
             out["mono"] = logits
         if "poly_bias" in c and "poly" in out:  # striking or holding an off-chord pitch
             out["poly"] = out["poly"] + c["poly_bias"][..., None]
-        return model.x0_from_output(out)
+        return out
+
+    if model.cfg.diffusion == "masked":
+        def denoiser(tokens, t, c):  # logits of masked tokens
+            return lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
+    else:
+        def denoiser(x_t, t, c):
+            return model.x0_from_output(lean(model(x_t, t, c), c))
 
     generator = torch.Generator().manual_seed(seed)
     bars, ends = song.bars, song.bar_ends
@@ -380,6 +391,16 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
                                     {"style": n_styles, "plan": null_plan})
     with torch.no_grad():
         x0 = torch.from_numpy(window)[None]
+        if model.cfg.diffusion == "masked":
+            E = model.cfg.emb_dim
+            tokens = sample_masked(
+                fn, (1, K, W), noise.num_train_timesteps, cond, steps, generator=generator,
+                known=model.nearest_tokens(x0[..., :E]), mask=torch.from_numpy(known)[None],
+                guide=None if guide is None else model.nearest_tokens(guide[..., :E]),
+                guide_mask=None if guide is None else guide_mask[..., 0],
+                guide_strength=variation if guide is not None else 1.0,
+                order=sampler)
+            return model.masked_input(tokens)[0].numpy()
         x = sample(fn, (1, K, W, C), noise, cond, sampler, steps,
                    generator=generator, known=x0,
                    mask=torch.from_numpy(known)[None, :, :, None],

@@ -30,6 +30,7 @@ from structdiff.data.parts import PartLayout, Parts, decode_parts
 from structdiff.data.roles import load_role_map
 from structdiff.data.tokens import vocab_size
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
+from structdiff.diffusion.masked import ORDERS, mask_tokens, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig, count_parameters
 from structdiff.training.base import DiffusionModule, checkpoint_training
 from structdiff.training.ema import EMA
@@ -99,6 +100,12 @@ class ArrangerModule(DiffusionModule):
             song's sections with the same cuts.
         emb_dim, d_model, n_layers, n_heads, dropout, max_distance: the network.
         num_train_timesteps, schedule: the noise schedule (x0 prediction).
+        diffusion: 'gaussian' (noise on the token embeddings, rolls and hits) or 'masked'
+            (absorbing-state masking of the tokens; mono roles only,
+            `structdiff.diffusion.masked`): the loss is then the cross-entropy of the masked
+            tokens only.
+        masked_order: a masked arranger's unmasking order in generation, 'confidence' or
+            'random' (recorded in the bundle).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
@@ -133,6 +140,8 @@ class ArrangerModule(DiffusionModule):
         max_distance: int = 64,
         num_train_timesteps: int = 1000,
         schedule: str = "cosine",
+        diffusion: str = "gaussian",
+        masked_order: str = "confidence",
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 200,
@@ -161,12 +170,19 @@ class ArrangerModule(DiffusionModule):
             n_plan=PLAN_FEATURES, steps_per_token=STEPS_PER_TOKEN, emb_dim=emb_dim,
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
             max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
-            n_drums=len(DRUM_CLASSES),
+            n_drums=len(DRUM_CLASSES), diffusion=diffusion,
         )
+        if masked_order not in ORDERS:
+            raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "
+                             f"got {masked_order!r}")
         self.model = Arranger(self.config)
         self.ema = EMA(self.model, ema_decay)
         self.noise = NoiseSchedule(num_train_timesteps, schedule, prediction="x0")
         self._started = time.time()
+
+    @property
+    def masked(self) -> bool:
+        return self.config.diffusion == "masked"
 
     @staticmethod
     def denoiser(model: Arranger):
@@ -178,6 +194,8 @@ class ArrangerModule(DiffusionModule):
     # --- training --------------------------------------------------------------------------
 
     def _loss(self, model: Arranger, batch: dict, generator: torch.Generator | None = None):
+        if self.masked:
+            return self._masked_loss(model, batch, generator)
         present, plan = batch["present"], batch["plan"]
         x0 = model.encode_x0(batch["tokens"], batch.get("roll"), batch.get("hits"))
         B, K, T, _ = x0.shape
@@ -215,6 +233,30 @@ class ArrangerModule(DiffusionModule):
                          batch_size=B)
         return total / weight.sum().clamp(min=1)
 
+    def _masked_loss(self, model: Arranger, batch: dict,
+                     generator: torch.Generator | None = None):
+        """Cross-entropy of the masked tokens. Known context, padding and tracks that don't
+        play are never masked, as in generation (where they are known)."""
+        tokens, present, plan = batch["tokens"], batch["present"], batch["plan"]
+        B, K, T = tokens.shape
+        h = self.hparams
+        known = random_context(present, T, h.p_tracks, h.p_prefix, h.p_infill, generator)
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
+        maskable = ~known & present[:, :, None] & ~step_padding(plan)[:, None]
+        x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
+                                       generator)
+        cond = {"style": batch["style"], "plan": plan, "present": present}
+        if model.training:
+            cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
+            cond["plan"] = drop_intensity(plan, h.cfg_drop)
+        x0 = model.embed(tokens)
+        m = known[..., None].to(x0.dtype).expand_as(x0)
+        cond["context"], cond["mask"] = x0 * m, m
+        logits = model(model.masked_input(x_tokens), t, cond)["mono"]
+        loss = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
+        w = masked.flatten().float()
+        return (loss * w).sum() / w.sum().clamp(min=1)
+
     # --- samples, export ---------------------------------------------------------------------
 
     def sample_windows(self, batch: dict, steps: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -225,6 +267,11 @@ class ArrangerModule(DiffusionModule):
         T = batch["plan"].shape[1] * STEPS_PER_TOKEN
         cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
         generator = torch.Generator().manual_seed(seed)
+        if self.masked:
+            tokens = sample_masked(model.masked_logits, (B, K, T),
+                                   self.noise.num_train_timesteps, cond, steps,
+                                   generator=generator)
+            return model.decode_x0(model.masked_input(tokens))
         x = sample(self.denoiser(model), (B, K, T, self.config.channels), self.noise, cond,
                    "ddim", steps, generator=generator)
         return model.decode_x0(x)
@@ -272,6 +319,7 @@ class ArrangerModule(DiffusionModule):
             "intensity_cuts": list(self.hparams.intensity_cuts or INTENSITY_CUTS),
             "default_steps": self.hparams.default_steps,
             "default_harmony": self.hparams.default_harmony,
+            **({"order": self.hparams.masked_order} if self.masked else {}),
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
             "training": {"parameters": count_parameters(self.model), **training},

@@ -1,6 +1,7 @@
 """Music-theory window features on hand-written passages, and the classifier two-sample test on
 sets that do and do not differ."""
 
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from structdiff.data.song import Chord, Plan, Song, TimeSignature, Track, bar_gr
 from structdiff.metrics.musicianship import (
     FEATURE_NAMES,
     classifier_markdown,
+    named_metrics,
     two_sample_test,
     window_features,
 )
@@ -82,6 +84,22 @@ def test_leaps_turned_back_and_a_walking_bass():
     assert f["bass_steps"] == 1.0 and f["bass_repeats"] == 0.0
 
 
+def test_named_metrics_give_song_means_and_each_roles_line():
+    song = _song({"soprano": _line([60, 67, 65, 72, 74, 76, 76, 74] * 3),
+                  "bass": _line([36, 38, 40, 41, 43, 45, 45, 45] * 3)})  # 8 bars: 2 windows
+    windows = window_features(song)
+    m = named_metrics(song, windows)
+    assert m["step_motion"] == pytest.approx(np.nanmean(windows[:, FEATURE_NAMES.index(
+        "step_motion")]))
+    assert "kick_per_bar" not in m  # nothing to count in any window: no metric
+    # soprano: 23 intervals, steps 2-1 (x3) and -2 (x3) and +2 (x3), one repeat a pass
+    assert m["repeated_notes/soprano"] == pytest.approx(3 / 23)
+    assert m["step_motion/bass"] == pytest.approx(15 / 23)  # 5 steps a pass; the wraps leap
+    assert m["repeated_notes/bass"] == pytest.approx(6 / 23)
+    assert set(m) >= {f"{n}/{r}" for n in ("step_motion", "repeated_notes", "leap_recovery")
+                      for r in ("soprano",)}
+
+
 def test_drum_features_backbeat_and_repeated_bars():
     bar = [(0, 1, 36), (4, 1, 38), (8, 1, 36), (12, 1, 38)] + [(s, 1, 42) for s in range(0, 16, 2)]
     song = _song({"drums": [(s + 16 * b, d, p) for b in range(4) for s, d, p in bar],
@@ -141,4 +159,6 @@ def test_evaluate_classifier_writes_its_section(tmp_path, capsys):
     assert "classifier: balanced accuracy" in capsys.readouterr().out
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "Real or generated? A classifier two-sample test" in report
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "parallel_octaves" in json.dumps(metrics) and "step_motion/bass" in json.dumps(metrics)
     assert "control: shuffled song labels" in report

@@ -220,3 +220,37 @@ def test_kinds_must_match_roles():
     with pytest.raises(ValueError, match="one of mono, poly, drums per role"):
         Arranger(ArrangerConfig(vocab=14, n_roles=2, n_styles=1, n_plan=PLAN_FEATURES,
                                 kinds=["mono", "piano"]))
+
+
+# -- masked diffusion --------------------------------------------------------------------------
+
+
+def test_masked_arranger_reads_mask_vectors_and_is_certain_of_given_tokens():
+    torch.manual_seed(0)
+    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=32, n_layers=1, n_heads=2, dropout=0.0,
+                         diffusion="masked")
+    m = Arranger(cfg).eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, cfg.vocab, (B, K, T), generator=g)
+    masked = torch.rand(B, K, T, generator=g) < 0.5
+    x_tokens = tokens.masked_fill(masked, -1)
+    x = m.masked_input(x_tokens)
+    assert torch.equal(x[~masked], m.embed(tokens)[~masked])
+    assert torch.equal(x[masked], m.mask_vector.expand(int(masked.sum()), -1))
+    _, t, cond = _inputs()
+    logits = m.masked_logits(x_tokens, t, cond)
+    assert logits.shape == (B, K, T, cfg.vocab)
+    assert torch.equal(logits.argmax(-1)[~masked], tokens[~masked])
+    # where masked, the network's own logits, which depend on the visible tokens
+    other = m.masked_logits(torch.where(masked, x_tokens, (tokens + 1) % cfg.vocab), t, cond)
+    assert not torch.allclose(logits[masked], other[masked])
+
+
+def test_masked_diffusion_needs_mono_tracks_only():
+    with pytest.raises(ValueError, match="mono tracks only"):
+        Arranger(ArrangerConfig(vocab=14, n_roles=6, n_styles=1, n_plan=PLAN_FEATURES,
+                                kinds=BAND_KINDS, diffusion="masked"))
+    with pytest.raises(ValueError, match="diffusion must be one of"):
+        Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
+                                diffusion="uniform"))

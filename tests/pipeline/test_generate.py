@@ -21,7 +21,7 @@ from structdiff.data.song import (
     Song,
     TimeSignature,
 )
-from structdiff.pipeline.arrange import VELOCITY_OF_INTENSITY, repeat_sources
+from structdiff.pipeline.arrange import VELOCITY_OF_INTENSITY, load_arranger, repeat_sources
 from structdiff.pipeline.generate import (
     DEFAULT_INSTRUMENTS,
     parse_instruments,
@@ -488,3 +488,36 @@ def test_a_repeated_sections_notes_follow_its_chords(new_song):
              if 8 * BAR <= c.onset < 12 * BAR]
     assert first and [c[0] for c in again] == [c[0] for c in first]
     assert [c[2:] for c in again] == [c[2:] for c in first]
+
+
+# -- a masked-diffusion arranger --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def masked_models(models):
+    """The debug arranger trained as a masked (absorbing-state) diffusion, beside the planner."""
+    root = models["root"]
+    folder = train_debug("arranger", root / "prepared", root, "--model.diffusion", "masked",
+                         name="arranger_masked")
+    return {**models, "arranger": folder}
+
+
+def test_a_masked_arranger_writes_songs_accompanies_and_varies(masked_models, tmp_path, capsys):
+    bundle = load_arranger(masked_models["arranger"])
+    assert bundle.model.cfg.diffusion == "masked"
+    out = tmp_path / "new.mid"
+    assert _new(masked_models, out, "--variation", "0.5", "--no-png") == 0
+    song = read_song(out)
+    assert sorted(t.role for t in song.tracks) == ["alto", "bass", "soprano", "tenor"]
+    assert all(t.n_notes for t in song.tracks)
+    again = tmp_path / "again.mid"
+    assert _new(masked_models, again, "--variation", "0.5", "--no-png") == 0
+    assert again.read_bytes() == out.read_bytes()  # the same seed, the same song
+    acc = tmp_path / "acc.mid"
+    argv = ["generate", *_models(masked_models), "--accompany", masked_models["soprano"],
+            "--steps", "4", "--no-wav", "--no-png", "--out", acc]
+    assert main([str(a) for a in argv]) == 0
+    given = read_song(masked_models["soprano"]).tracks[0].notes
+    kept = [t for t in read_song(acc).tracks if t.role == "soprano"]
+    assert len(kept) == 1 and np.array_equal(kept[0].notes[:, :3], given[:, :3])
+    assert len(read_song(acc).tracks) == 4

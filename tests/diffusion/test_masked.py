@@ -1,0 +1,129 @@
+"""Masked (absorbing-state) diffusion: the forward process, and the sampler on a known
+distribution with an exact network."""
+
+import functools
+import itertools
+
+import pytest
+import torch
+
+from structdiff.diffusion.masked import (
+    MASK,
+    mask_rate,
+    mask_tokens,
+    sample_masked,
+    timestep_of_rate,
+)
+
+# a joint distribution over 3 binary tokens, far from independent
+JOINT = {seq: p for seq, p in zip(itertools.product((0, 1), repeat=3),
+                                  (0.30, 0.02, 0.03, 0.15, 0.05, 0.10, 0.05, 0.30))}
+
+
+@functools.cache
+def _conditional(seen: tuple) -> torch.Tensor:
+    """Log-probabilities `[3, 2]` of each position given the unmasked others of `seen`."""
+    out = torch.zeros(len(seen), 2)
+    for i in range(len(seen)):
+        p = torch.zeros(2)
+        for seq, q in JOINT.items():
+            if all(s == MASK or s == v for j, (s, v) in enumerate(zip(seen, seq)) if j != i):
+                p[seq[i]] += q
+        out[i] = torch.log(p.clamp(min=1e-12))
+    return out
+
+
+def exact_logits(tokens, t, cond):
+    """The exact conditional of every position given the unmasked ones, as logits."""
+    return torch.stack([_conditional(tuple(row)) for row in tokens.tolist()])
+
+
+def _frequencies(tokens):
+    counts = {seq: 0 for seq in JOINT}
+    for row in tokens.tolist():
+        counts[tuple(row)] += 1
+    return {seq: c / len(tokens) for seq, c in counts.items()}
+
+
+def _tv(freq):
+    return 0.5 * sum(abs(freq[s] - JOINT[s]) for s in JOINT)
+
+
+def test_random_order_with_one_token_per_round_draws_the_joint_distribution():
+    g = torch.Generator().manual_seed(0)
+    tokens = sample_masked(exact_logits, (3000, 3), 100, steps=3, order="random", generator=g)
+    assert _tv(_frequencies(tokens)) < 0.03
+
+
+def test_all_tokens_in_one_round_lose_the_dependence():
+    # the control: one round draws each token from its marginal, independently
+    g = torch.Generator().manual_seed(0)
+    tokens = sample_masked(exact_logits, (3000, 3), 100, steps=1, order="random", generator=g)
+    assert _tv(_frequencies(tokens)) > 0.15
+
+
+def test_known_tokens_are_kept_and_condition_the_rest():
+    known = torch.tensor([[1, 0, 0]]).repeat(2000, 1)
+    mask = torch.tensor([[True, False, False]]).repeat(2000, 1)
+    g = torch.Generator().manual_seed(1)
+    tokens = sample_masked(exact_logits, (2000, 3), 100, steps=2, order="random",
+                           generator=g, known=known, mask=mask)
+    assert (tokens[:, 0] == 1).all()
+    freq = _frequencies(tokens)
+    z = sum(p for s, p in JOINT.items() if s[0] == 1)
+    for s in JOINT:
+        if s[0] == 1:
+            assert abs(freq[s] - JOINT[s] / z) < 0.04
+
+
+def test_confidence_order_keeps_known_tokens_and_leaves_nothing_masked():
+    known = torch.tensor([[MASK, 1, MASK]])
+    mask = torch.tensor([[False, True, False]])
+    tokens = sample_masked(exact_logits, (1, 3), 100, steps=2, known=known, mask=mask,
+                           generator=torch.Generator().manual_seed(0))
+    assert tokens[0, 1] == 1 and (tokens >= 0).all()
+
+
+def test_a_guide_at_strength_0_is_returned_and_at_1_is_redrawn():
+    guide = torch.tensor([[0, 1, 0]]).repeat(500, 1)  # probability 0.03
+    gm = torch.ones(500, 3, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    same = sample_masked(exact_logits, (500, 3), 100, steps=3, guide=guide, guide_mask=gm,
+                         guide_strength=0.0, generator=g)
+    assert torch.equal(same, guide)
+    free = sample_masked(exact_logits, (500, 3), 100, steps=3, guide=guide, guide_mask=gm,
+                         guide_strength=1.0, order="random", generator=g)
+    assert (free == guide).all(1).float().mean() < 0.1
+
+
+def test_the_same_seed_gives_the_same_tokens():
+    a = sample_masked(exact_logits, (20, 3), 100, steps=2,
+                      generator=torch.Generator().manual_seed(5))
+    b = sample_masked(exact_logits, (20, 3), 100, steps=2,
+                      generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_forward_process_masks_its_share_and_only_where_allowed():
+    tokens = torch.randint(0, 5, (4, 10_000))
+    t = torch.tensor([0, 249, 499, 999])
+    maskable = torch.ones(1, 10_000, dtype=torch.bool)
+    maskable[:, :100] = False
+    x, masked = mask_tokens(tokens, t, 1000, maskable, torch.Generator().manual_seed(0))
+    assert not masked[:, :100].any()
+    share = masked[:, 100:].float().mean(1)
+    assert torch.allclose(share, mask_rate(t, 1000).float(), atol=0.02)
+    assert torch.equal(x[masked], torch.full_like(x[masked], MASK))
+    assert torch.equal(x[~masked], tokens[~masked])
+    assert torch.equal(timestep_of_rate(mask_rate(t, 1000), 1000), t)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 0}, "steps"),
+    ({"order": "sideways"}, "order"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"known": torch.zeros(1, 3, dtype=torch.long)}, "go together"),
+])
+def test_bad_arguments_are_one_line_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sample_masked(exact_logits, (1, 3), 100, **kwargs)
