@@ -7,8 +7,9 @@
 - chorale: the test split's Bach chorales (music21 corpus, `datasets/music21/test.txt`)
   against `generate --style chorale` songs with default options (the classical set), one seed
   per song; floors for the test's sensitivity: the real chorales with 20% of their notes
-  moved by one or two semitones, and the real set split in two halves (which should not be
-  told apart).
+  moved by one or two semitones, with their bars shuffled and with random pitches (the
+  evaluation's baselines, `structdiff.metrics.baselines`), and the real set split in two
+  halves (which should not be told apart).
 - band: test songs of the prepared band corpus (`data/band`, `structdiff prepare ... --corpus
   band`) cut to `--bars` bars against new songs of the band set in the same style, key, meter,
   tempo and roles.
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from structdiff.analysis import analyze
 from structdiff.data.io import read_song
 from structdiff.data.song import crop_bars
+from structdiff.metrics.baselines import random_pitches, shuffle_bars
 from structdiff.metrics.musicianship import (
     classifier_markdown,
     two_sample_test,
@@ -62,7 +64,8 @@ def features(songs) -> list[np.ndarray]:
 
 
 def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path | None = None,
-                 steps: int | None = None):
+                 steps: int | None = None, generate: bool = True):
+    """The test chorales (analyzed) and, with `generate`, as many new chorale-style songs."""
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
              if line.strip().startswith("bach/")][:n]
     real = []
@@ -70,6 +73,8 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
         song = read_song(f"music21:{name}")
         song.plan = analyze(song)
         real.append(song)
+    if not generate:
+        return real, []
     planner, arranger = load_planner(), load_arranger(arranger)
     steps = steps or int(arranger.meta.get("default_steps", 20))
     if harmony is None:
@@ -142,6 +147,13 @@ def main() -> None:
                                          f"{name} floor: real songs against other real songs "
                                          f"with 20% of their notes moved by 1-2 semitones",
                                          means=False))
+        for floor, words in ((shuffle_bars, "their bars in a random order"),
+                             (random_pitches, "random pitches in each track's range")):
+            broken = features([floor(real[i], rng) for i in second])
+            lines.append(classifier_markdown(two_sample_test([fr[i] for i in first], broken),
+                                             f"{name} floor (`baselines.{floor.__name__}`): "
+                                             f"real songs against other real songs with "
+                                             f"{words}", means=False))
         lines.append(classifier_markdown(two_sample_test([fr[i] for i in first],
                                                          [fr[i] for i in second]),
                                          f"{name} control: real songs against other real "

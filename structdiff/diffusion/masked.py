@@ -15,6 +15,10 @@ share follows a cosine curve down to zero (MaskGIT's schedule). Which draws are 
 - `order="random"`: a uniformly random set: ancestral sampling of the absorbing process, exact
   for an exact network (the tests check it on a known distribution).
 
+After the last round, `resample` rounds of Gibbs sampling (Coconet's annealed blocked Gibbs)
+may follow: each masks a random share of the free positions again, from `resample_rate` down
+toward 0, and draws them anew from the network given all the rest.
+
 Known positions (accompaniment, continuation, infilling) are never masked. A guide (a variation
 of earlier material) starts its positions from the guide's tokens with a share
 `guide_strength` of them masked again, so 0 keeps the guide and 1 ignores it.
@@ -83,6 +87,8 @@ def sample_masked(
     temperature: float = 1.0,
     order: str = "confidence",
     noise: float = 1.0,
+    resample: int = 0,
+    resample_rate: float = 0.3,
     progress: bool = False,
 ) -> torch.Tensor:
     """Tokens `[B, ...]` of `shape`, drawn by unmasking over `steps` rounds.
@@ -101,6 +107,8 @@ def sample_masked(
         order: which draws each round keeps, 'confidence' or 'random' (module docstring).
         noise: scale of the Gumbel noise on the confidences (0: greedy order), fading to 0
             over the rounds; 'confidence' only.
+        resample: Gibbs rounds after the unmasking (module docstring), each one network call.
+        resample_rate: the share of free positions the first Gibbs round masks again.
         progress: show a progress bar over the rounds.
     """
     dims = tuple(int(d) for d in shape)
@@ -114,6 +122,9 @@ def sample_masked(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 <= float(guide_strength) <= 1.0:
         raise ValueError(f"guide_strength must be in 0..1, got {guide_strength}")
+    if not isinstance(resample, int) or resample < 0 or not 0.0 < resample_rate <= 1.0:
+        raise ValueError(f"resample must be an integer >= 0 and resample_rate in (0, 1], "
+                         f"got {resample!r}, {resample_rate!r}")
     if (known is None) != (mask is None) or (guide is None) != (guide_mask is None):
         raise ValueError("known and mask (and guide and guide_mask) go together")
     device = known.device if known is not None else (
@@ -134,10 +145,10 @@ def sample_masked(
     free_flat = free.view(B, -1)
     n_free = free_flat.sum(1)  # [B]
     n_start = (flat == MASK).sum(1)  # [B] masked at the start
-    for i in tqdm(range(steps), disable=not progress, desc="unmasking"):
+
+    def draw_masked():
+        """Log-probabilities `[B, L, V]` of the network and a draw `[B, L]` of every token."""
         masked = flat == MASK
-        if not masked.any():
-            break
         rate = masked.sum(1).double() / n_free.clamp(min=1).double()
         t = timestep_of_rate(rate, num_train_timesteps).to(device)
         logits = logits_fn(flat.view(dims), t, cond)
@@ -147,7 +158,13 @@ def sample_masked(
         logp = torch.log_softmax(logits.float().reshape(B, flat.shape[1], -1) / temperature, -1)
         gumbel = -torch.log(-torch.log(
             torch.rand(logp.shape, generator=generator, device=device).clamp(1e-20, 1)))
-        draw = (logp + gumbel).argmax(-1)  # [B, L]: a draw from softmax(logits / temperature)
+        return logp, (logp + gumbel).argmax(-1)  # a draw from softmax(logits / temperature)
+
+    for i in tqdm(range(steps), disable=not progress, desc="unmasking"):
+        masked = flat == MASK
+        if not masked.any():
+            break
+        logp, draw = draw_masked()
         if order == "random":
             score = torch.rand(draw.shape, generator=generator, device=device)
         else:
@@ -162,4 +179,12 @@ def sample_masked(
         ranks = score.argsort(1, descending=True).argsort(1)
         commit = masked & (ranks < n_keep[:, None])
         flat = torch.where(commit, draw, flat)
+    for j in range(resample):
+        rate = resample_rate * (1.0 - j / resample)
+        again = free_flat & (torch.rand(flat.shape, generator=generator, device=device) < rate)
+        if not again.any():
+            continue
+        flat = torch.where(again, torch.full_like(flat, MASK), flat)
+        _, draw = draw_masked()
+        flat = torch.where(again, draw, flat)
     return flat.view(dims)

@@ -12,13 +12,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from structdiff.data.song import PITCH, START, Song, sort_notes
+from structdiff.data.song import DURATION, PITCH, START, Song, sort_notes
 
 
 def shuffle_bars(song: Song, rng: np.random.Generator) -> Song:
     """A copy of `song` whose bars come in a random order. A note moves with the bar it
-    starts in; bars keep their own lengths, laid end to end in the new order (the bar grid
-    follows them; meters stay where they were)."""
+    starts in, cut at that bar's end if it was held over the bar line (so that it neither
+    sounds into its new neighbour nor past the song's end); bars keep their own lengths, laid
+    end to end in the new order (the bar grid follows them; meters stay where they were)."""
     lengths = song.bar_ends - song.bars
     order = rng.permutation(song.n_bars)
     new_starts = np.concatenate([[0], np.cumsum(lengths[order])[:-1]])
@@ -28,7 +29,10 @@ def shuffle_bars(song: Song, rng: np.random.Generator) -> Song:
     for t in song.tracks:
         notes = t.notes.copy()
         if len(notes):
-            notes[:, START] += shift[song.bar_of(notes[:, START])].astype(notes.dtype)
+            bar = song.bar_of(notes[:, START])
+            notes[:, DURATION] = np.minimum(notes[:, DURATION],
+                                            song.bar_ends[bar] - notes[:, START])
+            notes[:, START] += shift[bar].astype(notes.dtype)
         tracks.append(replace(t, notes=sort_notes(notes)))
     return replace(song, tracks=tracks, bars=new_starts, plan=None, fermatas=[],
                    source=f"{song.source} (bars shuffled)")

@@ -220,8 +220,11 @@ def arrange(
         raise ValueError(f"harmony must be in 0..100, got {harmony}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    masked = None
     if bundle.model.cfg.diffusion == "masked":  # the samplers are Gaussian ones: it unmasks
-        sampler = bundle.meta.get("order", MASKED_ORDER)
+        masked = {"order": bundle.meta.get("order", MASKED_ORDER),
+                  "resample": int(bundle.meta.get("resample", 0)),
+                  "temperature": float(bundle.meta.get("temperature", 1.0))}
     if song.n_bars < 1 or song.end < 1:
         raise ValueError("the song has no bars to arrange")
     lengths = song.bar_ends - song.bars
@@ -312,7 +315,7 @@ def arrange(
         x0 = _arrange_window(
             model, bundle.noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
             variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
-            sampler, generator, biases, W,
+            sampler, generator, biases, W, masked,
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]
@@ -350,8 +353,10 @@ def _x0(model: Arranger, parts: Parts) -> np.ndarray:
 
 def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
                     variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
-                    sampler, generator, biases=None, W: int = WINDOW_STEPS) -> np.ndarray:
-    """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`."""
+                    sampler, generator, biases=None, W: int = WINDOW_STEPS,
+                    masked: dict | None = None) -> np.ndarray:
+    """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`. `masked`: the
+    `sample_masked` options of a masked arranger (else it is a Gaussian one)."""
     K, T, C = canvas.shape
     hi = min(T, ws + W)
     window = np.repeat(silent, W, axis=1)  # padding past the song's end is known silence
@@ -391,15 +396,14 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
                                     {"style": n_styles, "plan": null_plan})
     with torch.no_grad():
         x0 = torch.from_numpy(window)[None]
-        if model.cfg.diffusion == "masked":
+        if masked is not None:
             E = model.cfg.emb_dim
             tokens = sample_masked(
                 fn, (1, K, W), noise.num_train_timesteps, cond, steps, generator=generator,
                 known=model.nearest_tokens(x0[..., :E]), mask=torch.from_numpy(known)[None],
                 guide=None if guide is None else model.nearest_tokens(guide[..., :E]),
                 guide_mask=None if guide is None else guide_mask[..., 0],
-                guide_strength=variation if guide is not None else 1.0,
-                order=sampler)
+                guide_strength=variation if guide is not None else 1.0, **masked)
             return model.masked_input(tokens)[0].numpy()
         x = sample(fn, (1, K, W, C), noise, cond, sampler, steps,
                    generator=generator, known=x0,

@@ -127,3 +127,19 @@ def test_forward_process_masks_its_share_and_only_where_allowed():
 def test_bad_arguments_are_one_line_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sample_masked(exact_logits, (1, 3), 100, **kwargs)
+
+
+def test_gibbs_rounds_keep_the_distribution_and_the_known_tokens():
+    # from a wrong start (one round: independent marginals), Gibbs rounds with an exact
+    # network move the draws toward the joint distribution
+    g = torch.Generator().manual_seed(0)
+    once = sample_masked(exact_logits, (3000, 3), 100, steps=1, order="random", generator=g)
+    g = torch.Generator().manual_seed(0)
+    gibbs = sample_masked(exact_logits, (3000, 3), 100, steps=1, order="random", generator=g,
+                          resample=12, resample_rate=0.34)
+    assert _tv(_frequencies(gibbs)) < 0.5 * _tv(_frequencies(once))
+    known = torch.tensor([[1, MASK, MASK]]).repeat(50, 1)
+    mask = torch.tensor([[True, False, False]]).repeat(50, 1)
+    kept = sample_masked(exact_logits, (50, 3), 100, steps=1, known=known, mask=mask,
+                         resample=5, resample_rate=1.0, generator=g)
+    assert (kept[:, 0] == 1).all()

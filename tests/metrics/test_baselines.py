@@ -28,6 +28,20 @@ def test_shuffled_bars_keep_each_bar_but_not_the_order():
     assert sum(t.n_notes for t in shuffled.tracks) == sum(t.n_notes for t in song.tracks)
 
 
+def test_a_note_held_over_a_bar_line_is_cut_at_its_bar_end():
+    song = read_song("music21:bach/bwv66.6")
+    held = song.tracks[0].notes.copy()
+    held[-2, 1] += 8  # the second-to-last note now sounds into the last bar
+    song.tracks[0].notes = held
+    for seed in range(5):
+        shuffled = shuffle_bars(song, np.random.default_rng(seed))
+        ends = shuffled.all_notes()[:, 0] + shuffled.all_notes()[:, 1]
+        assert ends.max() <= shuffled.end
+        notes = shuffled.all_notes()
+        bars = shuffled.bar_of(notes[:, 0])
+        assert (notes[:, 0] + notes[:, 1] <= shuffled.bar_ends[bars]).all()
+
+
 def test_random_pitches_keep_rhythm_and_range():
     song = read_song("music21:bach/bwv66.6")
     noisy = random_pitches(song, np.random.default_rng(0))

@@ -1,0 +1,116 @@
+"""Experiment (issue 11, part 2): which arranger and sampler make chorales a classifier can't
+tell from Bach's? Each variant writes the same 36 plans' songs (`generate --style chorale`,
+seeds 0..35, 32 bars: `evaluation/musicianship.py`'s chorale set) and is judged against the 36
+test-split Bach chorales by the classifier two-sample test and by MusPy's metrics (overlapping
+area, OA, of the whole-song pitch and rhythm metrics).
+
+    OMP_NUM_THREADS=1 .venv/bin/python evaluation/musicianship_arrangers.py \\
+        --variant "gaussian (shipped before)|structdiff/models/weights|20|2|" \\
+        --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
+        --out out/exp/musicianship_arrangers.json
+
+A variant is `label|arranger folder|steps|harmony|order|resample|temperature`; the last three
+set a masked arranger's unmasking (`structdiff.diffusion.masked.sample_masked`), empty for the
+bundle's own. Prints one table row per variant as it goes and writes
+them all, with every feature's means, to `--out` (JSON). The verdicts are in
+`evaluation/results/musicianship_arrangers.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from structdiff.metrics.evaluate import compare, score_songs
+from structdiff.metrics.musical import PITCH_METRICS, RHYTHM_METRICS
+from structdiff.metrics.musicianship import two_sample_test
+from structdiff.pipeline.arrange import load_arranger
+from structdiff.pipeline.generate import Options, new_song
+from structdiff.pipeline.plan import load_planner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from musicianship import chorale_sets, features  # noqa: E402
+
+# the rows of issue 11's table (and its "also" list), in its order
+ROWS = ("thin_chords", "bass_steps", "bass_repeats", "seventh_chords", "passing_neighbour",
+        "parallel_octaves", "direct_outer", "voice_crossing", "quarters", "eighths")
+ALSO = ("step_motion", "bare_dyads", "shared_pitch", "parallel_fifths", "leap_recovery")
+
+
+def within(real: float, generated: float) -> bool:
+    """Issue 11's bar for a row: within 25% of real (relative) or 2 points, the larger."""
+    return abs(generated - real) <= max(0.25 * abs(real), 0.02)
+
+
+def muspy_oa(real, generated) -> float:
+    names = [n for n in PITCH_METRICS + RHYTHM_METRICS]
+    ref = score_songs([(f"r{i}", s) for i, s in enumerate(real)], "real", workers=1,
+                      progress=False)
+    gen = score_songs([(f"g{i}", s) for i, s in enumerate(generated)], "gen", workers=1,
+                      progress=False)
+    table = compare(gen, ref)
+    values = [table[n]["oa"] for n in names if n in table and np.isfinite(table[n]["oa"])]
+    return float(np.mean(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", action="append", required=True,
+                        help="label|arranger folder|steps|harmony|order|resample|temperature")
+    parser.add_argument("--n", type=int, default=36)
+    parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    real, _ = chorale_sets(args.n, args.bars, generate=False)
+    fr = features(real)
+    planner = load_planner()
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    for spec in args.variant:
+        label, folder, steps, harmony, order, resample, temperature = (
+            spec.split("|") + [""] * 7)[:7]
+        arranger = load_arranger(folder)
+        for key, value in (("order", order), ("resample", resample),
+                           ("temperature", temperature)):
+            if value:
+                arranger.meta[key] = value
+        started = time.perf_counter()
+        generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
+                                                         steps=int(steps),
+                                                         harmony=float(harmony)),
+                              n_bars=args.bars)
+                     for i in tqdm(range(len(real)), desc=label, unit="song")]
+        seconds = time.perf_counter() - started
+        test = two_sample_test(fr, features(generated))
+        means = test["means"]
+        rows_ok = sum(within(means[r]["reference"], means[r]["generated"]) for r in ROWS)
+        result = {
+            "label": label, "arranger": folder, "steps": int(steps), "harmony": float(harmony),
+            "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
+            "temperature": arranger.meta.get("temperature"), "seconds": round(seconds, 1),
+            "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
+            "means": means, "rows_within": rows_ok, "muspy_oa": muspy_oa(real, generated),
+            "telling": [t["feature"] for t in test["telling"]][:5],
+        }
+        results[label] = result
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1, default=float))
+        lg, tr = test["logistic"], test["trees"]
+        cells = " | ".join(f"{means[r]['generated']:.3f}" for r in ROWS + ALSO)
+        print(f"| {label} | {lg['balanced_accuracy']:.2f} [{lg['balanced_accuracy_ci'][0]:.2f}, "
+              f"{lg['balanced_accuracy_ci'][1]:.2f}] | {lg['auc']:.2f} | "
+              f"{tr['balanced_accuracy']:.2f} | {rows_ok}/{len(ROWS)} | "
+              f"{result['muspy_oa']:.3f} | {cells} |", flush=True)
+    if "__real__" not in results:
+        cells = " | ".join(f"{next(iter(results.values()))['means'][r]['reference']:.3f}"
+                           for r in ROWS + ALSO)
+        print(f"| Bach (test split) | | | | | | {cells} |")
+
+
+if __name__ == "__main__":
+    main()
