@@ -168,10 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quarter notes per minute (default: the plan's, else 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--steps", type=int, default=None,
-                   help="denoising steps (default: the arranger's, 10 for the band set, 20 "
-                   "for the classical one)")
+                   help="denoising steps, or unmasking rounds of a masked arranger (default: "
+                   "the arranger's, 10 for the band set, 20 for the classical one)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
-                   help="sampler (default ddim)")
+                   help="sampler (default ddim); a masked arranger unmasks in its own order "
+                   "and this applies to the planner only")
     p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity) "
                    "(default 1: none)")

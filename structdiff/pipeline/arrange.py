@@ -11,6 +11,12 @@ structure): with `variation` 0 they are copied, with 0 < `variation` <= 1 they g
 bars, which start from them noised part of the way (`structdiff.diffusion.sample`'s guide),
 1 being a fresh realization.
 
+A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's tokens in
+`steps` rounds instead (`structdiff.diffusion.masked.sample_masked`); its bundle's `order`,
+`resample` and `temperature` set how, and `sampler` is not used. Known bars and tracks are
+unmasked from the start; a variation starts from the repeated bars with a share `variation`
+of their tokens masked again; the harmony lean and guidance act on its logits the same way.
+
 Notes are generated transposed to C (or A minor) and moved back to the plan's key; velocities
 follow each section's intensity.
 
