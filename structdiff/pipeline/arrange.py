@@ -59,7 +59,7 @@ from structdiff.models.bundle import load_state, read_bundle_meta
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
-MASKED_ORDER = "confidence"  # a masked arranger's unmasking order unless its bundle says
+MASKED_OPTIONS = ("order", "resample", "temperature")  # of `sample_masked`, in a bundle's meta
 
 
 @dataclass
@@ -226,11 +226,9 @@ def arrange(
         raise ValueError(f"harmony must be in 0..100, got {harmony}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    masked = None
-    if bundle.model.cfg.diffusion == "masked":  # the samplers are Gaussian ones: it unmasks
-        masked = {"order": bundle.meta.get("order", MASKED_ORDER),
-                  "resample": int(bundle.meta.get("resample", 0)),
-                  "temperature": float(bundle.meta.get("temperature", 1.0))}
+    masked = None  # the samplers are Gaussian ones: a masked arranger unmasks as its bundle says
+    if bundle.model.cfg.diffusion == "masked":
+        masked = {k: bundle.meta[k] for k in MASKED_OPTIONS if k in bundle.meta}
     if song.n_bars < 1 or song.end < 1:
         raise ValueError("the song has no bars to arrange")
     lengths = song.bar_ends - song.bars
@@ -283,7 +281,7 @@ def arrange(
             out["poly"] = out["poly"] + c["poly_bias"][..., None]
         return out
 
-    if model.cfg.diffusion == "masked":
+    if masked is not None:
         def denoiser(tokens, t, c):  # logits of masked tokens
             return lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
     else:

@@ -204,13 +204,7 @@ class ArrangerModule(DiffusionModule):
         x_t = self.noise.add_noise(x0, noise, t).to(x0.dtype)
         h = self.hparams
         known = random_context(present, T, h.p_tracks, h.p_prefix, h.p_infill, generator)
-        cond = {"style": batch["style"], "plan": plan, "present": present}
-        if model.training:
-            cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
-            cond["plan"] = drop_intensity(plan, h.cfg_drop)
-        m = known[..., None].to(x0.dtype).expand_as(x0)
-        cond["context"], cond["mask"] = x0 * m, m
-        out = model(x_t, t, cond)
+        out = model(x_t, t, self._condition(model, batch, known, x0))
         weight = (~known & present[:, :, None] & ~step_padding(plan)[:, None]).float()
         per_step = {}  # loss per track and step [B, K_kind, T] of each kind
         if "mono" in out:
@@ -233,6 +227,20 @@ class ArrangerModule(DiffusionModule):
                          batch_size=B)
         return total / weight.sum().clamp(min=1)
 
+    def _condition(self, model: Arranger, batch: dict, known: torch.Tensor,
+                   x0: torch.Tensor) -> dict:
+        """The network's condition for a batch: style, plan and playing tracks (style and
+        intensity dropped at random in training, for guidance) and the known context, the x0
+        values `[B, K, T, C]` where `known` `[B, K, T]`."""
+        h = self.hparams
+        cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
+        if model.training:
+            cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
+            cond["plan"] = drop_intensity(batch["plan"], h.cfg_drop)
+        m = known[..., None].to(x0.dtype).expand_as(x0)
+        cond["context"], cond["mask"] = x0 * m, m
+        return cond
+
     def _masked_loss(self, model: Arranger, batch: dict,
                      generator: torch.Generator | None = None):
         """Cross-entropy of the masked tokens. Known context, padding and tracks that don't
@@ -245,13 +253,7 @@ class ArrangerModule(DiffusionModule):
         maskable = ~known & present[:, :, None] & ~step_padding(plan)[:, None]
         x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
                                        generator)
-        cond = {"style": batch["style"], "plan": plan, "present": present}
-        if model.training:
-            cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
-            cond["plan"] = drop_intensity(plan, h.cfg_drop)
-        x0 = model.embed(tokens)
-        m = known[..., None].to(x0.dtype).expand_as(x0)
-        cond["context"], cond["mask"] = x0 * m, m
+        cond = self._condition(model, batch, known, model.embed(tokens))
         logits = model(model.masked_input(x_tokens), t, cond)["mono"]
         loss = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
         w = masked.flatten().float()
