@@ -17,7 +17,13 @@ channels:
 An arranger of mono tracks only may instead be a masked (absorbing-state) diffusion
 (`diffusion="masked"`, `structdiff.diffusion.masked`): x_t holds each token's embedding, or a
 learned mask vector where the token is masked, and the same network predicts the tokens' logits
-(`masked_input`, `masked_logits`). The network
+(`masked_input`, `masked_logits`). With `pitch_classes`, a masked arranger's x_t also spells
+out what its unmasked tokens mean (`pitch_features`: the pitch class and height sounding at
+each step, held notes included), the plan's chord reaches the network as the pitch classes of
+its tones and bass, and a head writes one logit per pitch class that is added to every pitch of
+that class: which pitch classes sound together is then plain to the network instead of hidden
+in a learned embedding (issue 11 measured why that matters:
+`evaluation/results/musicianship_arrangers.md`). The network
 reads one quarter note (`steps_per_token` steps) of one track as one token, through an input
 projection of its kind, and writes each kind's outputs through a head of that kind.
 
@@ -44,9 +50,13 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from structdiff.analysis.chords import CHORD_TONES
+from structdiff.data.arrange_tensor import feature_slice
+from structdiff.data.tokens import HOLD, N_SPECIAL
 from structdiff.models.planner import count_parameters, timestep_embedding
 
-__all__ = ["DIFFUSIONS", "Arranger", "ArrangerConfig", "count_parameters"]
+__all__ = ["DIFFUSIONS", "PITCH_FEATURES", "Arranger", "ArrangerConfig", "count_parameters",
+           "pitch_features"]
 
 
 @dataclass
@@ -68,6 +78,10 @@ class ArrangerConfig:
     poly_base_rate: float = 0.02  # share of poly cells on: the initial output bias
     drum_base_rate: float = 0.05  # share of drum cells on
     diffusion: str = "gaussian"  # 'gaussian' (noise on embeddings) or 'masked' (mono only)
+    # masked only: the network also reads each step's sounding pitch class and height, and the
+    # plan chord's tones, and writes a pitch-class logit added to every pitch of that class
+    pitch_classes: bool = False
+    pitch_low: int = 33  # pitch of the first pitch token (structdiff.data.tokens)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,7 +92,8 @@ class ArrangerConfig:
 
     def kind_channels(self, kind: str) -> int:
         """Channels of one step of one track of `kind` in the diffused tensor."""
-        return {"mono": self.emb_dim, "poly": 2 * self.poly_pitches, "drums": self.n_drums}[kind]
+        mono = self.emb_dim + (PITCH_FEATURES if self.pitch_classes else 0)
+        return {"mono": mono, "poly": 2 * self.poly_pitches, "drums": self.n_drums}[kind]
 
     @property
     def channels(self) -> int:
@@ -153,6 +168,26 @@ class _Block(nn.Module):
 
 _KINDS = ("mono", "poly", "drums")
 DIFFUSIONS = ("gaussian", "masked")
+PITCH_FEATURES = 16  # per step: sounding pitch class (12), height, sounding, onset, masked
+
+
+def pitch_features(tokens: torch.Tensor, pitch_low: int) -> torch.Tensor:
+    """What a masked diffusion's tokens `[..., T]` (`MASK` = -1) say of each step, `[..., T,
+    PITCH_FEATURES]`: the pitch class (one-hot) and height ((pitch - 60) / 12) of the note that
+    sounds there, whether one sounds, whether the step is an onset, whether it is masked. A
+    held step sounds the pitch of its note's onset, found back through the `HOLD`s; where a
+    masked token lies between, the step's pitch is unknown and nothing is said to sound."""
+    T = tokens.shape[-1]
+    steps = torch.arange(T, device=tokens.device).expand_as(tokens)
+    last = torch.where(tokens != HOLD, steps, -1).cummax(dim=-1).values  # last non-HOLD step
+    source = torch.gather(tokens, -1, last.clamp(min=0))
+    sounding = (last >= 0) & (source >= N_SPECIAL)
+    pitch = source - N_SPECIAL + pitch_low
+    pc = F.one_hot(torch.where(sounding, pitch % 12, 0), 12) * sounding[..., None]
+    height = torch.where(sounding, (pitch - 60) / 12.0, 0.0)
+    return torch.cat([pc.float(), height[..., None].float(), sounding[..., None].float(),
+                      (tokens >= N_SPECIAL)[..., None].float(), (tokens < 0)[..., None].float()],
+                     dim=-1)
 # module name suffix of each kind's input and output layers (mono keeps the plain names, so the
 # all-mono arrangers trained before track kinds load as they are)
 _SUFFIX = {"mono": "", "poly": "_poly", "drums": "_drums"}
@@ -187,6 +222,17 @@ class Arranger(nn.Module):
                 raise ValueError("masked diffusion needs an arranger of mono tracks only, "
                                  f"got kinds {sorted(set(kinds))}")
             self.mask_vector = nn.Parameter(torch.randn(E))
+        elif cfg.pitch_classes:
+            raise ValueError("pitch_classes needs a masked arranger (a Gaussian one's noisy "
+                             "inputs have no pitch to read)")
+        if cfg.pitch_classes:
+            n_pitch = cfg.vocab - N_SPECIAL
+            self.register_buffer("token_pc", (cfg.pitch_low + torch.arange(n_pitch)) % 12,
+                                 persistent=False)
+            self.register_buffer("chord_tones", torch.from_numpy(CHORD_TONES).float(),
+                                 persistent=False)  # [Q, 12 roots, 12 pitch classes]
+            self.plan_pc = nn.Linear(24, d)  # the chord's tones and its bass, as pitch classes
+            self.out_pc = nn.Linear(d, S * 12)
         if "mono" in kinds:
             self.embedding = nn.Embedding(cfg.vocab, E)
             nn.init.normal_(self.embedding.weight)
@@ -299,6 +345,8 @@ class Arranger(nn.Module):
         masked): each token's embedding, the learned mask vector where masked."""
         x = self.embed(tokens.clamp(min=0))
         x = torch.where((tokens < 0)[..., None], self.mask_vector.to(x.dtype), x)
+        if self.cfg.pitch_classes:
+            x = torch.cat([x, pitch_features(tokens, self.cfg.pitch_low).to(x.dtype)], dim=-1)
         return self._pad(x)
 
     def masked_logits(self, tokens: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
@@ -307,6 +355,14 @@ class Arranger(nn.Module):
         logits = self(self.masked_input(tokens), t, cond)["mono"]
         given = F.one_hot(tokens.clamp(min=0), logits.shape[-1]).to(logits.dtype)
         return torch.where((tokens >= 0)[..., None], (given - 1) * 1e4, logits)
+
+    def _plan_pitch_classes(self, plan: torch.Tensor) -> torch.Tensor:
+        """`[B, N, 24]`: the pitch classes of the plan chord's tones, then its bass's (both
+        relative to the tonic, as the tokens are), from the plan features `[B, N, n_plan]`."""
+        root = plan[..., feature_slice("root")][..., :12]
+        quality = plan[..., feature_slice("quality")]
+        tones = torch.einsum("bnq,bnr,qrp->bnp", quality, root, self.chord_tones.to(plan.dtype))
+        return torch.cat([tones, plan[..., feature_slice("bass")][..., :12]], dim=-1)
 
     def _relative_bias(self, table: nn.Embedding, n: int, device) -> torch.Tensor:
         index = torch.arange(n, device=device)
@@ -343,6 +399,8 @@ class Arranger(nn.Module):
             ], dim=-1)
             inputs[kind] = getattr(self, "inp" + _SUFFIX[kind])(x)
         p = self.plan_in(plan)  # [B, N, D]
+        if self.cfg.pitch_classes:
+            p = p + self.plan_pc(self._plan_pitch_classes(plan))
         h = self._by_kind(inputs, K) + self.role.weight[None, :K, None]
         h = h + self.present(present.long())[:, :, None]
         h = h + self.plan_add(p)[:, None]
@@ -369,5 +427,9 @@ class Arranger(nn.Module):
                 continue
             y = getattr(self, "out" + _SUFFIX[kind])(h[:, idx])  # [B, K_kind, N, S V]
             y = rearrange(y, "b k n (s v) -> b k (n s) v", s=S)
+            if kind == "mono" and self.cfg.pitch_classes:  # one logit per class, to each pitch
+                pc = rearrange(self.out_pc(h[:, idx]), "b k n (s c) -> b k (n s) c", s=S)
+                y = torch.cat([y[..., :N_SPECIAL],
+                               y[..., N_SPECIAL:] + pc[..., self.token_pc]], dim=-1)
             out[kind] = rearrange(y, "b k t (p c) -> b k t p c", c=2) if kind == "poly" else y
         return out

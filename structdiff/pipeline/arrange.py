@@ -402,9 +402,14 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
         x0 = torch.from_numpy(window)[None]
         if masked is not None:
             E = model.cfg.emb_dim
+            given = model.nearest_tokens(x0[..., :E])
+            mask = torch.from_numpy(known)[None]
+            # the known tokens are also the network's context, as in training
+            m = mask[..., None].to(x0.dtype).expand(-1, -1, -1, C)
+            cond = {**cond, "context": model.masked_input(given) * m, "mask": m}
             tokens = sample_masked(
                 fn, (1, K, W), noise.num_train_timesteps, cond, steps, generator=generator,
-                known=model.nearest_tokens(x0[..., :E]), mask=torch.from_numpy(known)[None],
+                known=given, mask=mask,
                 guide=None if guide is None else model.nearest_tokens(guide[..., :E]),
                 guide_mask=None if guide is None else guide_mask[..., 0],
                 guide_strength=variation if guide is not None else 1.0, **masked)

@@ -106,6 +106,9 @@ class ArrangerModule(DiffusionModule):
             tokens only.
         masked_order: a masked arranger's unmasking order in generation, 'confidence' or
             'random' (recorded in the bundle).
+        pitch_classes: a masked arranger's network also reads the sounding pitch class of
+            every step and the plan chord's tones, and writes a logit per pitch class
+            (`ArrangerConfig.pitch_classes`).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
@@ -142,6 +145,7 @@ class ArrangerModule(DiffusionModule):
         schedule: str = "cosine",
         diffusion: str = "gaussian",
         masked_order: str = "confidence",
+        pitch_classes: bool = False,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 200,
@@ -170,7 +174,8 @@ class ArrangerModule(DiffusionModule):
             n_plan=PLAN_FEATURES, steps_per_token=STEPS_PER_TOKEN, emb_dim=emb_dim,
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
             max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
-            n_drums=len(DRUM_CLASSES), diffusion=diffusion,
+            n_drums=len(DRUM_CLASSES), diffusion=diffusion, pitch_classes=pitch_classes,
+            pitch_low=pitch_low,
         )
         if masked_order not in ORDERS:
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "
@@ -253,7 +258,7 @@ class ArrangerModule(DiffusionModule):
         maskable = ~known & present[:, :, None] & ~step_padding(plan)[:, None]
         x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
                                        generator)
-        cond = self._condition(model, batch, known, model.embed(tokens))
+        cond = self._condition(model, batch, known, model.masked_input(tokens))
         logits = model(model.masked_input(x_tokens), t, cond)["mono"]
         loss = F.cross_entropy(logits.flatten(0, 2), tokens.flatten(), reduction="none")
         w = masked.flatten().float()

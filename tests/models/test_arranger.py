@@ -4,9 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from structdiff.data.arrange_tensor import PLAN_FEATURES
-from structdiff.data.tokens import vocab_size
-from structdiff.models.arranger import Arranger, ArrangerConfig
+from structdiff.analysis.chords import QUALITIES
+from structdiff.data.arrange_tensor import PLAN_FEATURES, feature_slice
+from structdiff.data.tokens import HOLD, REST, vocab_size
+from structdiff.models.arranger import PITCH_FEATURES, Arranger, ArrangerConfig, pitch_features
 
 B, K, T = 2, 4, 32  # 8 tokens of 4 steps per track
 N = T // 4
@@ -254,3 +255,75 @@ def test_masked_diffusion_needs_mono_tracks_only():
     with pytest.raises(ValueError, match="diffusion must be one of"):
         Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
                                 diffusion="uniform"))
+
+
+# -- pitch classes (masked arrangers) ---------------------------------------------------------
+
+
+def test_pitch_features_follow_held_notes_and_stop_at_masks_and_rests():
+    # pitch_low 33: token 2 + 27 is pitch 60 (C4), token 2 + 31 is 64 (E4)
+    tokens = torch.tensor([[REST, HOLD, 29, HOLD, HOLD, -1, HOLD, 33, HOLD, REST, HOLD]])
+    f = pitch_features(tokens, 33)[0]
+    assert f.shape == (11, PITCH_FEATURES)
+    sounding = f[:, 13].bool().tolist()
+    assert sounding == [False, False, True, True, True, False, False, True, True, False, False]
+    assert f[2:5, :12].argmax(-1).tolist() == [0, 0, 0]
+    assert f[7:9, :12].argmax(-1).tolist() == [4, 4]
+    assert f[~f[:, 13].bool(), :13].abs().sum() == 0  # nothing sounds: no class, no height
+    assert torch.allclose(f[7, 12], torch.tensor(4 / 12))  # E4 is a third above C4
+    assert f[:, 14].nonzero().flatten().tolist() == [2, 7]  # onsets
+    assert f[:, 15].nonzero().flatten().tolist() == [5]  # masked
+
+
+def _pc_model():
+    torch.manual_seed(0)
+    cfg = ArrangerConfig(vocab=vocab_size(24), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=32, n_layers=1, n_heads=2, dropout=0.0,
+                         diffusion="masked", pitch_classes=True, pitch_low=36)
+    m = Arranger(cfg)
+    with torch.no_grad():  # blocks that do something (as in the `model` fixture)
+        for module in m.modules():
+            if hasattr(module, "modulation"):
+                nn.init.normal_(module.modulation.weight, std=0.2)
+                nn.init.normal_(module.modulation.bias, std=0.2)
+    return m.eval()
+
+
+@torch.no_grad()
+def test_pitch_class_arranger_reads_pitch_classes_and_writes_one_logit_per_class():
+    m = _pc_model()
+    assert m.cfg.channels == 8 + PITCH_FEATURES
+    x_t, t, cond = _inputs()
+    tokens = torch.full((B, K, T), HOLD)
+    tokens[:, :, 0] = 2  # every voice holds C2 (pitch_low 36)
+    x = m.masked_input(tokens)
+    assert x.shape == (B, K, T, m.cfg.channels)
+    assert torch.equal(x[..., 8:], pitch_features(tokens, 36))
+    # the class head alone: pitches an octave apart get the same logit
+    nn.init.zeros_(m.out.weight)
+    nn.init.zeros_(m.out.bias)
+    logits = m(x, t, cond)["mono"]
+    assert torch.allclose(logits[..., 2:14], logits[..., 14:26])
+    assert not torch.allclose(logits[..., 2], logits[..., 3])
+    # the voices' pitch classes reach the network, not only their learned embedding: moving
+    # the held note up a fifth changes the outputs of every track, the other tracks' too
+    moved = tokens.clone()
+    moved[:, 0, 0] = 2 + 7
+    assert not torch.allclose(m(m.masked_input(moved), t, cond)["mono"][:, 1:], logits[:, 1:])
+
+
+def test_plan_pitch_classes_are_the_chord_tones_and_bass():
+    m = _pc_model()
+    plan = torch.zeros(1, 1, PLAN_FEATURES)
+    plan[..., feature_slice("root").start + 7] = 1  # G
+    plan[..., feature_slice("quality").start + QUALITIES.index("dom7")] = 1  # dominant seventh
+    plan[..., feature_slice("bass").start + 11] = 1  # B in the bass
+    pcs = m._plan_pitch_classes(plan)[0, 0]
+    assert pcs[:12].nonzero().flatten().tolist() == [2, 5, 7, 11]
+    assert pcs[12:].nonzero().flatten().tolist() == [11]
+
+
+def test_pitch_classes_need_a_masked_arranger():
+    with pytest.raises(ValueError, match="pitch_classes needs a masked arranger"):
+        Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
+                                pitch_classes=True))

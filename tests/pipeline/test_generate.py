@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from structdiff.analysis import analyze
 from structdiff.cli import main
@@ -521,3 +522,29 @@ def test_a_masked_arranger_writes_songs_accompanies_and_varies(masked_models, tm
     kept = [t for t in read_song(acc).tracks if t.role == "soprano"]
     assert len(kept) == 1 and np.array_equal(kept[0].notes[:, :3], given[:, :3])
     assert len(read_song(acc).tracks) == 4
+
+
+def test_a_masked_arranger_sees_the_known_parts_as_context(masked_models, tmp_path, monkeypatch):
+    """As in training, where a window's known tokens are also the network's context (with its
+    mask): without it, a given part looks like tokens that diffusion happened to unmask."""
+    from structdiff.models.arranger import Arranger
+
+    seen = []
+    forward = Arranger.forward
+
+    def spy(self, x_t, t, cond):
+        seen.append((cond.get("context"), cond.get("mask"), x_t))
+        return forward(self, x_t, t, cond)
+
+    monkeypatch.setattr(Arranger, "forward", spy)
+    argv = ["generate", *_models(masked_models), "--accompany", masked_models["soprano"],
+            "--steps", "2", "--no-wav", "--no-png", "--out", tmp_path / "acc.mid"]
+    assert main([str(a) for a in argv]) == 0
+    bundle = load_arranger(masked_models["arranger"])
+    slot = bundle.roles.index("soprano")
+    assert seen
+    for context, mask, x_t in seen:
+        assert mask is not None and bool(mask[:, slot].all())  # the given soprano
+        assert not bool(mask.all())  # and something to write
+        # the context is what x_t holds where known (known tokens are never masked)
+        assert torch.equal(context * mask, x_t * mask)
