@@ -6,7 +6,7 @@ describes every 4-bar window of a song by measures a music theorist would name, 
 metadata (no velocity, program, tempo, track name or absolute key):
 
 - texture: incomplete chords, seventh chords, bare two-note sonorities, neighbouring parts on
-  one pitch, voice crossing;
+  one pitch, voice crossing, a part that falls silent mid-line while the others go on;
 - voice leading: parallel fifths and octaves between parts, direct fifths and octaves in the
   outer parts;
 - lines: steps, repeated notes, leaps turned back, the bass's steps and repeats;
@@ -46,6 +46,7 @@ FEATURES: dict[str, str] = {
     "bare_dyads": "sonorities of two or more parts with only 2 pitch classes",
     "shared_pitch": "neighbouring parts on the same pitch",
     "voice_crossing": "an upper part below the part under it",
+    "silent_gaps": "a part silent inside its line while two others sound",
     "parallel_fifths": "parallel fifths between two parts",
     "parallel_octaves": "parallel octaves or unisons between two parts",
     "direct_outer": "direct fifths or octaves in the outer parts (upper part leaping)",
@@ -196,6 +197,23 @@ def _texture(f: dict, parts: list[_Part], inside: list[np.ndarray], lo: int, hi:
         f["shared_pitch"] = _share(float(((upper == lower) & both).sum()), float(both.sum()))
         f["voice_crossing"] = _share(float(((upper < lower) & both).sum()), float(both.sum()))
         _parallels(f, lines, onset)
+    _gaps(f, lines)
+
+
+def _gaps(f: dict, lines: np.ndarray) -> None:
+    """Steps where a part is silent between its first and last sounding step of the window
+    while at least two other parts sound, among the steps inside those spans."""
+    on = lines >= 0  # [K, T]
+    gaps = inside = 0
+    for k in range(len(lines)):
+        steps = np.flatnonzero(on[k])
+        if len(steps) < 2:
+            continue
+        span = slice(int(steps[0]), int(steps[-1]) + 1)
+        others = on[:, span].sum(axis=0) - on[k, span]
+        inside += int(steps[-1] - steps[0] + 1)
+        gaps += int((~on[k, span] & (others >= 2)).sum())
+    f["silent_gaps"] = _share(gaps, inside)
 
 
 def _sounding(parts: list[_Part], step: int) -> list[int]:
