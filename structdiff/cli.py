@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with planner.safetensors/planner.json (default: shipped)")
     p.add_argument("--out", type=Path, required=True, metavar="PLAN.json",
                    help="where to write the plan")
+    _add_threads(p)
 
     p = sub.add_parser(
         "generate", help="write a whole multi-track song (plan + arrangement) as MIDI",
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wav", action="store_true", help="don't render audio")
     p.add_argument("--out", type=Path, required=True, metavar="OUT.mid",
                    help="the MIDI file to write (the others go beside it)")
+    _add_threads(p)
 
     p = sub.add_parser("train", help="train a model with LightningCLI (fit)",
                        description="Train a model: `structdiff train planner --config "
@@ -275,9 +277,21 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
                    help="denoising steps (default: the arranger's)")
     p.add_argument("--harmony", type=float, default=None, metavar="H",
                    help="lean toward the plan's chords (default: the arranger's)")
+    _add_threads(p)
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch threads (default 1: beside a busy game two threads stall, "
-                   "evaluation/results/session.md)")
+                   help="torch threads (default 1: beside a busy process two threads stall, "
+                   "evaluation/results/threads.md)")
+
+
+def _set_threads(args) -> None:
+    import torch
+
+    if not 1 <= args.threads <= 64:
+        raise UsageError(f"--threads must be between 1 and 64, got {args.threads}")
+    torch.set_num_threads(args.threads)
 
 
 SPLITS = ("train", "validation", "test")
@@ -403,6 +417,7 @@ def cmd_plan(args) -> int:
     from structdiff.pipeline.plan import generate_plan, load_planner
 
     meter = _parse_meter(args.meter)
+    _set_threads(args)
     if args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.bars is not None and args.bars < 1:
@@ -465,6 +480,7 @@ def cmd_generate(args) -> int:
 
     if args.out.suffix.lower() not in (".mid", ".midi"):
         raise UsageError(f"--out must end in .mid or .midi, got {args.out}")
+    _set_threads(args)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.bars is not None and args.bars < 1:
@@ -595,11 +611,7 @@ def _session_models(cue):
 
 
 def _check_session_args(args) -> None:
-    import torch
-
-    if not 1 <= args.threads <= 64:
-        raise UsageError(f"--threads must be between 1 and 64, got {args.threads}")
-    torch.set_num_threads(args.threads)
+    _set_threads(args)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.harmony is not None and not 0.0 <= args.harmony <= 100.0:

@@ -41,6 +41,17 @@ def note_msgs(notes, channel=0, program=None, name=None):
     return msgs
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """The CLI sets torch's thread count (`--threads`); a test that runs it leaves the count as
+    it found it for the tests after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread for a module: its networks are tiny, and on shared cores a second

@@ -85,6 +85,8 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, name, content, messa
         (["analyze", "music21:bach/bwv66.6", "--grid", "0"], "--grid"),
         (["analyze", "music21:bach/bwv66.6", "--roles", "nope"], "unknown role map"),
         (["prepare", "/no/such/folder", "--out", "x"], "must be a folder"),
+        (["plan", "--bars", "8", "--out", "x.json", "--threads", "0"], "--threads must be"),
+        (["generate", "--bars", "8", "--out", "x.mid", "--threads", "99"], "--threads must be"),
         ([], "required"),
     ],
 )
