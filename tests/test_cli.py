@@ -6,8 +6,8 @@ import pytest
 
 from structdiff.cli import main
 
-SCHEMA_KEYS = {"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
-               "sections"}
+SCHEMA_KEYS = {"source", "grid", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks",
+               "chords", "sections"}
 
 
 def run(capsys, *argv):

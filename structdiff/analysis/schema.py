@@ -13,11 +13,14 @@ class PlanError(ValueError):
 
 
 def analysis_dict(song: Song, plan: Plan) -> dict:
-    """`{"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
-    "sections"}` with times in quarter notes from the start of the file."""
+    """`{"source", "grid", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks",
+    "chords", "sections"}` with times in quarter notes from the start of the file (of the
+    song as read: where "grid" says the beats were found from the notes, the notes were moved
+    onto them)."""
     qn = song.qn
     return {
         "source": song.source,
+        "grid": song.grid,
         "n_bars": song.n_bars,
         "time_signatures": [
             {"onset_qn": qn(int(ts.step)), "numerator": int(ts.numerator),
@@ -63,6 +66,7 @@ def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
         f"{song.source}",
         f"  bars {song.n_bars}   meter {meters}   tempo {song.tempo_qpm:g} qpm   "
         f"key {plan.key.name if plan.key else '?'}   role map {song.role_map}",
+        f"  beats and bars: {song.grid}",
         "  tracks:",
     ]
     for t in song.tracks:

@@ -1,9 +1,12 @@
 """MIDI in (symusic, fast) and out (miditoolkit, with mido for text events).
 
 Reading quantizes with symusic's own resampler: ticks become grid steps (`min_dur=1`, so
-grace and zero-length notes last one step). A type-0 file is split by channel and program by
-symusic. Text events (the chord names we write) are read with mido, and only when a file
-carries any, since mido parses ~30x slower than symusic.
+grace and zero-length notes last one step). First the file's beats and bars are checked
+against its notes (`structdiff.analysis.beats.find_grid`): where its beats are off the music
+or its meter makes every beat or two a bar, the notes are shifted onto the beats the notes
+say, bars follow the meter and first downbeat found, and `Song.grid` says so. A type-0 file is
+split by channel and program by symusic. Text events (the chord names we write) are read with
+mido, and only when a file carries any, since mido parses ~30x slower than symusic.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import mido
 import numpy as np
 import symusic
 
+from structdiff.analysis.beats import Grid, find_grid
 from structdiff.data.song import (
     Chord,
     Key,
@@ -58,7 +62,7 @@ def read_midi(path: str | Path, steps_per_quarter: int = 4) -> Song:
     except RuntimeError as e:
         raise MusicFileError(f"truncated or corrupt MIDI file: {path} ({_first_line(e)})") from None
     return song_from_symusic(
-        score, steps_per_quarter, source=str(path), texts=_read_texts(data)
+        score, steps_per_quarter, source=str(path), texts=_read_texts(data), find_beats=True
     )
 
 
@@ -67,8 +71,17 @@ def song_from_symusic(
     steps_per_quarter: int = 4,
     source: str = "",
     texts: list[tuple[float, str]] | None = None,
+    find_beats: bool = False,
 ) -> Song:
-    """Quantize a symusic `Score` (ticks) to a `Song` on a grid of `steps_per_quarter`."""
+    """Quantize a symusic `Score` (ticks) to a `Song` on a grid of `steps_per_quarter`. With
+    `find_beats`, on the grid `structdiff.analysis.beats.find_grid` chooses (module
+    docstring); else on the file's own."""
+    beats = Grid()
+    if find_beats:
+        beats = find_grid(score)
+        if beats.source == "notes" and beats.shift:
+            score = score.shift_time(beats.shift)
+            texts = [(t + beats.shift / score.ticks_per_quarter, x) for t, x in texts or []]
     grid = score.resample(steps_per_quarter, min_dur=1)
     tracks = []
     end = 1
@@ -87,6 +100,12 @@ def song_from_symusic(
          for ts in grid.time_signatures if ts.numerator > 0 and ts.denominator > 0]
     )
     tempos = _dedupe_by_step([Tempo(int(tp.time), float(tp.qpm)) for tp in grid.tempos])
+    pickup = 0
+    if beats.source == "notes":
+        time_signatures = [TimeSignature(0, beats.beats_per_bar, 4)]
+        pickup = beats.downbeat * steps_per_quarter
+        if tempos and tempos[0].step > 0:  # the shift moved the first tempo off the start
+            tempos[0] = Tempo(0, tempos[0].qpm)
     key_signature = None
     if len(grid.key_signatures):
         ks = grid.key_signatures[0]
@@ -97,7 +116,7 @@ def song_from_symusic(
     markers = [(int(m.time), m.text.strip()) for m in grid.markers]
     if markers:
         end = max(end, max(step for step, _ in markers) + 1)
-    bars = bar_grid(time_signatures, end, steps_per_quarter)
+    bars = bar_grid(time_signatures, end, steps_per_quarter, pickup=pickup)
     song = Song(
         tracks=tracks,
         bars=bars,
@@ -107,6 +126,7 @@ def song_from_symusic(
         key_signature=key_signature,
         steps_per_quarter=steps_per_quarter,
         source=source,
+        grid=beats.describe(score.ticks_per_quarter),
     )
     song.plan = _plan_from_meta(song, markers, texts or [])
     return song

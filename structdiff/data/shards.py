@@ -120,6 +120,7 @@ def read_shard(path: str | Path) -> list[Song]:
         )
         song.style = m["style"]
         song.split = m["split"]
+        song.grid = m.get("grid", "file")  # shards written before grids were found say nothing
         songs.append(song)
     return songs
 
@@ -137,6 +138,7 @@ def _song_meta(song: Song) -> dict:
         "fermatas": [int(f) for f in song.fermatas],
         "plan": _plan_json(song.plan),
         "role_map": song.role_map,
+        "grid": song.grid,
         "style": song.style,
         "split": song.split,
         "tracks": [{"name": t.name, "role": t.role} for t in song.tracks],

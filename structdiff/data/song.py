@@ -153,6 +153,7 @@ class Song:
     role_map: str | None = None
     style: str | None = None  # a corpus's style label, e.g. "chorale"
     split: str | None = None  # "train" | "validation" | "test" when the corpus is split
+    grid: str = "file"  # where a MIDI file's beats and bars came from (structdiff.analysis.beats)
 
     @property
     def n_bars(self) -> int:
