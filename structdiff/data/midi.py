@@ -61,9 +61,14 @@ def read_midi(path: str | Path, steps_per_quarter: int = 4) -> Song:
         score = symusic.Score.from_midi(data)
     except RuntimeError as e:
         raise MusicFileError(f"truncated or corrupt MIDI file: {path} ({_first_line(e)})") from None
-    return song_from_symusic(
+    song = song_from_symusic(
         score, steps_per_quarter, source=str(path), texts=_read_texts(data), find_beats=True
     )
+    if any("\ufffd" in t.name for t in song.tracks):  # not UTF-8: decode as the bytes say
+        names = _legacy_track_names(data)
+        for t in song.tracks:
+            t.name = names.get(t.name, t.name)
+    return song
 
 
 def song_from_symusic(
@@ -163,7 +168,7 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480,
         inst = miditoolkit.Instrument(
             program=0 if track.is_drum else int(track.program),
             is_drum=track.is_drum,
-            name=track.name or (track.role or "track"),
+            name=midi_text(track.name or (track.role or "track")),
         )
         inst.notes = [
             miditoolkit.Note(int(v), int(p), int(s) * scale, int(s + d) * scale)
@@ -183,12 +188,13 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480,
     texts: list[tuple[int, str]] = []
     if song.plan:
         for s in song.plan.sections:
-            midi.markers.append(miditoolkit.Marker(s.label, int(song.bars[s.start_bar]) * scale))
+            midi.markers.append(miditoolkit.Marker(midi_text(s.label),
+                                                   int(song.bars[s.start_bar]) * scale))
         texts = [(c.onset * scale, song.plan.chord_label(c)) for c in song.plan.chords]
     for step, text in markers:
         if _SECTION_LABEL.match(text):
             raise ValueError(f"marker {text!r} reads as a section label; use a ':' or a space")
-        midi.markers.append(miditoolkit.Marker(text, int(step) * scale))
+        midi.markers.append(miditoolkit.Marker(midi_text(text), int(step) * scale))
     midi.markers.sort(key=lambda m: m.time)
 
     buf = io.BytesIO()
@@ -234,7 +240,8 @@ def _finish_with_mido(buf: io.BytesIO, texts: list[tuple[int, str]], channels: l
             now += msg.time
             if msg.type != "end_of_track":
                 events.append((now, 0, msg))
-        events += [(tick, 1, mido.MetaMessage("text", text=text)) for tick, text in texts]
+        events += [(tick, 1, mido.MetaMessage("text", text=midi_text(text)))
+                   for tick, text in texts]
         events.sort(key=lambda e: (e[0], e[1]))
         meta = mido.MidiTrack()
         now = 0
@@ -246,6 +253,38 @@ def _finish_with_mido(buf: io.BytesIO, texts: list[tuple[int, str]], channels: l
     out = io.BytesIO()
     mf.save(file=out)
     return out.getvalue()
+
+
+def decode_text(raw: bytes) -> str:
+    """MIDI text as its bytes say: UTF-8 when they are, else the legacy 8-bit Windows-1252
+    (Latin-1 where it has no character)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(raw[i : i + 1].decode("cp1252", errors="ignore") or chr(raw[i])
+                       for i in range(len(raw)))
+
+
+def midi_text(text: str) -> str:
+    """`text` as the str that mido (which writes text as Latin-1) turns into its UTF-8 bytes:
+    every character survives the file, and readers that expect UTF-8 (symusic) read it back."""
+    return text.encode("utf-8").decode("latin-1")
+
+
+def _legacy_track_names(data: bytes) -> dict[str, str]:
+    """{name as symusic read it (UTF-8, bad bytes replaced): the name decoded by `decode_text`}
+    of every track name in the file (mido parses the whole file: only for such files)."""
+    try:
+        mf = mido.MidiFile(file=io.BytesIO(data))  # text comes as Latin-1: the bytes as they are
+    except Exception:  # mido is stricter than symusic on odd files: the names stay as read
+        return {}
+    names = {}
+    for track in mf.tracks:
+        for msg in track:
+            if msg.type == "track_name":
+                raw = msg.name.encode("latin-1", errors="replace")
+                names[raw.decode("utf-8", errors="replace").strip()] = decode_text(raw).strip()
+    return names
 
 
 def _read_texts(data: bytes) -> list[tuple[float, str]]:
@@ -270,7 +309,8 @@ def _read_texts(data: bytes) -> list[tuple[float, str]]:
         for msg in track:
             now += msg.time
             if msg.type == "text":
-                out.append((now / mf.ticks_per_beat, msg.text.strip()))
+                raw = msg.text.encode("latin-1", errors="replace")
+                out.append((now / mf.ticks_per_beat, decode_text(raw).strip()))
     return out
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from structdiff.data.io import read_song
-from structdiff.data.midi import write_midi
+from structdiff.data.midi import decode_text, read_midi, write_midi
 from structdiff.data.song import Chord, Key, MusicFileError, Plan, Section
 
 from ..conftest import note_msgs, write_mido
@@ -138,3 +138,24 @@ def test_more_than_15_programs_is_refused(tmp_path, band_midi):
     with pytest.raises(ValueError, match="distinct programs"):
         write_midi(song, tmp_path / "x.mid")
     assert not (tmp_path / "x.mid").exists()
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("Spår 1", "Spår 1".encode("latin-1")),  # a legacy 8-bit name (Windows-1252 / Latin-1)
+    ("Spår 1", "Spår 1".encode()),
+    ("ピアノ", "ピアノ".encode()),  # nothing 8-bit can hold
+])
+def test_track_names_in_any_encoding_survive_a_round_trip(tmp_path, name, raw):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("track_name", name=raw.decode("latin-1")))  # these bytes
+    for k in range(4):
+        track.append(mido.Message("note_on", note=60 + k, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60 + k, time=480))
+    mid.save(tmp_path / "in.mid")
+    song = read_midi(tmp_path / "in.mid")
+    assert song.tracks[0].name == name
+    write_midi(song, tmp_path / "out.mid")  # wrote 'latin-1' codec errors before
+    assert read_midi(tmp_path / "out.mid").tracks[0].name == name
+    assert decode_text(raw) == name
