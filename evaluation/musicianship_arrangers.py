@@ -9,11 +9,12 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
         --out out/exp/musicianship_arrangers.json
 
-A variant is `label|arranger folder|steps|harmony|order|resample|temperature`; the last three
-set a masked arranger's unmasking (`structdiff.diffusion.masked.sample_masked`), empty for the
-bundle's own. Prints one table row per variant as it goes and writes
-them all, with every feature's means, to `--out` (JSON). The verdicts are in
-`evaluation/results/musicianship_arrangers.md`.
+A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance`;
+order, resample and temperature set a masked arranger's unmasking
+(`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
+classifier-free guidance scale on the style (`generate --guidance`, default 1: none). Prints
+one table row per variant as it goes and writes them all, with every feature's means, to
+`--out` (JSON). The verdicts are in `evaluation/results/musicianship_arrangers.md`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from musicianship import chorale_sets, features  # noqa: E402
 # the rows of issue 11's table (and its "also" list), in its order
 ROWS = ("thin_chords", "bass_steps", "bass_repeats", "seventh_chords", "passing_neighbour",
         "parallel_octaves", "direct_outer", "voice_crossing", "quarters", "eighths")
-ALSO = ("step_motion", "bare_dyads", "shared_pitch", "parallel_fifths", "leap_recovery")
+ALSO = ("step_motion", "bare_dyads", "shared_pitch", "parallel_fifths", "leap_recovery",
+        "silent_gaps")
 
 
 def within(real: float, generated: float) -> bool:
@@ -62,7 +64,8 @@ def muspy_oa(real, generated) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True,
-                        help="label|arranger folder|steps|harmony|order|resample|temperature")
+                        help="label|arranger folder|steps|harmony|order|resample|temperature|"
+                        "guidance")
     parser.add_argument("--n", type=int, default=36)
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--out", type=Path, required=True)
@@ -72,8 +75,8 @@ def main() -> None:
     planner = load_planner()
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
-        label, folder, steps, harmony, order, resample, temperature = (
-            spec.split("|") + [""] * 7)[:7]
+        label, folder, steps, harmony, order, resample, temperature, guidance = (
+            spec.split("|") + [""] * 8)[:8]
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
                            ("temperature", temperature and float(temperature))):
@@ -82,7 +85,8 @@ def main() -> None:
         started = time.perf_counter()
         generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
                                                          steps=int(steps),
-                                                         harmony=float(harmony)),
+                                                         harmony=float(harmony),
+                                                         guidance=float(guidance or 1.0)),
                               n_bars=args.bars)
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
@@ -92,7 +96,8 @@ def main() -> None:
         result = {
             "label": label, "arranger": folder, "steps": int(steps), "harmony": float(harmony),
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
-            "temperature": arranger.meta.get("temperature"), "seconds": round(seconds, 1),
+            "temperature": arranger.meta.get("temperature"), "guidance": float(guidance or 1.0),
+            "seconds": round(seconds, 1),
             "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
             "means": means, "rows_within": rows_ok, "muspy_oa": muspy_oa(real, generated),
             "telling": [t["feature"] for t in test["telling"]][:5],
