@@ -30,9 +30,8 @@ from structdiff.pipeline.generate import (
     parse_program,
 )
 from tests.debug_models import tiny_corpus, train_debug
+from tests.test_cli import SCHEMA_KEYS
 
-SCHEMA_KEYS = {"source", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks", "chords",
-               "sections"}
 ROLES = ["soprano", "alto", "tenor", "bass", "quintus"]
 SATB = ["soprano", "alto", "tenor", "bass"]
 BAR = 16  # steps of a 4/4 bar
