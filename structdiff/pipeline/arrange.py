@@ -53,7 +53,7 @@ from structdiff.data.parts import PartLayout, Parts, decode_parts, encode_parts
 from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
 from structdiff.data.tokens import HOLD, N_SPECIAL
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
-from structdiff.diffusion.masked import sample_masked
+from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
 
@@ -404,9 +404,11 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
             E = model.cfg.emb_dim
             given = model.nearest_tokens(x0[..., :E])
             mask = torch.from_numpy(known)[None]
-            # the known tokens are also the network's context, as in training
+            # the known tokens are also the network's context, as in training (read with the
+            # unknown ones masked, so that no pitch is read from a window's unwritten steps)
             m = mask[..., None].to(x0.dtype).expand(-1, -1, -1, C)
-            cond = {**cond, "context": model.masked_input(given) * m, "mask": m}
+            context = model.masked_input(given.masked_fill(~mask, MASK)) * m
+            cond = {**cond, "context": context, "mask": m}
             tokens = sample_masked(
                 fn, (1, K, W), noise.num_train_timesteps, cond, steps, generator=generator,
                 known=given, mask=mask,
