@@ -355,6 +355,33 @@ def _x0(model: Arranger, parts: Parts) -> np.ndarray:
     return x0[0].numpy()
 
 
+def _strike_held_notes(model, canvas: np.ndarray, window: np.ndarray, known: np.ndarray,
+                       ws: int, look_back: int = 4 * WINDOW_STEPS) -> None:
+    """A window that starts inside a held note of a known mono part starts with `HOLD`, which
+    training never shows: there a note sounding across a window's start is struck at it
+    (`encode_tokens`). Put the note's pitch token at the window's first step instead (in place;
+    known steps are never written back, so the song keeps its held note)."""
+    if ws == 0:
+        return
+    E = model.cfg.emb_dim
+    slots = [k for k in model.slots("mono", canvas.shape[0]) if known[k, 0]]
+    if not slots:
+        return
+    with torch.no_grad():
+        first = model.nearest_tokens(torch.from_numpy(window[slots, 0, :E])).numpy()
+        held = [k for k, t in zip(slots, first.tolist()) if t == HOLD]
+        if not held:
+            return
+        lo = max(0, ws - look_back)
+        before = model.nearest_tokens(torch.from_numpy(canvas[held, lo:ws, :E])).numpy()
+        emb = model.token_embeddings().numpy()
+    for k, tokens in zip(held, before):
+        onsets = np.flatnonzero(tokens != HOLD)
+        if len(onsets) and tokens[onsets[-1]] >= N_SPECIAL:  # a note, not a rest
+            window[k, 0] = 0.0
+            window[k, 0, :E] = emb[tokens[onsets[-1]]]
+
+
 def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
                     variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
                     sampler, generator, biases=None, W: int = WINDOW_STEPS,
@@ -367,6 +394,7 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
     window[:, : hi - ws] = canvas[:, ws:hi]
     known = np.ones((K, W), dtype=bool)
     known[:, : hi - ws] = done[:, ws:hi]
+    _strike_held_notes(model, canvas, window, known, ws)
     plan = torch.from_numpy(token_features(sp, ws, W))[None]
     cond = {"style": style_index, "plan": plan, "present": present_t}
     for name, bias in (biases or {}).items():

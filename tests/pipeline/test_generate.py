@@ -547,3 +547,30 @@ def test_a_masked_arranger_sees_the_known_parts_as_context(masked_models, tmp_pa
         assert not bool(mask.all())  # and something to write
         # the context is what x_t holds where known (known tokens are never masked)
         assert torch.equal(context * mask, x_t * mask)
+
+
+def test_a_window_that_starts_inside_a_held_note_strikes_it():
+    """As in training (`encode_tokens`), a known note sounding across a window's start is a
+    pitch token there, not HOLD; a rest stays a rest, and the canvas is not touched."""
+    from structdiff.data.arrange_tensor import PLAN_FEATURES
+    from structdiff.data.tokens import HOLD, REST, vocab_size
+    from structdiff.models.arranger import Arranger, ArrangerConfig
+    from structdiff.pipeline.arrange import _strike_held_notes
+
+    torch.manual_seed(0)
+    model = Arranger(ArrangerConfig(vocab=vocab_size(24), n_roles=3, n_styles=1,
+                                    n_plan=PLAN_FEATURES, emb_dim=8, d_model=16, n_layers=1,
+                                    n_heads=2))
+    tokens = torch.tensor([[5, HOLD, HOLD, HOLD, HOLD, HOLD],    # held across step 4
+                           [7, HOLD, REST, REST, REST, REST],    # resting at step 4
+                           [9, HOLD, HOLD, HOLD, 11, HOLD]])     # struck at step 4
+    canvas = model.embed(tokens).detach().numpy()
+    before = canvas.copy()
+    window = canvas[:, 4:].copy()
+    _strike_held_notes(model, canvas, window, np.ones((3, 2), dtype=bool), ws=4)
+    read = model.nearest_tokens(torch.from_numpy(window)).numpy()
+    assert read.tolist() == [[5, HOLD], [REST, REST], [11, HOLD]]
+    assert np.array_equal(canvas, before)
+    unknown = canvas[:, 4:].copy()  # a step to be written keeps what it has
+    _strike_held_notes(model, canvas, unknown, np.zeros((3, 2), dtype=bool), ws=4)
+    assert np.array_equal(unknown, canvas[:, 4:])
