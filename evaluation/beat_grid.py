@@ -13,7 +13,6 @@ files `find_grid` re-gridded, and their meters.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections import Counter
@@ -22,10 +21,12 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 import symusic
-from tqdm import tqdm
 
 from structdiff.analysis.beats import Grid, find_grid, grid_beats
 from structdiff.metrics.report import write_atomic
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pop909_split import parse_args, score_split  # noqa: E402
 
 
 def score_song(folder: Path) -> dict:
@@ -53,21 +54,8 @@ def score_song(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pop909", type=Path)
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    ids = [line.split("/")[1].strip() for line in
-           Path(f"datasets/pop909/{args.split}.txt").read_text().splitlines() if line.strip()]
-    rows, failed = [], []
-    for i in tqdm(ids, desc="scoring grids", unit="song"):
-        try:
-            rows.append(score_song(args.pop909 / i))
-        except (OSError, ValueError, RuntimeError) as e:
-            failed.append(f"{i}: {e}")
-    for line in failed:
-        print(f"skipped {line}", file=sys.stderr)
+    args = parse_args(__doc__)
+    rows, failed = score_split(args, score_song, "scoring grids")
 
     def mean(name, k):
         return statistics.mean(r[name][k] for r in rows)

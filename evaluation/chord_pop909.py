@@ -20,20 +20,21 @@ Also the bass isn't scored: POP909's inversions (`maj/3`) are rare.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 import symusic
-from tqdm import tqdm
 
 from structdiff.analysis.beats import Grid, _seconds, find_grid
 from structdiff.analysis.chords import recognize_chords
 from structdiff.data.midi import song_from_symusic
 from structdiff.data.song import PITCH_CLASS_NAMES
 from structdiff.metrics.report import write_atomic
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pop909_split import parse_args, score_split  # noqa: E402
 
 FRAME = 0.05
 _TRIAD = {"maj": "maj", "7": "maj", "maj7": "maj", "maj6": "maj", "9": "maj", "maj9": "maj",
@@ -115,21 +116,8 @@ def score_song(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pop909", type=Path)
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    ids = [line.split("/")[1].strip() for line in
-           Path(f"datasets/pop909/{args.split}.txt").read_text().splitlines() if line.strip()]
-    rows, failed = [], []
-    for i in tqdm(ids, desc="recognizing chords", unit="song"):
-        try:
-            rows.append(score_song(args.pop909 / i))
-        except (OSError, ValueError, RuntimeError) as e:
-            failed.append(f"{i}: {e}")
-    for line in failed:
-        print(f"skipped {line}", file=sys.stderr)
+    args = parse_args(__doc__)
+    rows, failed = score_split(args, score_song, "recognizing chords")
 
     def mean(name, k):  # frame-weighted over the split
         w = [r["frames"] for r in rows]

@@ -21,7 +21,6 @@ the adapter's melody alignment is strict).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from dataclasses import replace
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import mir_eval
 import numpy as np
-from tqdm import tqdm
 
 from structdiff.analysis.chords import recognize_chords
 from structdiff.analysis.sections import labels_per_bar, segment
@@ -37,6 +35,9 @@ from structdiff.data.adapters.pop909 import Pop909Error, read_forms, read_pop909
 from structdiff.data.song import MusicFileError, Section
 from structdiff.metrics.report import write_atomic
 from structdiff.metrics.structure import form_adherence
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pop909_split import parse_args, score_split  # noqa: E402
 
 
 def _intervals(labels: list[str]) -> np.ndarray:
@@ -80,21 +81,9 @@ def score_song(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("pop909", type=Path)
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    ids = [line.split("/")[1].strip() for line in
-           Path(f"datasets/pop909/{args.split}.txt").read_text().splitlines() if line.strip()]
-    rows, failed = [], []
-    for i in tqdm(ids, desc="finding sections", unit="song"):
-        try:
-            rows.append(score_song(args.pop909 / i))
-        except (OSError, ValueError, Pop909Error, MusicFileError) as e:
-            failed.append(f"{i}: {e}")
-    for line in failed:
-        print(f"skipped {line}", file=sys.stderr)
+    args = parse_args(__doc__)
+    rows, failed = score_split(args, score_song, "finding sections",
+                               (OSError, ValueError, Pop909Error, MusicFileError))
     names = ("ours", "one label", "a boundary every 4 bars", "the other annotator")
     lines = [
         f"# Sections of POP909 songs against the human forms ({args.split} split, "
