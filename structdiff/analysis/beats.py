@@ -84,11 +84,16 @@ def _onsets(score) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             np.concatenate(pitches).astype(np.int64), np.concatenate(drums))
 
 
+def _onset_weight(durations: np.ndarray, pitches: np.ndarray, tpq: int) -> np.ndarray:
+    """How much a pitched onset says of where the beat is: long and low notes start on it."""
+    return np.clip(durations / tpq, 0.25, 2.0) + (pitches < 55) * 0.5
+
+
 def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
-                  drums: np.ndarray, tpq: int) -> np.ndarray:
-    """`[PHASES]`: the weight of onsets near each candidate beat phase (in 1/PHASES quarter)."""
-    weight = np.clip(durations / tpq, 0.25, 2.0)
-    weight = weight + np.where(drums, 0.5, (pitches < 55) * 0.5)
+                  tpq: int) -> np.ndarray:
+    """`[PHASES]`: the weight of pitched onsets near each candidate beat phase (in 1/PHASES
+    quarter)."""
+    weight = _onset_weight(durations, pitches, tpq)
     position = np.round((times % tpq) / tpq * PHASES).astype(np.int64) % PHASES
     votes = np.bincount(position, weights=weight, minlength=PHASES)
     total = np.zeros(PHASES)
@@ -100,11 +105,10 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
 def _phase(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray, tpq: int) -> int:
     """The beat's tick phase (0 <= phase < tpq): the best candidate of `phase_weights`, refined
     to the weighted mean position of the onsets near it."""
-    drums = np.zeros(len(times), dtype=bool)
-    centre = int(np.argmax(phase_weights(times, durations, pitches, drums, tpq))) * tpq / PHASES
+    centre = int(np.argmax(phase_weights(times, durations, pitches, tpq))) * tpq / PHASES
     offset = (times - centre + tpq / 2) % tpq - tpq / 2  # from the candidate, in ticks
     near = np.abs(offset) <= 1.5 * tpq / PHASES
-    weight = np.clip(durations / tpq, 0.25, 2.0) + (pitches < 55) * 0.5
+    weight = _onset_weight(durations, pitches, tpq)
     if near.any():
         centre += float(np.average(offset[near], weights=weight[near]))
     return int(round(centre)) % tpq
@@ -158,8 +162,7 @@ def find_grid(score) -> Grid:
     # drums don't vote on the phase: a syncopated groove (baiao, second line) accents off-beats,
     # and drum-only files come from a click (the Groove corpus); pitched notes decide
     pitched = ~drums
-    file_weights = phase_weights(since[pitched], durations[pitched], pitches[pitched],
-                                 drums[pitched], tpq)
+    file_weights = phase_weights(since[pitched], durations[pitched], pitches[pitched], tpq)
     best_file = int(np.argmax(file_weights))
     off = min(best_file, PHASES - best_file)  # candidates from the file's beat
     long_enough = (int(pitched.sum()) >= MIN_ONSETS
