@@ -147,6 +147,8 @@ class ArrangeDataModule(pl.LightningDataModule):
         windows_per_epoch: random training windows per epoch.
         val_windows: fixed validation windows.
         limit: use at most this many songs per split (0: all), for quick runs.
+        only_styles: train and validate on the songs of these styles only (None: all), e.g.
+            a model for one style of a corpus whose other styles would dilute it.
         num_workers: DataLoader workers.
         seed: seed of the window sampling.
     """
@@ -167,6 +169,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         windows_per_epoch: int = 8192,
         val_windows: int = 512,
         limit: int = 0,
+        only_styles: list[str] | None = None,
         num_workers: int = 0,
         seed: int = 0,
     ):
@@ -182,6 +185,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         self.windows_per_epoch = windows_per_epoch
         self.val_windows = val_windows
         self.limit = limit
+        self.only_styles = list(only_styles) if only_styles is not None else None
         self.num_workers = num_workers
         self.seed = seed
         self.examples: dict[str, list[ArrangeExample]] = {}
@@ -195,13 +199,18 @@ class ArrangeDataModule(pl.LightningDataModule):
         for split, songs in training_splits(self.prepared, self.limit).items():
             examples = []
             for song in songs:
+                if self.only_styles is not None and song.style not in self.only_styles:
+                    continue
                 ex = encode_song(song, self.layout, intensity_cuts=self.intensity_cuts)
                 if isinstance(ex, str):
                     self.skipped.append(ex)
                 else:
                     examples.append(ex)
             if not examples:
-                raise ValueError(f"no {split} songs with plans and notes in {self.prepared}")
+                among = (f" of the styles {', '.join(self.only_styles)}"
+                         if self.only_styles is not None else "")
+                raise ValueError(f"no {split} songs{among} with plans and notes in "
+                                 f"{self.prepared}")
             self.examples[split] = examples
 
     def train_dataloader(self) -> DataLoader:

@@ -25,9 +25,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def prepared(tmp_path_factory):
+    return tiny_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, prepared):
     root = tmp_path_factory.mktemp("arranger")
-    return train_debug("arranger", tiny_corpus(root), root)
+    return train_debug("arranger", prepared, root)
 
 
 def test_training_writes_a_loadable_bundle(trained):
@@ -44,6 +49,28 @@ def test_training_writes_a_loadable_bundle(trained):
     assert bundle.noise.num_train_timesteps == 100
     assert (bundle.pitch_low, bundle.n_pitches) == (meta["pitch_low"], meta["n_pitches"])
     assert next((trained.parent / "run_arranger").rglob("last.ckpt"), None) is not None
+
+
+def test_only_styles_keeps_the_songs_of_those_styles(prepared, monkeypatch):
+    from structdiff.data import prepare as prepare_module
+    from structdiff.training.arranger_data import ArrangeDataModule
+
+    splits = prepare_module.training_splits(prepared)
+    for songs in splits.values():
+        for i, song in enumerate(songs):
+            song.style = "chorale" if i % 2 == 0 else "madrigal"
+    monkeypatch.setattr(prepare_module, "training_splits", lambda *a, **k: splits)
+    every = ArrangeDataModule(str(prepared))
+    every.setup()
+    chorales = ArrangeDataModule(str(prepared), only_styles=["chorale"])
+    chorales.setup()
+    for split in ("train", "validation"):
+        kept = {ex.style for ex in chorales.examples[split]}
+        assert kept == {"chorale"}
+        assert len(chorales.examples[split]) < len(every.examples[split]) or (
+            {ex.style for ex in every.examples[split]} == {"chorale"})
+    with pytest.raises(ValueError, match="no train songs of the styles quartet"):
+        ArrangeDataModule(str(prepared), only_styles=["quartet"]).setup()
 
 
 # -- random contexts ------------------------------------------------------------------------
