@@ -4,10 +4,11 @@
         [--out evaluation/results/sections_pop909.md]
 
 Each song of the split is read with its annotated beats (`read_pop909`: bars on the true grid,
-cut to the human form's bars), its plan removed, and its sections found by `segment` (on the
-chords `recognize_chords` finds). Per-bar labels are scored against each annotator's form
-(`human_label1.txt`, `human_label2.txt`, as written: upper case melodic phrases, lower case
-non-melodic spans, `i`/`o` intro and outro):
+cut to the human form's bars), its plan removed, and its sections found by `segment` (its
+MELODY track makes that `melody_sections`, whose few weights were tuned with `--split train`;
+`recognize_chords` gives the chords the other path would use). Per-bar labels are scored
+against each annotator's form (`human_label1.txt`, `human_label2.txt`, as written: upper
+case melodic phrases, lower case non-melodic spans, `i`/`o` intro and outro):
 
 - pairwise F1: pairs of bars sharing a label (`structdiff.metrics.structure.form_adherence`);
 - boundary F1: section starts within +-1 bar (`mir_eval.segment.detection`, first and last

@@ -1,5 +1,13 @@
 """Phrases and sections of a real song from bar-level self-similarity.
 
+A song with a melody (a track of role `melody`, as band and pop songs have) is read as people
+label pop forms (`melody_sections`): spans where the melody rests are sections of their own
+(intro, outro, interludes), the melody's spans are cut into phrases, and phrases that repeat
+the melody share a label. Tuned on POP909's training split against its human forms
+(`evaluation/sections_pop909.py`).
+
+Other songs (chorales, quartets, any texture without a melody role) go through `segment`:
+
 1. Bar features: which pitches start where in the bar (for literal repeats), the bar's
    pitch-class profile and its onset rhythm (for varied repeats).
 2. Candidate boundaries: phrase ends (fermatas, rests in every part, a cadence onto the tonic
@@ -13,9 +21,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from structdiff.data.song import DURATION, PITCH, START, Chord, Section, Song, section_labels
+from structdiff.data.song import (
+    DURATION,
+    PITCH,
+    START,
+    Chord,
+    Section,
+    Song,
+    Track,
+    section_labels,
+)
 
 
 def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,12 +145,18 @@ def segment(
 ) -> tuple[list[Section], list[int]]:
     """Sections (a label per bar; repeated material shares a label) and phrase-end bars.
 
+    A song with a melody track goes to `melody_sections` (its phrases end its sections) unless
+    `min_bars` is given. Otherwise:
     `min_bars` (default: 2 below 32 bars, else 4 or more so that a movement gets at most ~24
     sections) is the shortest section, `4 * min_bars` the longest. Boundaries are taken
     strongest first (phrase ends, then repeats, then novelty peaks), each at least `min_bars`
     from those already taken; longer segments are split at their novelty maximum.
     """
     L = song.n_bars
+    melody = melody_notes(song)
+    if melody is not None and min_bars is None:
+        sections = melody_sections(song, melody)
+        return sections, [s.start_bar + s.n_bars - 1 for s in sections[:-1]]
     ends = phrase_ends(song, chords)
     if min_bars is None:
         min_bars = 2 if L < 32 else max(4, L // 24)
@@ -179,6 +204,170 @@ def segment(
                 best, best_sim = labels[j], s
         labels.append(best or _new_label(labels))
     return [Section(a, b - a, lab) for (a, b), lab in zip(segments, labels)], ends
+
+
+def melody_notes(song: Song) -> np.ndarray | None:
+    """The notes `[N, 4]` of the song's `melody` tracks, None when it has none with notes."""
+    parts = [t.notes for t in song.tracks if t.role == "melody" and t.n_notes]
+    return np.concatenate(parts) if parts else None
+
+
+# Lengths in bars of the melodic phrases of POP909's human forms (training split, both
+# annotators): the prior of `melody_sections`' phrase cuts. 4 and 8 bars are three in four.
+PHRASE_LENGTH_COUNTS = {1: 188, 2: 161, 3: 144, 4: 3096, 5: 337, 6: 197, 7: 103, 8: 4378,
+                        9: 568, 10: 252, 11: 40, 12: 142, 13: 53, 14: 49, 15: 34, 16: 371}
+MAX_PHRASE = max(PHRASE_LENGTH_COUNTS)
+
+
+def _phrase_costs() -> np.ndarray:
+    """-log prior `[MAX_PHRASE + 1]` of a phrase of each length (index 0 unused)."""
+    counts = np.array([PHRASE_LENGTH_COUNTS.get(n, 0) for n in range(MAX_PHRASE + 1)], float)
+    return -np.log((counts + 0.5) / counts[1:].sum())
+
+
+def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:
+    """Per bar b `[L]`: the longest rest of the melody from the middle of bar b - 1 to one
+    beat into bar b, in units of two beats, at most 1 (0 for bar 0): where a phrase ends and
+    the next one (often with a pickup) begins."""
+    L = song.n_bars
+    sounding = np.zeros(song.end + 1, dtype=np.int32)
+    if len(melody):
+        np.add.at(sounding, np.minimum(melody[:, START], song.end), 1)
+        np.add.at(sounding, np.minimum(melody[:, START] + melody[:, DURATION], song.end), -1)
+    silent = np.cumsum(sounding)[: song.end] == 0
+    out = np.zeros(L)
+    for b in range(1, L):
+        lo = int(song.bars[b] - (song.bars[b] - song.bars[b - 1]) // 2)
+        beat = song.beat_steps(int(song.bars[b]))
+        window = silent[lo : int(song.bars[b]) + beat]
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], window.astype(np.int8), [0]])))
+        longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
+        out[b] = min(longest / (2 * beat), 1.0)
+    return out
+
+
+def melody_sections(
+    song: Song,
+    melody: np.ndarray,
+    min_rest_bars: int = 2,
+    rest_weight: float = 1.0,
+    repeat_weight: float = 2.0,
+    label_threshold: float = 0.5,
+) -> list[Section]:
+    """Sections of a song with a melody `[N, 4]` (notes), as people label pop forms: one per
+    phrase (a verse of two like phrases is `A4 A4`, as POP909's human forms write it).
+
+    1. Bars without a melody onset are rests; a run of at least `min_rest_bars` of them is a
+       section of its own: `i` at the start, `o` at the end, `x` between (interludes).
+    2. Each span of melody is cut into phrases by dynamic programming: a phrase's cost is the
+       -log prior of its length (`PHRASE_LENGTH_COUNTS`), less `rest_weight` times the
+       melody's rest at its start (`melody_silence`) and `repeat_weight` where a repeated
+       passage of the melody starts or ends (`repeat_boundaries` of its self-similarity).
+    3. A phrase takes the label of the most similar earlier phrase (melody only, aligned at
+       their starts) when that similarity is at least `label_threshold`, else a new letter.
+    4. Two labels that always follow each other (every X is followed by Y and every Y preceded
+       by X) are one section, e.g. a chorus of two different 4-bar phrases.
+    """
+    L = song.n_bars
+    if L == 0:
+        return []
+    melodic = np.zeros(L, dtype=bool)
+    if len(melody):
+        melodic[song.bar_of(melody[:, START])] = True
+    runs: list[list] = []  # [start, end, melodic]
+    for b in range(L):
+        if runs and runs[-1][2] == melodic[b]:
+            runs[-1][1] = b + 1
+        else:
+            runs.append([b, b + 1, bool(melodic[b])])
+    for run in runs:  # a short rest inside the melody belongs to it
+        if not run[2] and run[1] - run[0] < min_rest_bars and 0 < run[0] and run[1] < L:
+            run[2] = True
+    spans: list[list] = []
+    for run in runs:
+        if spans and spans[-1][2] == run[2]:
+            spans[-1][1] = run[1]
+        else:
+            spans.append(list(run))
+
+    alone = replace(song, tracks=[Track("melody", 0, False, melody, role="melody")], plan=None)
+    sim = self_similarity(alone)
+    rests = melody_silence(song, melody)
+    repeats = repeat_boundaries(sim, threshold=0.8, min_run=2)
+    costs = _phrase_costs()
+    segments: list[tuple[int, int, bool]] = []
+    for a, e, is_melody in spans:
+        if not is_melody:
+            segments.append((a, e, False))
+            continue
+        n = e - a
+        best = np.full(n + 1, np.inf)
+        back = np.zeros(n + 1, dtype=int)
+        best[0] = 0.0
+        for j in range(1, n + 1):
+            for i in range(max(0, j - MAX_PHRASE), j):
+                cost = best[i] + costs[j - i]
+                if i > 0:
+                    cost -= rest_weight * rests[a + i] + repeat_weight * ((a + i) in repeats)
+                if cost < best[j]:
+                    best[j], back[j] = cost, i
+        cuts = [n]
+        while cuts[-1] > 0:
+            cuts.append(int(back[cuts[-1]]))
+        cuts.reverse()
+        segments += [(a + x, a + y, True) for x, y in zip(cuts[:-1], cuts[1:])]
+
+    labels: list[str] = []
+    fresh = (f"M{k}" for k in range(10 * L + 1))  # working names, renamed below
+    for k, (a, b, is_melody) in enumerate(segments):
+        if not is_melody:
+            labels.append("i" if a == 0 else "o" if b == L else "x")
+            continue
+        name, best_sim = None, label_threshold
+        for j in range(k):
+            c, d, other = segments[j]
+            if other:
+                s = _segment_similarity(sim, a, b, c, d)
+                if s >= best_sim:
+                    name, best_sim = labels[j], s
+        labels.append(name or next(fresh))
+    merged = _merge_companions([(a, b, lab) for (a, b, _), lab in zip(segments, labels)])
+    letters = section_labels()
+    names: dict[str, str] = {}
+    for _, _, lab in merged:
+        if lab.startswith("M") and lab not in names:
+            names[lab] = next(letters)
+    return [Section(a, b - a, names.get(lab, lab)) for a, b, lab in merged]
+
+
+def _merge_companions(segments: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Join two melodic labels that always come as a pair (step 4 of `melody_sections`)."""
+    while True:
+        seq = [lab for _, _, lab in segments]
+        pair = None
+        for x in dict.fromkeys(seq):
+            if not x.startswith("M"):
+                continue
+            after = {seq[k + 1] if k + 1 < len(seq) else None
+                     for k, lab in enumerate(seq) if lab == x}
+            y = next(iter(after)) if len(after) == 1 else None
+            if y is None or y == x or not y.startswith("M"):
+                continue
+            if all(k > 0 and seq[k - 1] == x for k, lab in enumerate(seq) if lab == y):
+                pair = (x, y)
+                break
+        if pair is None:
+            return segments
+        joined, k = [], 0
+        while k < len(segments):
+            a, b, lab = segments[k]
+            if lab == pair[0]:
+                joined.append((a, segments[k + 1][1], lab))
+                k += 2
+            else:
+                joined.append(segments[k])
+                k += 1
+        segments = joined
 
 
 def _segment_similarity(sim: np.ndarray, a: int, b: int, c: int, d: int) -> float:

@@ -48,9 +48,51 @@ def abab_song(rest: bool = True) -> Song:
 
 @pytest.mark.parametrize("rest", [True, False])
 def test_abab_form_comes_back(rest):
-    sections, _ = segment(abab_song(rest))
+    # without the melody path (min_bars given): bar-level self-similarity of every part
+    sections, _ = segment(abab_song(rest), min_bars=2)
     assert [(s.label, s.n_bars) for s in sections] == [("A", 4), ("B", 4), ("A", 4), ("B", 4)]
     assert labels_per_bar(sections) == list("AAAABBBBAAAABBBB")
+
+
+def test_a_song_with_a_melody_is_cut_into_repeated_phrases():
+    # pop phrases are mostly 8 bars (PHRASE_LENGTH_COUNTS): A+B, played twice, is one
+    sections, ends = segment(abab_song(True))
+    assert labels_per_bar(sections) == list("AAAAAAAABBBBBBBB".replace("B", "A"))
+    assert [(s.start_bar, s.n_bars) for s in sections] == [(0, 8), (8, 8)]
+    assert ends == [7]
+
+
+def _pop_song() -> Song:
+    """intro (4 bars, no melody) | verse a a | chorus b c | interlude (2) | a a | b c | outro
+    (4): a bass throughout; the melody rests in the intro, interlude and outro."""
+    a_mel, a_bass = _section_a(True)
+    b_mel, b_bass = _section_b(True)
+    parts = {"a": (a_mel, a_bass, 0), "b": (b_mel, b_bass, 0), "c": (b_mel, b_bass, -7)}
+    form = [("-", 4), "a", "a", "b", "c", ("-", 2), "a", "a", "b", "c", ("-", 4)]
+    mel, bass, bar = [], [], 0
+    for part in form:
+        if isinstance(part, tuple):  # no melody: a bass note a bar
+            bass += [[(bar + i) * BAR, BAR, 36, 80] for i in range(part[1])]
+            bar += part[1]
+            continue
+        m, b, moved = parts[part]
+        mel += [[s + bar * BAR, d, p + moved, v] for s, d, p, v in m]
+        bass += [[s + bar * BAR, d, p, v] for s, d, p, v in b]
+        bar += 4
+    tracks = [
+        Track("Melody", 0, False, np.asarray(mel, dtype=np.int32), role="melody"),
+        Track("Bass", 33, False, np.asarray(bass, dtype=np.int32), role="bass"),
+    ]
+    return Song(tracks, bars=np.arange(bar) * BAR, end=bar * BAR,
+                time_signatures=[TimeSignature(0, 4, 4)])
+
+
+def test_a_pop_form_comes_back_with_its_rests_and_its_chorus():
+    sections, ends = segment(_pop_song())
+    got = labels_per_bar(sections)
+    form = [("i", 4), ("A", 8), ("B", 8), ("x", 2), ("A", 8), ("B", 8), ("o", 4)]
+    assert got == [label for label, n in form for _ in range(n)]
+    assert ends == [s.start_bar + s.n_bars - 1 for s in sections[:-1]]
 
 
 def test_rests_in_every_part_end_phrases():
