@@ -187,12 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the MIDI file to write (the others go beside it)")
     _add_threads(p)
 
-    p = sub.add_parser("train", help="train a model with LightningCLI (fit)",
+    p = sub.add_parser("train", help="train a model with LightningCLI (fit), or fit forms",
                        description="Train a model: `structdiff train planner --config "
                        "configs/planner.yaml`. Every option after the model name goes to "
                        "LightningCLI's fit (e.g. --trainer.max_epochs 5, --ckpt_path last, "
-                       "--print_config).", add_help=True)
-    p.add_argument("model", choices=("planner", "arranger"), help="what to train")
+                       "--print_config). `structdiff train forms PREPARED... --out DIR` fits "
+                       "the form model of the training songs of prepared corpora, per style, "
+                       "into DIR/forms.json (beside a planner's weights, which then draws its "
+                       "forms from it).", add_help=True)
+    p.add_argument("model", choices=("planner", "arranger", "forms"), help="what to train")
     p.add_argument("options", nargs=argparse.REMAINDER,
                    help="LightningCLI options, e.g. --config configs/planner.yaml")
 
@@ -563,9 +566,30 @@ def cmd_generate(args) -> int:
 
 
 def cmd_train(args) -> int:
+    if args.model == "forms":
+        return _train_forms(args.options)
     from structdiff.training.cli import run_training
 
     run_training(args.model, args.options)
+    return 0
+
+
+def _train_forms(options: list[str]) -> int:
+    from structdiff.pipeline.forms import FORMS_FILE, fit_forms
+
+    p = argparse.ArgumentParser(prog="structdiff train forms", exit_on_error=False)
+    p.add_argument("prepared", nargs="+", help="folders written by `structdiff prepare`")
+    p.add_argument("--out", type=Path, required=True, help="the folder of forms.json")
+    p.add_argument("--split", choices=SPLITS, default="train")
+    try:
+        args = p.parse_args(options)
+    except argparse.ArgumentError as e:
+        raise ValueError(str(e)) from None
+    model = fit_forms(args.prepared, args.split)
+    path = model.save(args.out / FORMS_FILE)
+    for style, forms in sorted(model.styles.items()):
+        print(f"{style}: {forms.songs} forms")
+    print(f"wrote {path}")
     return 0
 
 

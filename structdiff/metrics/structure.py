@@ -9,6 +9,8 @@ not apply (too few bars, no pairs to compare), a `ValueError` naming the argumen
 - `label_similarity_ratio(ssm, labels)`: the ILS idea of Wang et al. (2024): how much more
   alike bars with the same section label are than bars with different labels.
 - `form_adherence(plan_labels, song_labels)`: pairwise F-measure of two per-bar labelings.
+- `form_statistics(forms)`: how a set of forms is built (section lengths, repeats, labels,
+  intros and outros), to set generated forms beside real ones of a style.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from structdiff.analysis.sections import bar_features, labels_per_bar
-from structdiff.data.song import Plan, Song
+from structdiff.data.song import Plan, Section, Song
 
 # Bar ranges (inclusive) of the three structureness scales. Wu & Yang take segments of 3-8 s,
 # 8-15 s and over 15 s of audio; at 120 bpm in 4/4 (2 s a bar) that is about 2-4, 4-8 and 8+
@@ -246,3 +248,35 @@ def structure_metrics(song: Song, plan: Plan, analyzed: Plan, given: bool) -> di
     else:
         out["form_adherence"] = math.nan
     return out
+
+
+FORM_LENGTH_BINS = 17  # section lengths 1..16 bars, and 17 or more in the last bin
+
+
+def form_statistics(forms: Sequence[Sequence[Section]]) -> dict:
+    """Of a set of forms (each a list of sections, as a plan holds them): `lengths`, the share
+    of sections of 1, 2, ..., 16 and 17+ bars `[17]` (pooled); the means over forms of
+    `repeated` (the share of bars whose label an earlier section had), `labels` (distinct
+    labels other than `i`/`o`), `intro` and `outro` (whether it opens with `i` / closes with
+    `o`) and `sections`. Empty forms are left out; ValueError when none is left."""
+    forms = [list(f) for f in forms if len(f)]
+    if not forms:
+        raise ValueError("forms: no non-empty form")
+    lengths = np.zeros(FORM_LENGTH_BINS)
+    repeated, labels, intro, outro = [], [], [], []
+    for form in forms:
+        seen: set[str] = set()
+        again = 0
+        for s in form:
+            lengths[min(s.n_bars, FORM_LENGTH_BINS) - 1] += 1
+            if s.label in seen:
+                again += s.n_bars
+            seen.add(s.label)
+        repeated.append(again / max(sum(s.n_bars for s in form), 1))
+        labels.append(len(seen - {"i", "o"}))
+        intro.append(form[0].label == "i")
+        outro.append(form[-1].label == "o")
+    return {"lengths": lengths / lengths.sum(), "repeated": float(np.mean(repeated)),
+            "labels": float(np.mean(labels)), "intro": float(np.mean(intro)),
+            "outro": float(np.mean(outro)), "sections": float(np.mean([len(f) for f in forms]))}
+

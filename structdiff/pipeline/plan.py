@@ -26,6 +26,7 @@ from structdiff.data.plan_tensor import (
     decode_plan,
     encode_plan,
     group_slices,
+    label_classes,
     letter_labels,
     plan_condition,
     uniform_grid,
@@ -34,6 +35,7 @@ from structdiff.data.song import Key, Plan, Song, Tempo, TimeSignature
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.models.bundle import load_state, read_bundle_meta
 from structdiff.models.planner import MODES, Planner, PlannerConfig, x0_from_logits
+from structdiff.pipeline.forms import FormModel, load_forms
 
 # bars of a song the planner sees when it continues it: the last ones (the planner was trained
 # on windows of at most 128 bars, so a window of 64 and the new bars stay in what it knows)
@@ -49,6 +51,7 @@ class PlannerBundle:
     styles: list[str]
     key_counts: dict[str, list[int]]
     meta: dict
+    forms: FormModel | None = None  # real forms per style, sampled when none is given
 
 
 def load_planner(folder: str | Path | None = None) -> PlannerBundle:
@@ -56,7 +59,8 @@ def load_planner(folder: str | Path | None = None) -> PlannerBundle:
     meta = read_bundle_meta(folder, "planner")
     model = load_state(Planner(PlannerConfig(**meta["config"])), folder, "planner")
     noise = NoiseSchedule(**meta["noise"])
-    return PlannerBundle(model, noise, list(meta["styles"]), meta.get("key_counts", {}), meta)
+    return PlannerBundle(model, noise, list(meta["styles"]), meta.get("key_counts", {}), meta,
+                         load_forms(folder))
 
 
 def choose_key(bundle: PlannerBundle, style: str | None, rng: np.random.Generator) -> Key:
@@ -107,6 +111,8 @@ def generate_plan(
     if isinstance(key, str):
         key = parse_key_text(key)
     key = key or choose_key(bundle, style, rng)
+    if sections is None and bundle.forms is not None:
+        sections = bundle.forms.sample(n_bars, style, np.random.default_rng([seed, 1]))
     grid = uniform_grid(n_bars, *meter)
     chart = parse_chord_chart(chords, grid.n_beats.tolist()) if chords else None
     known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart)
@@ -209,6 +215,12 @@ def extend_plan(
     known, to_song = _window_labels(tensor.x[start:], n_context)
     mask = np.zeros_like(known)
     mask[:n_context] = 1
+    if bundle.forms is not None and plan.sections:  # form first: the new bars' sections
+        more = bundle.forms.continue_form(plan.sections, n_bars, style,
+                                          np.random.default_rng([seed, 1]))
+        _fix_window_form(known, mask, more, label_classes(
+            sorted(plan.sections, key=lambda s: s.start_bar) + more),
+                         to_song, n_context, song.n_bars)
     bar_cond = plan_condition(grid)[start:]
     bar_cond[:, CONDITION_NAMES.index("position")] = (
         np.arange(len(bar_cond)) / max(len(bar_cond) - 1, 1))
@@ -314,6 +326,31 @@ def _window_labels(x: np.ndarray, n_known: int) -> tuple[np.ndarray, dict[int, i
     for song_class, window_class in order.items():
         to_song.setdefault(window_class, song_class)
     return x, to_song
+
+
+def _fix_window_form(known: np.ndarray, mask: np.ndarray, sections: list, classes: dict,
+                     to_song: dict[int, int], n_context: int, song_bars: int) -> None:
+    """Fix the label and section starts of a window's new rows (after `n_context` known
+    ones) to `sections` (bars numbered in the song, from `song_bars`), their labels' song
+    classes `classes` turned into the window's: a class the window has keeps its window
+    class, a new one takes the next free one."""
+    from_song = {s: w for w, s in to_song.items()}
+    fresh: dict[int, int] = {}
+    for s in sections:
+        c = classes[s.label]
+        if c >= MAX_LABELS:  # intro, outro
+            w = c
+        elif c in from_song:
+            w = from_song[c]
+        else:
+            w = fresh.setdefault(c, min(len(from_song) + len(fresh), MAX_LABELS - 1))
+        for bar in range(s.start_bar, s.start_bar + s.n_bars):
+            row = n_context + bar - song_bars
+            known[row, LABEL] = 0
+            known[row, LABEL.start + w] = 1
+            known[row, SECTION_START] = (0, 1) if bar == s.start_bar else (1, 0)
+            mask[row, LABEL] = 1
+            mask[row, SECTION_START] = 1
 
 
 def _song_labels(x: np.ndarray, to_song: dict[int, int], song_x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,12 @@ LABEL, SECTION_START = PLAN_LAYOUT[0].slice, PLAN_LAYOUT[1].slice
 
 @pytest.fixture(scope="module")
 def planner():
+    """The shipped planner alone: its own labels for new bars, as before form models."""
+    return replace(load_planner(), forms=None)
+
+
+@pytest.fixture(scope="module")
+def planner_with_forms():
     return load_planner()
 
 
@@ -105,6 +111,24 @@ def test_a_short_song_extends_as_when_the_planner_saw_all_of_it(planner, seed):
     new, longer = extend_plan(planner, song, plan, 8, seed=seed, steps=8)
     assert new == _old_extend_plan(planner, song, plan, 8, seed=seed, steps=8)
     _check_extension(song, plan, new, longer, 8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_with_a_form_model_the_new_bars_follow_the_drawn_continuation(planner_with_forms, seed):
+    planner = planner_with_forms
+    assert planner.forms is not None
+    song, plan = _song([("A", 4), ("B", 4), ("A", 4), ("B", 4)], roots=(0, 5, 7, 9))
+    new, longer = extend_plan(planner, song, plan, 16, seed=seed, steps=8)
+    _check_extension(song, plan, new, longer, 16)
+    drawn = planner.forms.continue_form(plan.sections, 16, None, np.random.default_rng([seed, 1]))
+    # the same sections, up to the names of new labels (decoding names them)
+    got = [s for s in new.sections if s.start_bar >= song.n_bars]
+    assert [(s.start_bar, s.n_bars) for s in got] == [(s.start_bar, s.n_bars) for s in drawn]
+    old = {s.label for s in plan.sections}
+    for g, d in zip(got, drawn):
+        assert (g.label in old) == (d.label in old)
+        if d.label in old:
+            assert g.label == d.label
 
 
 def test_a_song_longer_than_the_planner_takes_extends(planner):

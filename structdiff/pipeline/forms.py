@@ -1,0 +1,387 @@
+"""Forms of real songs, per style: a small model fit on a corpus's forms, sampled first when a
+plan is written without `--form` (the planner then fills in key and chords under it, so no bar
+of a section can drift to another label).
+
+A form is read as a sequence of sections, each a *move* and a length in bars:
+
+- `i` (intro) first and `o` (outro) last, when the song has them;
+- `x`: a span without the melody (an interlude; any lower-case label other than `i`/`o`, as
+  POP909's human forms and `structdiff.analysis.sections.melody_sections` write them);
+- `new`: a label not used before; `same`: the label of the section before; `back1`, `back2`,
+  ...: the label used most recently but one, two, ... (verse-chorus-verse-chorus is `new new
+  back1 back1`). Moves relative to what came before generalize over songs where absolute labels
+  (`A` is not always the verse) would not.
+
+The model per style counts: how often a song opens with an intro and closes with an outro,
+and their lengths; the move after each move (a bigram, from the start `^`); the lengths of new
+sections, of `x` spans, and of repeats, and how often a repeat keeps the length its label had
+before. Sampling draws intro and outro, then moves and lengths until the bars add up exactly:
+a length that would overshoot is drawn again among those that fit, and the whole body is drawn
+again (up to `TRIES` times) until none had to be. A style the model has no songs of takes the
+forms of all its styles pooled. (Tried and dropped: lengths drawn per song's usual phrase
+length, 4 or 8 bars; on POP909's test split the TV distance of section lengths rose from 0.10
+to 0.14.)
+
+`fit_forms` reads prepared corpora (`structdiff train forms`); the shipped planners carry the
+fitted model as `forms.json` beside their weights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from structdiff.data.plan_tensor import MAX_LABELS
+from structdiff.data.song import Section, section_labels
+
+FORMS_FILE = "forms.json"
+TRIES = 200  # draws of a body until one whose every length fit as drawn
+START = "^"
+NEW, SAME = "new", "same"
+POOLED = "*"  # the pooled styles' entry
+
+
+def moves_of(sections: Sequence[Section]) -> list[tuple[str, int]]:
+    """The form as `(move, bars)` pairs (module docstring): `i`, `o`, `x`, `new`, `same`,
+    `backK`."""
+    out: list[tuple[str, int]] = []
+    recent: list[str] = []  # letter labels, most recent first
+    for k, s in enumerate(sections):
+        label = s.label
+        if label == "i" and k == 0:
+            out.append(("i", s.n_bars))
+        elif label == "o" and k == len(sections) - 1:
+            out.append(("o", s.n_bars))
+        elif label.islower() or label in ("i", "o"):
+            out.append(("x", s.n_bars))
+        else:
+            if label not in recent:
+                move = NEW
+            elif recent[0] == label:
+                move = SAME
+            else:
+                move = f"back{recent.index(label)}"
+            out.append((move, s.n_bars))
+            if label in recent:
+                recent.remove(label)
+            recent.insert(0, label)
+    return out
+
+
+@dataclass
+class StyleForms:
+    """The counts of one style (module docstring)."""
+
+    songs: int = 0
+    intros: Counter = field(default_factory=Counter)  # length -> songs
+    outros: Counter = field(default_factory=Counter)
+    moves: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    lengths: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    keep_length: list[int] = field(default_factory=lambda: [0, 0])  # [kept, repeats]
+
+    def add(self, sections: Sequence[Section]) -> None:
+        pairs = moves_of(sections)
+        self.songs += 1
+        if pairs and pairs[0][0] == "i":
+            self.intros[pairs[0][1]] += 1
+        if pairs and pairs[-1][0] == "o":
+            self.outros[pairs[-1][1]] += 1
+        body = [p for p in pairs if p[0] not in ("i", "o")]
+        prev = START
+        last_length: dict[str, int] = {}
+        labels = [s.label for s in sections if (s.label not in ("i", "o") and
+                                                not s.label.islower())]
+        letter = iter(labels)
+        for move, bars in body:
+            self.moves[prev][move] += 1
+            prev = move
+            kind = move if move in ("x", NEW) else "repeat"
+            self.lengths[kind][bars] += 1
+            if move == "x":
+                continue
+            label = next(letter)
+            if move != NEW:
+                self.keep_length[1] += 1
+                self.keep_length[0] += int(last_length.get(label) == bars)
+            last_length[label] = bars
+
+    def to_dict(self) -> dict:
+        def plain(c: Counter) -> dict[str, int]:
+            return {str(k): int(v) for k, v in sorted(c.items(), key=lambda kv: str(kv[0]))}
+
+        return {"songs": self.songs, "intros": plain(self.intros), "outros": plain(self.outros),
+                "moves": {k: plain(v) for k, v in sorted(self.moves.items())},
+                "lengths": {k: plain(v) for k, v in sorted(self.lengths.items())},
+                "keep_length": list(self.keep_length)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> StyleForms:
+        def counter(x: dict, key=int) -> Counter:
+            return Counter({key(k): int(v) for k, v in x.items()})
+
+        out = cls(songs=int(d["songs"]), intros=counter(d["intros"]),
+                  outros=counter(d["outros"]), keep_length=list(d["keep_length"]))
+        for k, v in d["moves"].items():
+            out.moves[k] = counter(v, str)
+        for k, v in d["lengths"].items():
+            out.lengths[k] = counter(v)
+        return out
+
+    def merge(self, other: StyleForms) -> None:
+        self.songs += other.songs
+        self.intros += other.intros
+        self.outros += other.outros
+        for k, v in other.moves.items():
+            self.moves[k] += v
+        for k, v in other.lengths.items():
+            self.lengths[k] += v
+        self.keep_length = [a + b for a, b in zip(self.keep_length, other.keep_length)]
+
+
+def _draw(counts: Counter, rng: np.random.Generator, allowed=None):
+    # in a fixed order, so that a model read back from its file draws the same
+    items = sorted(((k, v) for k, v in counts.items()
+                    if v > 0 and (allowed is None or allowed(k))), key=lambda kv: str(kv[0]))
+    if not items:
+        return None
+    keys, weights = zip(*items)
+    p = np.asarray(weights, dtype=float)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+class FormModel:
+    """Forms per style (module docstring)."""
+
+    def __init__(self, styles: dict[str, StyleForms] | None = None):
+        self.styles: dict[str, StyleForms] = dict(styles or {})
+
+    # -- fitting and files --------------------------------------------------------------------
+
+    def add(self, style: str | None, sections: Sequence[Section]) -> None:
+        if not sections:
+            return
+        self.styles.setdefault(style or POOLED, StyleForms()).add(sections)
+
+    def pooled(self) -> StyleForms:
+        out = StyleForms()
+        for forms in self.styles.values():
+            out.merge(forms)
+        return out
+
+    def for_style(self, style: str | None) -> StyleForms:
+        """The style's counts; the pooled ones for a style it has no songs of (or None)."""
+        if style is not None and style in self.styles and self.styles[style].songs:
+            return self.styles[style]
+        return self.pooled()
+
+    def to_dict(self) -> dict:
+        return {"kind": "forms", "styles": {s: f.to_dict() for s, f in sorted(self.styles.items())}}
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FormModel:
+        """The model in `path`; ValueError with one line when it is not a forms file."""
+        try:
+            d = json.loads(Path(path).read_text())
+            if d.get("kind") != "forms":
+                raise ValueError("not a forms file")
+            return cls({s: StyleForms.from_dict(f) for s, f in d["styles"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"cannot read the form model {path}: {e}") from None
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def sample(self, n_bars: int, style: str | None, rng: np.random.Generator,
+               max_labels: int = MAX_LABELS) -> list[Section]:
+        """A form of exactly `n_bars` bars in the manner of `style` (module docstring), with
+        at most `max_labels` distinct labels (`x` among them; `i`/`o` aside): past that, a
+        section repeats an earlier label."""
+        if n_bars < 1:
+            raise ValueError(f"bars must be >= 1, got {n_bars}")
+        f = self.for_style(style)
+        if not f.songs:
+            return [Section(0, n_bars, "A")]
+        intro = outro = 0
+        if rng.random() < sum(f.intros.values()) / f.songs:
+            intro = _draw(f.intros, rng) or 0
+        if rng.random() < sum(f.outros.values()) / f.songs:
+            outro = _draw(f.outros, rng) or 0
+        if n_bars - intro - outro < min(4, n_bars):  # too short for them: the body only
+            intro = outro = 0
+        body_bars = n_bars - intro - outro
+        body: list[tuple[str, int]] = []
+        for _ in range(TRIES):
+            body, forced = self._body(f, body_bars, rng, max_labels - 1)
+            if not forced:
+                break
+        moves = ([("i", intro)] if intro else []) + body + ([("o", outro)] if outro else [])
+        return _sections(moves)
+
+    def continue_form(self, sections: Sequence[Section], n_bars: int, style: str | None,
+                      rng: np.random.Generator, max_labels: int = MAX_LABELS
+                      ) -> list[Section]:
+        """Sections of `n_bars` more bars after the form `sections` (the bars after its end,
+        numbered from its end), drawn as the form's next moves: they go back to its labels or
+        bring new ones (letters it does not use), with no intro or outro. At most
+        `max_labels` distinct labels in the whole form."""
+        if n_bars < 1:
+            raise ValueError(f"bars must be >= 1, got {n_bars}")
+        f = self.for_style(style)
+        sections = sorted(sections, key=lambda s: s.start_bar)
+        start = sum(s.n_bars for s in sections)
+        if not f.songs:
+            return [Section(start, n_bars, sections[-1].label if sections else "A")]
+        prev, used, last_length = START, [], {}
+        for (move, bars), s in zip(moves_of(sections), sections):
+            if move in ("i", "o"):
+                continue
+            prev = move
+            if move != "x":
+                if s.label in used:
+                    used.remove(s.label)
+                used.insert(0, s.label)
+                last_length[s.label] = bars
+        letters = {s.label for s in sections} - {"i", "o"}
+        body: list[tuple[str, int]] = []
+        for _ in range(TRIES):
+            body, forced = self._body(f, n_bars, rng, max_labels - len(letters) + len(used) - 1,
+                                      prev, used, last_length)
+            if not forced:
+                break
+        return _sections(body, start, taken={s.label for s in sections})
+
+    def _body(self, f: StyleForms, n_bars: int, rng: np.random.Generator, max_letters: int,
+              prev: str = START, used: Sequence[str] = (),
+              last_length: dict[str, int] | None = None
+              ) -> tuple[list[tuple[str, int]], bool]:
+        """Moves and lengths of exactly `n_bars` bars, and whether a length had to be drawn
+        among those that fit (only lengths up to the bars left are ever drawn). `prev`, `used`
+        (labels, most recent first) and `last_length` (of each label): the form so far, when
+        the body continues one; at most `max_letters` labels in `used` in the end."""
+        body: list[tuple[str, int]] = []
+        total = 0
+        used = list(used)  # move targets, most recent first; new ones "#0", "#1", ...
+        last_length = dict(last_length or {})
+        n_new = 0
+        keep = f.keep_length[0] / f.keep_length[1] if f.keep_length[1] else 0.0
+        forced = False
+
+        def length(*counts: Counter) -> int:
+            """A length from the first of `counts` that has one, among those that fit."""
+            nonlocal forced
+            left = n_bars - total
+            for c in counts:
+                bars = _draw(c, rng)
+                if bars is None:
+                    continue
+                if bars > left:
+                    forced = True
+                    bars = _draw(c, rng, lambda b: b <= left) or left
+                return bars
+            forced = True
+            return min(4, left)
+
+        while total < n_bars:
+            counts = f.moves.get(prev) or f.moves.get(START) or Counter({NEW: 1})
+
+            def possible(move: str) -> bool:
+                if move == SAME:
+                    return bool(used)
+                if move.startswith("back"):
+                    return int(move[4:]) < len(used)
+                return move == "x" or (move == NEW and len(used) < max_letters)
+
+            move = _draw(counts, rng, possible) or (
+                NEW if len(used) < max_letters or not used else f"back{len(used) - 1}")
+            prev = move
+            if move == "x":
+                bars = length(f.lengths["x"])
+                body.append(("x", bars))
+                total += bars
+                continue
+            if move == NEW:
+                label = f"#{n_new}"
+                n_new += 1
+                bars = length(f.lengths[NEW])
+            else:
+                label = used[0 if move == SAME else int(move[4:])]
+                if label in last_length and rng.random() < keep and (
+                        last_length[label] <= n_bars - total):
+                    bars = last_length[label]
+                else:
+                    bars = length(f.lengths["repeat"], f.lengths[NEW])
+                used.remove(label)
+            used.insert(0, label)
+            last_length[label] = bars
+            body.append((label, bars))
+            total += bars
+        return body, forced
+
+
+def _sections(moves: list[tuple[str, int]], start: int = 0, taken: set[str] = frozenset()
+              ) -> list[Section]:
+    """Sections from `(label or move, bars)` from bar `start`: working labels `#0`, `#1`, ...
+    become letters in first-appearance order, skipping the `taken` ones."""
+    names: dict[str, str] = {}
+    letters = (name for name in section_labels() if name not in taken)
+    out = []
+    for label, bars in moves:
+        if label.startswith("#"):
+            if label not in names:
+                names[label] = next(letters)
+            label = names[label]
+        out.append(Section(start, int(bars), label))
+        start += int(bars)
+    return out
+
+
+def form_text(sections: Iterable[Section]) -> str:
+    """`i4 A8 B8 ...`: the form string `--form` takes."""
+    return " ".join(f"{s.label}{s.n_bars}" for s in sections)
+
+
+def fit_forms(prepared: Sequence[str | Path], split: str = "train",
+              progress: bool = True) -> FormModel:
+    """The form model of the `split` songs with plans of the prepared corpora (each song
+    under its style)."""
+    from tqdm.auto import tqdm
+
+    from structdiff.data.prepare import load_prepared
+
+    model = FormModel()
+    for folder in prepared:
+        if not (Path(folder) / "manifest.json").is_file():
+            raise ValueError(f"no prepared corpus at {folder}: run `structdiff prepare` first")
+        for song in tqdm(load_prepared(folder, split), desc=f"forms of {folder}",
+                         unit="song", disable=not progress):
+            if song.plan is not None and song.plan.sections:
+                model.add(song.style, song.plan.sections)
+    if not model.styles:
+        raise ValueError(f"no {split} songs with forms in {', '.join(map(str, prepared))}")
+    return model
+
+
+def load_forms(folder: str | Path | None) -> FormModel | None:
+    """The form model beside a planner's weights (`forms.json`), None when it has none;
+    `BundleError` when it cannot be read."""
+    from structdiff.models.bundle import SHIPPED_DIR, BundleError
+
+    path = Path(folder or SHIPPED_DIR) / FORMS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return FormModel.load(path)
+    except ValueError as e:
+        raise BundleError(str(e)) from None

@@ -1,0 +1,174 @@
+"""The form model: moves of a form, fitting, exact-length sampling, files, and plans drawn
+under a sampled form."""
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from structdiff.cli import main
+from structdiff.data.plan_constraints import parse_form
+from structdiff.metrics.plan_metrics import total_variation
+from structdiff.metrics.structure import form_statistics
+from structdiff.pipeline.forms import FORMS_FILE, FormModel, form_text, moves_of
+
+
+def test_moves_of_a_verse_chorus_form():
+    form = parse_form("i4 A8 B8 A8 A4 B8 x2 C4 B8 o4")
+    assert moves_of(form) == [("i", 4), ("new", 8), ("new", 8), ("back1", 8), ("same", 4),
+                              ("back1", 8), ("x", 2), ("new", 4), ("back1", 8), ("o", 4)]
+    # lower case spans are interludes; an `i` inside the song is one too
+    assert [m for m, _ in moves_of(parse_form("A4 b4 i2 A4"))] == ["new", "x", "x", "same"]
+
+
+def _model(forms: dict[str, list[str]]) -> FormModel:
+    model = FormModel()
+    for style, texts in forms.items():
+        for text in texts:
+            model.add(style, parse_form(text))
+    return model
+
+
+POP = ["i4 A8 B8 A8 B8 o4", "i4 A8 A8 B8 A8 B8 B8 o2", "i2 A4 A4 B8 x2 A4 A4 B8 o4"] * 5
+HYMN = ["A2 B2 C2 D2", "A2 B2 A2 C2 D2", "A4 B4 C4"] * 5
+
+
+@pytest.mark.parametrize("n_bars", [1, 3, 7, 16, 37, 64, 200])
+def test_a_sampled_form_has_exactly_the_bars_asked_for(n_bars):
+    model = _model({"pop": POP, "hymn": HYMN})
+    rng = np.random.default_rng(0)
+    for style in ("pop", "hymn", None, "unknown"):
+        for _ in range(5):
+            form = model.sample(n_bars, style, rng)
+            assert sum(s.n_bars for s in form) == n_bars
+            assert all(s.n_bars >= 1 for s in form)
+            assert [s.start_bar for s in form] == list(
+                np.cumsum([0] + [s.n_bars for s in form[:-1]]))
+
+
+def test_sampled_forms_follow_their_style():
+    model = _model({"pop": POP, "hymn": HYMN})
+    rng = np.random.default_rng(1)
+    pop = [model.sample(44, "pop", rng) for _ in range(300)]
+    hymn = [model.sample(10, "hymn", rng) for _ in range(300)]
+    assert all(f[0].label == "i" and f[-1].label == "o" for f in pop)
+    assert not any(s.label in ("i", "o") for f in hymn for s in f)
+    ps, hs = form_statistics(pop), form_statistics(hymn)
+    real_pop = form_statistics([parse_form(t) for t in POP])
+    assert total_variation(ps["lengths"], real_pop["lengths"]) < 0.1
+    assert ps["repeated"] > 0.4 and hs["repeated"] < 0.2
+    # labels are letters in first-appearance order, intro and outro aside
+    for form in pop[:20]:
+        letters = [s.label for s in form if s.label not in ("i", "o", "x")]
+        assert letters[0] == "A"
+        assert all(ord(b) <= ord(max(letters[:k + 1])) + 1 for k, b in enumerate(letters[1:]))
+
+
+def test_the_same_generator_gives_the_same_form():
+    model = _model({"pop": POP})
+    one = [form_text(model.sample(32, "pop", np.random.default_rng(7))) for _ in range(3)]
+    assert len(set(one)) == 1
+    other = Counter(form_text(model.sample(32, "pop", np.random.default_rng(s)))
+                    for s in range(20))
+    assert len(other) > 1
+
+
+def test_a_style_without_forms_draws_from_all_pooled():
+    model = _model({"pop": POP})
+    rng = np.random.default_rng(0)
+    forms = [model.sample(44, "rock", rng) for _ in range(50)]
+    assert all(f[0].label == "i" for f in forms)
+
+
+def test_save_and_load_give_the_same_model(tmp_path):
+    model = _model({"pop": POP, "hymn": HYMN})
+    path = model.save(tmp_path / FORMS_FILE)
+    again = FormModel.load(path)
+    assert again.to_dict() == model.to_dict()
+    a = [form_text(model.sample(40, "pop", np.random.default_rng(3))) for _ in range(2)]
+    b = [form_text(again.sample(40, "pop", np.random.default_rng(3))) for _ in range(2)]
+    assert a == b
+    (tmp_path / "bad.json").write_text(json.dumps({"kind": "planner"}))
+    with pytest.raises(ValueError, match="cannot read the form model"):
+        FormModel.load(tmp_path / "bad.json")
+
+
+def test_train_forms_writes_the_model_of_a_prepared_corpus(tmp_path, capsys):
+    from tests.debug_models import tiny_corpus
+
+    prepared = tiny_corpus(tmp_path)
+    assert main(["train", "forms", str(prepared), "--out", str(tmp_path / "model")]) == 0
+    model = FormModel.load(tmp_path / "model" / FORMS_FILE)
+    assert sum(f.songs for f in model.styles.values()) >= 1
+    assert "wrote" in capsys.readouterr().out
+    assert main(["train", "forms", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("structdiff: error: no prepared corpus") and "\n" not in err
+
+
+def test_a_planner_with_a_form_model_writes_plans_under_a_drawn_form(tmp_path):
+    import shutil
+
+    from structdiff.pipeline.plan import generate_plan, load_planner
+    from tests.debug_models import tiny_corpus, train_debug
+
+    folder = train_debug("planner", tiny_corpus(tmp_path), tmp_path)
+    without = load_planner(folder)
+    assert without.forms is None
+    copy = tmp_path / "with_forms"
+    shutil.copytree(folder, copy)
+    _model({"pop": POP}).save(copy / FORMS_FILE)
+    bundle = load_planner(copy)
+    style = bundle.styles[0]
+    for seed in range(4):
+        plan, _ = generate_plan(bundle, n_bars=24, style=style, seed=seed, steps=4)
+        drawn = bundle.forms.sample(24, style, np.random.default_rng([seed, 1]))
+        assert form_text(plan.sections) == form_text(drawn)
+        assert plan.sections[0].label == "i" and plan.sections[-1].label == "o"
+    again, _ = generate_plan(bundle, n_bars=24, style=style, seed=2, steps=4)
+    first, _ = generate_plan(bundle, n_bars=24, style=style, seed=2, steps=4)
+    assert form_text(again.sections) == form_text(first.sections)
+    assert again.chords == first.chords
+    # a form given by the user is kept as it is
+    given, _ = generate_plan(bundle, form="A8 B8 A8", style=style, seed=0, steps=4)
+    assert form_text(given.sections) == "A8 B8 A8"
+    (copy / FORMS_FILE).write_text("{")
+    with pytest.raises(ValueError, match="cannot read the form model"):
+        load_planner(copy)
+
+
+def test_a_form_never_has_more_labels_than_the_planner_holds():
+    # a through-composed style: every section new
+    model = _model({"mass": ["A4 B4 C4 D4 E4 F4 G4 H4 I4 J4"] * 3})
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        form = model.sample(200, "mass", rng, max_labels=5)
+        assert len({s.label for s in form}) <= 5
+        assert sum(s.n_bars for s in form) == 200
+    assert len({s.label for s in model.sample(400, "mass", rng)}) <= 26
+
+
+def test_a_form_continues_from_where_it_stands():
+    model = _model({"pop": POP})
+    so_far = parse_form("i4 A8 B8 A8 B8")
+    rng = np.random.default_rng(0)
+    seen_old = seen_new = 0
+    for _ in range(30):
+        more = model.continue_form(so_far, 24, "pop", rng)
+        assert more[0].start_bar == 36 and sum(s.n_bars for s in more) == 24
+        assert [s.start_bar for s in more] == list(36 + np.cumsum([0] + [s.n_bars
+                                                                       for s in more[:-1]]))
+        assert not any(s.label in ("i", "o") for s in more)
+        seen_old += sum(s.label in ("A", "B") for s in more)
+        seen_new += sum(s.label not in ("A", "B", "x") for s in more)
+    assert seen_old > seen_new > 0  # mostly back to the verse and chorus, some new material
+    # new labels are the next letters the song does not use yet
+    firsts = []
+    for seed in range(10):
+        more = model.continue_form(parse_form("A4 B4 A4"), 40, "pop",
+                                   np.random.default_rng(seed))
+        fresh = [s.label for s in more if s.label not in ("A", "B", "x")]
+        if fresh:
+            firsts.append(fresh[0])
+    assert firsts and set(firsts) == {"C"}
