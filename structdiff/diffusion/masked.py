@@ -13,11 +13,7 @@ share follows a cosine curve down to zero (MaskGIT's schedule). Which draws are 
   fades over the rounds, as MaskGIT does), so that early rounds commit what the context makes
   sure of;
 - `order="random"`: a uniformly random set: ancestral sampling of the absorbing process, exact
-  for an exact network (the tests check it on a known distribution);
-- `order="time"`: the earliest masked positions of the last axis (time, for tokens
-  `[B, K, T]`), all tracks of a step at once in a random order among them: left to right, as
-  an autoregressive model writes, and also exact for an exact network with one position a
-  round (any fixed order is; the tests check it).
+  for an exact network (the tests check it on a known distribution).
 
 After the last round, `resample` rounds of Gibbs sampling (Coconet's annealed blocked Gibbs)
 may follow: each masks a random share of the free positions again, from `resample_rate` down
@@ -40,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 MASK = -1  # the token value of a masked position
-ORDERS = ("confidence", "random", "time")
+ORDERS = ("confidence", "random")
 
 LogitsFn = Callable[[torch.Tensor, torch.Tensor, dict | None], torch.Tensor]
 
@@ -108,8 +104,7 @@ def sample_masked(
         guide, guide_mask, guide_strength: start the `guide_mask` positions from `guide`'s
             tokens, a random share `guide_strength` of them masked again.
         temperature: of the token draws (1 draws from the network's distribution).
-        order: which draws each round keeps, 'confidence', 'random' or 'time' (module
-            docstring).
+        order: which draws each round keeps, 'confidence' or 'random' (module docstring).
         noise: scale of the Gumbel noise on the confidences (0: greedy order), fading to 0
             over the rounds; 'confidence' only.
         resample: Gibbs rounds after the unmasking (module docstring), each one network call.
@@ -150,8 +145,6 @@ def sample_masked(
     free_flat = free.view(B, -1)
     n_free = free_flat.sum(1)  # [B]
     n_start = (flat == MASK).sum(1)  # [B] masked at the start
-    # 'time': a position's step along the last axis, earliest first
-    step_of = (torch.arange(flat.shape[1], device=device) % dims[-1]).double()
 
     def draw_masked():
         """Log-probabilities `[B, L, V]` of the network and a draw `[B, L]` of every token."""
@@ -174,9 +167,6 @@ def sample_masked(
         logp, draw = draw_masked()
         if order == "random":
             score = torch.rand(draw.shape, generator=generator, device=device)
-        elif order == "time":
-            u = torch.rand(draw.shape, generator=generator, device=device, dtype=torch.float64)
-            score = -step_of - u  # earlier steps first, the tracks of a step at random
         else:
             fade = noise * (1.0 - (i + 1) / steps)
             u = torch.rand(draw.shape, generator=generator, device=device).clamp(1e-20, 1)

@@ -55,29 +55,6 @@ def test_random_order_with_one_token_per_round_draws_the_joint_distribution():
     assert _tv(_frequencies(tokens)) < 0.03
 
 
-def test_time_order_with_one_token_per_round_draws_the_joint_distribution():
-    g = torch.Generator().manual_seed(0)
-    tokens = sample_masked(exact_logits, (3000, 3), 100, steps=3, order="time", generator=g)
-    assert _tv(_frequencies(tokens)) < 0.03
-
-
-def test_time_order_commits_the_earliest_steps_first():
-    seen = []
-
-    def spy(tokens, t, cond):
-        seen.append((tokens[0] != MASK).clone())
-        return torch.zeros(*tokens.shape, 4)
-
-    g = torch.Generator().manual_seed(0)
-    sample_masked(spy, (1, 2, 8), 100, steps=8, order="time", generator=g)
-    for unmasked in seen[1:]:
-        # what is unmasked is a prefix of the steps, whole steps but for the last one
-        steps = unmasked.any(0).nonzero().flatten().tolist()
-        assert steps == list(range(len(steps)))
-        assert unmasked[:, : max(len(steps) - 1, 0)].all()
-    assert seen[-1].any() and not seen[-1].all()
-
-
 def test_all_tokens_in_one_round_lose_the_dependence():
     # the control: one round draws each token from its marginal, independently
     g = torch.Generator().manual_seed(0)
