@@ -577,14 +577,11 @@ def cmd_train(args) -> int:
 def _train_forms(options: list[str]) -> int:
     from structdiff.pipeline.forms import FORMS_FILE, fit_forms
 
-    p = argparse.ArgumentParser(prog="structdiff train forms", exit_on_error=False)
+    p = _Parser(prog="structdiff train forms")
     p.add_argument("prepared", nargs="+", help="folders written by `structdiff prepare`")
     p.add_argument("--out", type=Path, required=True, help="the folder of forms.json")
     p.add_argument("--split", choices=SPLITS, default="train")
-    try:
-        args = p.parse_args(options)
-    except argparse.ArgumentError as e:
-        raise ValueError(str(e)) from None
+    args = p.parse_args(options)
     model = fit_forms(args.prepared, args.split)
     path = model.save(args.out / FORMS_FILE)
     for style, forms in sorted(model.styles.items()):

@@ -105,6 +105,11 @@ def test_train_forms_writes_the_model_of_a_prepared_corpus(tmp_path, capsys):
     assert main(["train", "forms", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("structdiff: error: no prepared corpus") and "\n" not in err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "forms", "--out", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "required: prepared" in err and "\n" not in err
 
 
 def test_a_planner_with_a_form_model_writes_plans_under_a_drawn_form(tmp_path):
