@@ -10,6 +10,10 @@ import pytorch_lightning as pl
 import torch
 
 
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite: training stops before it reaches the weights."""
+
+
 class DiffusionModule(pl.LightningModule):
     """Subclasses set `model`, `ema` and the hyperparameters `lr`, `weight_decay`,
     `warmup_steps`, `sample_every_n_epochs` and `export_dir`, and define `_loss(model, batch,
@@ -29,6 +33,14 @@ class DiffusionModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self._loss(self.model, batch)
+        if not torch.isfinite(loss).all():
+            # stop before the optimizer step: no NaN reaches the weights, the EMA or a
+            # checkpoint (the last good one stays; resume from it with a lower learning rate)
+            raise NonFiniteLossError(
+                f"training stopped: the loss is {float(loss.detach().float().mean())} at step "
+                f"{self.global_step} (epoch {self.current_epoch}); nothing was written from it. "
+                "Lower --model.lr, or check the data; resume from the last checkpoint with "
+                "--ckpt_path last")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].shape[0])
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
         return loss

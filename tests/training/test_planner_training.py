@@ -104,3 +104,26 @@ def test_train_option_errors_are_one_line(capsys):
     assert "no-such-config.yaml" in err and err.count("\n") == 1
     assert main(["train", "planner", "--config", DEBUG, "--bogus", "1"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_a_nan_loss_stops_training_with_one_line_and_writes_nothing(tmp_path, capsys,
+                                                                    monkeypatch):
+    from structdiff.training.planner_module import PlannerModule
+
+    real = PlannerModule._loss
+
+    def broken(self, model, batch, generator=None):
+        loss = real(self, model, batch, generator)
+        return loss * float("nan") if self.training else loss
+
+    monkeypatch.setattr(PlannerModule, "_loss", broken)
+    prepared = tiny_corpus(tmp_path)
+    export = tmp_path / "export"
+    code = main(["train", "planner", "--config", DEBUG, "--data.prepared", str(prepared),
+                 "--model.export_dir", str(export), "--trainer.default_root_dir",
+                 str(tmp_path / "run")])
+    assert code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "structdiff: error" in ln]
+    assert len(err) == 1 and "the loss is nan at step 0" in err[0]
+    assert not export.exists()  # no bundle exported from a broken run
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # and no checkpoint
