@@ -473,6 +473,7 @@ def cmd_generate(args) -> int:
     from structdiff.data.io import read_song
     from structdiff.models.bundle import (
         BundleError,
+        arranger_for_style,
         read_bundle_meta,
         set_for_role_map,
         set_for_style,
@@ -523,7 +524,7 @@ def cmd_generate(args) -> int:
             song = read_song(source, role_map=role_map)
             song.plan = song_plan(song)
         shipped = shipped or set_for_role_map(song.role_map if song else None)
-        arranger = load_arranger(args.arranger or shipped)
+        arranger = load_arranger(args.arranger or arranger_for_style(shipped, args.style))
         planner = load_planner(args.planner or shipped) if not (
             args.accompany or args.regenerate or args.plan) else None
     except BundleError as e:

@@ -100,6 +100,16 @@ def set_for_style(style: str) -> Path:
     raise BundleError(f"unknown style {style!r} (known: {', '.join(known)})")
 
 
+STYLE_ARRANGERS = "styles"  # a set's arranger for one of its styles: SET/styles/STYLE/
+
+
+def arranger_for_style(folder: str | Path, style: str | None) -> Path:
+    """The folder of the arranger to use for `style` in the set `folder`: the set's own
+    arranger for that style (`styles/STYLE/arranger.json`) when it ships one, else the set's."""
+    own = Path(folder) / STYLE_ARRANGERS / str(style)
+    return own if style and (own / "arranger.json").is_file() else Path(folder)
+
+
 def set_for_role_map(role_map: str | None) -> Path:
     """The folder of the first shipped set whose arranger plays songs of `role_map` (`band`,
     `satb`); the first set for another map."""

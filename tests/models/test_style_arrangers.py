@@ -1,0 +1,37 @@
+"""A set's arranger for one of its styles: the shipped chorale arranger, and the fallback."""
+
+import json
+
+import pytest
+
+from structdiff.cli import main
+from structdiff.models.bundle import SHIPPED_DIR, arranger_for_style, set_for_style
+from structdiff.pipeline.arrange import load_arranger
+
+
+def test_chorales_take_their_own_arranger_and_other_styles_the_sets():
+    folder = set_for_style("chorale")
+    assert folder == SHIPPED_DIR
+    own = arranger_for_style(folder, "chorale")
+    assert own == SHIPPED_DIR / "styles" / "chorale"
+    bundle = load_arranger(own)
+    assert bundle.model.cfg.diffusion == "masked" and bundle.meta["default_harmony"] == 0.0
+    assert bundle.model.cfg.pitch_classes
+    assert bundle.roles == load_arranger(folder).roles  # the set's voices
+    for style in ("string_quartet", "renaissance_mass", None):
+        assert arranger_for_style(folder, style) == folder
+
+
+def test_a_style_arranger_folder_without_a_bundle_is_ignored(tmp_path):
+    (tmp_path / "styles" / "pop").mkdir(parents=True)
+    assert arranger_for_style(tmp_path, "pop") == tmp_path
+    (tmp_path / "styles" / "pop" / "arranger.json").write_text(json.dumps({}))
+    assert arranger_for_style(tmp_path, "pop") == tmp_path / "styles" / "pop"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsys):
+    out = tmp_path / "song.mid"
+    assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
+                 "--no-png", "--no-wav", "--out", str(out)]) == 0
+    assert out.stat().st_size > 200 and "4 tracks" in capsys.readouterr().out
