@@ -41,7 +41,7 @@ from structdiff.metrics.musicianship import (
     window_features,
 )
 from structdiff.metrics.report import write_atomic
-from structdiff.models.bundle import SHIPPED_SETS
+from structdiff.models.bundle import SHIPPED_DIR, SHIPPED_SETS, arranger_for_style
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import Options, new_song
 from structdiff.pipeline.plan import load_planner
@@ -75,7 +75,9 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
         real.append(song)
     if not generate:
         return real, []
-    planner, arranger = load_planner(), load_arranger(arranger)
+    # the arranger `generate --style chorale` uses: the classical set's own for chorales
+    planner = load_planner()
+    arranger = load_arranger(arranger or arranger_for_style(SHIPPED_DIR, "chorale"))
     steps = steps or int(arranger.meta.get("default_steps", 20))
     if harmony is None:
         harmony = float(arranger.meta.get("default_harmony", 2.0))
@@ -119,7 +121,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=36, help="songs per set (default 36)")
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--arranger", type=Path, help="chorale set: an arranger bundle's folder "
-                        "(default: the shipped classical one)")
+                        "(default: the one `generate --style chorale` uses)")
     parser.add_argument("--steps", type=int, help="chorale set: denoising steps or unmasking "
                         "rounds (default: the arranger's)")
     parser.add_argument("--harmony", type=float, help="chorale set: the harmony lean "
