@@ -617,8 +617,14 @@ def cmd_evaluate(args) -> int:
 
 
 def _session_models(cue):
-    """The shipped set that knows the cue sheet's styles (the first set without any)."""
-    from structdiff.models.bundle import BundleError, set_for_style, shipped_sets
+    """The shipped set that knows the cue sheet's styles (the first set without any), with its
+    arranger for the cue sheet's style when all of it is one style the set has one for."""
+    from structdiff.models.bundle import (
+        BundleError,
+        arranger_for_style,
+        set_for_style,
+        shipped_sets,
+    )
     from structdiff.pipeline.arrange import load_arranger
     from structdiff.pipeline.cue import CueError
     from structdiff.pipeline.plan import load_planner
@@ -629,7 +635,9 @@ def _session_models(cue):
     except BundleError as e:
         path = "style" if cue.style else "states"
         raise CueError(f"{cue.source}: {path}: {e}") from None
-    return load_planner(folder), load_arranger(folder)
+    # one arranger plays every state: the set's own for a cue sheet of one style that has one
+    style = styles[0] if len(set(styles)) == 1 else None
+    return load_planner(folder), load_arranger(arranger_for_style(folder, style))
 
 
 def _check_session_args(args) -> None:
