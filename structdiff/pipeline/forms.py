@@ -49,16 +49,22 @@ POOLED = "*"  # the pooled styles' entry
 def moves_of(sections: Sequence[Section]) -> list[tuple[str, int]]:
     """The form as `(move, bars)` pairs (module docstring): `i`, `o`, `x`, `new`, `same`,
     `backK`."""
-    out: list[tuple[str, int]] = []
-    recent: list[str] = []  # letter labels, most recent first
+    return [(move, bars) for move, bars, _ in _replay(sections)[0]]
+
+
+def _replay(sections: Sequence[Section]) -> tuple[list[tuple[str, int, str]], list[str]]:
+    """The form's `(move, bars, label)` triples, and its letter labels, most recent first,
+    as they stand after its last section."""
+    out: list[tuple[str, int, str]] = []
+    recent: list[str] = []
     for k, s in enumerate(sections):
         label = s.label
         if label == "i" and k == 0:
-            out.append(("i", s.n_bars))
+            out.append(("i", s.n_bars, label))
         elif label == "o" and k == len(sections) - 1:
-            out.append(("o", s.n_bars))
+            out.append(("o", s.n_bars, label))
         elif label.islower() or label in ("i", "o"):
-            out.append(("x", s.n_bars))
+            out.append(("x", s.n_bars, label))
         else:
             if label not in recent:
                 move = NEW
@@ -66,11 +72,11 @@ def moves_of(sections: Sequence[Section]) -> list[tuple[str, int]]:
                 move = SAME
             else:
                 move = f"back{recent.index(label)}"
-            out.append((move, s.n_bars))
+            out.append((move, s.n_bars, label))
             if label in recent:
                 recent.remove(label)
             recent.insert(0, label)
-    return out
+    return out, recent
 
 
 @dataclass
@@ -85,26 +91,23 @@ class StyleForms:
     keep_length: list[int] = field(default_factory=lambda: [0, 0])  # [kept, repeats]
 
     def add(self, sections: Sequence[Section]) -> None:
-        pairs = moves_of(sections)
+        moves, _ = _replay(sections)
         self.songs += 1
-        if pairs and pairs[0][0] == "i":
-            self.intros[pairs[0][1]] += 1
-        if pairs and pairs[-1][0] == "o":
-            self.outros[pairs[-1][1]] += 1
-        body = [p for p in pairs if p[0] not in ("i", "o")]
+        if moves and moves[0][0] == "i":
+            self.intros[moves[0][1]] += 1
+        if moves and moves[-1][0] == "o":
+            self.outros[moves[-1][1]] += 1
         prev = START
         last_length: dict[str, int] = {}
-        labels = [s.label for s in sections if (s.label not in ("i", "o") and
-                                                not s.label.islower())]
-        letter = iter(labels)
-        for move, bars in body:
+        for move, bars, label in moves:
+            if move in ("i", "o"):
+                continue
             self.moves[prev][move] += 1
             prev = move
             kind = move if move in ("x", NEW) else "repeat"
             self.lengths[kind][bars] += 1
             if move == "x":
                 continue
-            label = next(letter)
             if move != NEW:
                 self.keep_length[1] += 1
                 self.keep_length[0] += int(last_length.get(label) == bars)
@@ -243,16 +246,10 @@ class FormModel:
         start = sum(s.n_bars for s in sections)
         if not f.songs:
             return [Section(start, n_bars, sections[-1].label if sections else "A")]
-        prev, used, last_length = START, [], {}
-        for (move, bars), s in zip(moves_of(sections), sections):
-            if move in ("i", "o"):
-                continue
-            prev = move
-            if move != "x":
-                if s.label in used:
-                    used.remove(s.label)
-                used.insert(0, s.label)
-                last_length[s.label] = bars
+        moves, used = _replay(sections)
+        body_moves = [m for m in moves if m[0] not in ("i", "o")]
+        prev = body_moves[-1][0] if body_moves else START
+        last_length = {label: bars for move, bars, label in body_moves if move != "x"}
         letters = {s.label for s in sections} - {"i", "o"}
         body: list[tuple[str, int]] = []
         for _ in range(TRIES):
