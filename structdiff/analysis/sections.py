@@ -218,13 +218,17 @@ def melody_notes(song: Song) -> np.ndarray | None:
 MIN_MELODY_SHARE = 0.5
 
 
+def melodic_bars(song: Song, melody: np.ndarray) -> np.ndarray:
+    """Per bar `[L]` bool: the melody `[N, 4]` starts a note in it."""
+    bars = np.zeros(song.n_bars, dtype=bool)
+    if len(melody):
+        bars[song.bar_of(melody[:, START])] = True
+    return bars
+
+
 def melody_share(song: Song, melody: np.ndarray) -> float:
     """The share of the song's bars in which the melody `[N, 4]` starts a note."""
-    if song.n_bars == 0 or not len(melody):
-        return 0.0
-    bars = np.zeros(song.n_bars, dtype=bool)
-    bars[song.bar_of(melody[:, START])] = True
-    return float(bars.mean())
+    return float(melodic_bars(song, melody).mean()) if song.n_bars else 0.0
 
 
 # Lengths in bars of the melodic phrases of POP909's human forms (training split, both
@@ -286,9 +290,7 @@ def melody_sections(
     L = song.n_bars
     if L == 0:
         return []
-    melodic = np.zeros(L, dtype=bool)
-    if len(melody):
-        melodic[song.bar_of(melody[:, START])] = True
+    melodic = melodic_bars(song, melody)
     runs: list[list] = []  # [start, end, melodic]
     for b in range(L):
         if runs and runs[-1][2] == melodic[b]:
