@@ -32,7 +32,7 @@ from structdiff.data.tokens import vocab_size
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
 from structdiff.diffusion.masked import ORDERS, mask_tokens, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig, count_parameters
-from structdiff.training.base import DiffusionModule, checkpoint_training
+from structdiff.training.base import DiffusionModule, checkpoint_training, init_matching
 from structdiff.training.ema import EMA
 
 _INTENSITY = feature_slice("intensity")
@@ -121,6 +121,10 @@ class ArrangerModule(DiffusionModule):
             `generate` uses with this arranger unless told otherwise (recorded in the bundle).
         export_dir: write the bundle (`arranger.safetensors` + `arranger.json`) here when
             training ends (None: don't).
+        init_from: a folder with an arranger bundle whose weights training starts from (e.g.
+            `structdiff/models/weights/styles/chorale`, to train the shipped chorale arranger
+            on); tensors whose shape differs start fresh. Its network settings must be given
+            again (the config is not read from the bundle).
     """
 
     batch_key = "style"
@@ -160,6 +164,7 @@ class ArrangerModule(DiffusionModule):
         default_steps: int = 20,
         default_harmony: float = 2.0,
         export_dir: str | None = None,
+        init_from: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -181,6 +186,9 @@ class ArrangerModule(DiffusionModule):
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "
                              f"got {masked_order!r}")
         self.model = Arranger(self.config)
+        if init_from:
+            fresh = init_matching(self.model, init_from, "arranger")
+            print(f"arranger weights from {init_from}; fresh: {', '.join(fresh) or 'none'}")
         self.ema = EMA(self.model, ema_decay)
         self.noise = NoiseSchedule(num_train_timesteps, schedule, prediction="x0")
         self._started = time.time()

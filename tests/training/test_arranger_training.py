@@ -51,6 +51,23 @@ def test_training_writes_a_loadable_bundle(trained):
     assert next((trained.parent / "run_arranger").rglob("last.ckpt"), None) is not None
 
 
+def test_init_from_starts_from_a_bundles_weights(trained):
+    from structdiff.models.bundle import read_state
+    from structdiff.training.arranger_module import ArrangerModule
+
+    meta = json.loads((trained / "arranger.json").read_text())["config"]
+    settings = {k: meta[k] for k in ("d_model", "n_layers", "n_heads", "emb_dim")}
+    fresh = ArrangerModule(**settings)
+    module = ArrangerModule(**settings, init_from=str(trained))
+    shipped = read_state(trained, "arranger")
+    state = module.model.state_dict()
+    assert set(shipped) == set(state)
+    assert all(torch.equal(state[k], shipped[k]) for k in state)
+    assert not all(torch.equal(fresh.model.state_dict()[k], shipped[k]) for k in state)
+    assert all(torch.equal(p, e) for p, e in zip(module.model.parameters(),
+                                                 module.ema.shadow.parameters()))
+
+
 def test_only_styles_keeps_the_songs_of_those_styles(prepared, monkeypatch):
     from structdiff.data import prepare as prepare_module
     from structdiff.training.arranger_data import ArrangeDataModule
