@@ -16,6 +16,9 @@ the annotation is not `N`:
   when ours is the sus chord of those pitch classes (root and triad both).
 
 Also the bass isn't scored: POP909's inversions (`maj/3`) are rare.
+
+A third row scores our grid with every note weighing 1 (`LINE_WEIGHT` = 1, as before melodic
+lines over an accompaniment were given less weight), to show what that weighting does.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import symusic
 
+from structdiff.analysis import chords
 from structdiff.analysis.beats import Grid, _seconds, find_grid
 from structdiff.analysis.chords import recognize_chords
 from structdiff.data.midi import song_from_symusic
@@ -106,10 +110,16 @@ def score_song(folder: Path) -> dict:
     frames, labels = _frames(truth)
     out = {"frames": len(frames)}
     grid = find_grid(score)
-    for name, g in (("file", Grid()), ("ours", grid)):
+    for name, g in (("file", Grid()), ("ours", grid), ("unweighted", grid)):
         # ours: the song `read_midi` gives (shifted onto the beats found, bars and all)
-        song = song_from_symusic(score, 4, source=str(folder), find_beats=name == "ours")
-        ours = _ours_at(score, song, g.shift, frames)
+        song = song_from_symusic(score, 4, source=str(folder), find_beats=name != "file")
+        weight = chords.LINE_WEIGHT
+        try:
+            if name == "unweighted":
+                chords.LINE_WEIGHT = 1.0
+            ours = _ours_at(score, song, g.shift, frames)
+        finally:
+            chords.LINE_WEIGHT = weight
         right = np.array([_right(t, o) for t, o in zip(labels, ours)]).reshape(-1, 2)
         out[name] = right.mean(axis=0) if len(right) else np.array([np.nan, np.nan])
     return out
@@ -135,6 +145,8 @@ def main() -> None:
         f"| the file's own | {mean('file', 0):.3f} | {mean('file', 1):.3f} |",
         f"| `find_grid` (what `read_midi` uses) | {mean('ours', 0):.3f} | "
         f"{mean('ours', 1):.3f} |",
+        f"| `find_grid`, every note weighing 1 (no `LINE_WEIGHT`) | {mean('unweighted', 0):.3f} "
+        f"| {mean('unweighted', 1):.3f} |",
         "",
         f"Per song, root accuracy on our grid: median "
         f"{statistics.median(r['ours'][0] for r in rows):.3f}, lowest "

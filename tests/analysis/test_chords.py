@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 
 from structdiff.analysis.chords import (
+    LINE_WEIGHT,
     QUALITIES,
     QUALITY_INTERVALS,
     chord_name,
+    line_weights,
     parse_chord_name,
     recognize_chords,
     segment_bounds,
@@ -170,3 +172,40 @@ def test_chord_names_are_spelled_in_the_key():
     assert chord_name(10, "maj", None, Key(5, "major")) == "Bb"
     assert chord_name(1, "dom7", None, Key(6, "minor")) == "C#7"
     assert chord_name(3, "min", None, Key(0, "minor")) == "Ebm"
+
+
+def _two_tracks(melody: list[tuple[int, int, int]], keys: list[tuple[int, int, int]]) -> Song:
+    """A melody track over a keys track, one 4/4 bar."""
+    def rows(notes):
+        return np.asarray([(s, d, p, 80) for s, d, p in notes], dtype=np.int32).reshape(-1, 4)
+
+    ts = [TimeSignature(0, 4, 4)]
+    return Song([Track("melody", 0, False, rows(melody)), Track("keys", 0, False, rows(keys))],
+                bar_grid(ts, 16, 4), 16, ts)
+
+
+def test_a_melody_over_an_accompaniment_weighs_less():
+    # short C major chords on every beat under a melody that holds A through the bar: by
+    # duration alone the A makes it A minor; the accompaniment says C
+    keys = [(4 * beat, 1, p) for beat in range(4) for p in (48, 52, 55)]
+    song = _two_tracks([(0, 16, 69)], keys)
+    assert line_weights(song) == [LINE_WEIGHT, 1.0]
+    assert labels(recognize_chords(song)) == [(0, "maj", 0)]
+
+
+def test_lines_without_an_accompaniment_all_count_fully():
+    # two single lines (a bicinium, a chorale's voices): no accompaniment, nothing weighs less
+    song = _two_tracks([(0, 16, 69)], [(0, 8, 48), (8, 8, 52)])
+    assert line_weights(song) == [1.0, 1.0]
+    assert labels(recognize_chords(song))[0][:2] == (9, "min")
+
+
+def test_a_bass_line_under_an_accompaniment_counts_fully():
+    ts = [TimeSignature(0, 4, 4)]
+    rows = [np.asarray(r, dtype=np.int32) for r in (
+        [(0, 16, 72, 80)], [(0, 16, 60, 80), (0, 16, 64, 80), (0, 16, 67, 80)],
+        [(0, 8, 36, 80), (8, 8, 43, 80)])]
+    song = Song([Track("lead", 0, False, rows[0]), Track("keys", 0, False, rows[1]),
+                 Track("bass", 33, False, rows[2]), Track("drums", 0, True, rows[0])],
+                bar_grid(ts, 16, 4), 16, ts)
+    assert line_weights(song) == [LINE_WEIGHT, 1.0, 1.0, 0.0]
