@@ -12,7 +12,10 @@ capped at the planner's longest), plan i with seed i, twice: with the planner's 
 (`forms.json`: a form is drawn first, then the planner writes under it) and with the planner
 alone (its own labels, as it wrote them before the form model). A third row draws 10 forms
 per real song from the form model alone (no planner): the same distribution as the first row
-(the planner keeps a given form), measured with less sampling noise than 40 forms allow.
+(the planner keeps a given form), measured with less sampling noise than 40 forms allow. A
+last row holds the training split's real forms against the test split's: what the form model
+was fit on. Where it misses a bar itself (few test songs, or train and test songs of a style
+that differ, as a few string quartets do), no model fit on it can be judged by that bar.
 
 Per set, `structdiff.metrics.structure.form_statistics`: the total-variation distance of the
 section lengths to the real ones, the share of bars under a repeated label, distinct labels per
@@ -82,6 +85,7 @@ def main() -> None:
         raise SystemExit(f"{args.planner} has no forms.json: run `structdiff train forms`")
     alone = replace(bundle, forms=None)
     reals = real_forms(args.prepared, args.split)
+    trains = real_forms(args.prepared, "train")
     styles = [s for s in bundle.styles if s in reals]
     cap = bundle.model.cfg.max_bars
     lines = [
@@ -111,6 +115,8 @@ def main() -> None:
         rng = np.random.default_rng(0)
         sets["form model alone, 10 per real song"] = [
             bundle.forms.sample(n, style, rng) for n in lengths for _ in range(10)]
+        if trains.get(style):
+            sets["real, training split (what the form model was fit on)"] = trains[style]
         lines.append(f"| {style} | real | {len(real)} | | {rs['repeated']:.2f} | "
                      f"{rs['labels']:.1f} | {rs['intro']:.2f} | {rs['outro']:.2f} | "
                      f"{rs['sections']:.1f} | |")

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
-from diffusers import DDIMScheduler
-from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
 from structdiff.diffusion.schedule import NoiseSchedule
+from structdiff.diffusion.schedulers import randn, scheduler_class
 
 CONTEXT_KEY = "context"
 MASK_KEY = "mask"
@@ -94,7 +94,7 @@ def sample(
     grid = schedule.timesteps(steps)
     if not isinstance(eta, int | float) or eta < 0:
         raise ValueError(f"eta must be a number >= 0, got {eta!r}")
-    if eta != 0 and not isinstance(scheduler, DDIMScheduler):
+    if eta != 0 and not _is_ddim(scheduler):
         raise ValueError(f"eta applies to the 'ddim' sampler only, got eta={eta} with {sampler!r}")
     if device is None and known is not None:
         device = known.device
@@ -113,8 +113,8 @@ def sample(
     n_guided = round((1.0 - float(guide_strength)) * len(grid)) if guided is not None else 0
 
     _set_timesteps(scheduler, grid, device)
-    step_kwargs = {"eta": float(eta)} if isinstance(scheduler, DDIMScheduler) else {}
-    x = randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+    step_kwargs = {"eta": float(eta)} if _is_ddim(scheduler) else {}
+    x = randn(shape, generator=generator, device=torch.device(device), dtype=dtype)
     if keep is not None:
         x = _replace_known(x, known, keep, schedule, int(grid[0]), generator)
     if n_guided > 0:
@@ -138,9 +138,13 @@ def sample(
     return x
 
 
+def _is_ddim(scheduler) -> bool:
+    return isinstance(scheduler, scheduler_class("DDIMScheduler"))
+
+
 def _set_timesteps(scheduler, grid: torch.Tensor, device) -> None:
     """Make the scheduler visit exactly `grid` `[steps]` (see `NoiseSchedule.timesteps`)."""
-    if isinstance(scheduler, DDIMScheduler):
+    if _is_ddim(scheduler):
         # DDIM takes no custom timesteps and never reads its own: its step goes back from the t
         # it is given by the fixed stride T // steps, which the grid matches (to within one
         # training step when steps does not divide T, and exactly at the last step).
@@ -158,7 +162,7 @@ def _replace_known(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """x `[B, ...]` with its known region set to a fresh draw of q(x_t | known) at timestep t."""
-    noise = randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noise = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     return torch.where(keep, schedule.add_noise(known, noise, t_batch), x)
 
@@ -193,11 +197,11 @@ def _check_known(
     for name, value in zip(names, (known, mask)):
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{name} must be a tensor broadcastable to {shape}, got {value!r}")
-        try:
-            broadcast = torch.broadcast_shapes(value.shape, shape)
-        except RuntimeError:
+        try:  # numpy's check: torch.broadcast_shapes imports sympy (0.5 s of a cold start)
+            broadcast = np.broadcast_shapes(tuple(value.shape), tuple(shape))
+        except ValueError:
             broadcast = None
-        if broadcast != torch.Size(shape):
+        if broadcast != tuple(shape):
             raise ValueError(
                 f"{name} must be broadcastable to the sample shape {shape}, "
                 f"got {tuple(value.shape)}"

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+from structdiff.diffusion.schedulers import scheduler_class
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # ours -> diffusers beta_schedule
 PREDICTIONS = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}  # ours -> prediction_type
@@ -63,7 +64,8 @@ class NoiseSchedule:
         object.__setattr__(self, "schedule", schedule)
         object.__setattr__(self, "prediction", prediction)
         # Build a scheduler only to read its betas: the sampler gets the very same numbers.
-        betas = DDPMScheduler(**self._diffusers_config()).betas.to(torch.float64)
+        ddpm = scheduler_class("DDPMScheduler")
+        betas = ddpm(**self._diffusers_config()).betas.to(torch.float64)
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "alphas_cumprod", torch.cumprod(1.0 - betas, dim=0))
 
@@ -187,11 +189,13 @@ class NoiseSchedule:
         config = self._diffusers_config()
         config["timestep_spacing"] = "trailing"
         if name == "ddpm":
-            return DDPMScheduler(**config, clip_sample=False, variance_type="fixed_small")
+            return scheduler_class("DDPMScheduler")(**config, clip_sample=False,
+                                                    variance_type="fixed_small")
         if name == "ddim":
-            return DDIMScheduler(**config, clip_sample=False, set_alpha_to_one=True)
+            return scheduler_class("DDIMScheduler")(**config, clip_sample=False,
+                                                    set_alpha_to_one=True)
         if name == "dpmsolver++":
-            return DPMSolverMultistepScheduler(
+            return scheduler_class("DPMSolverMultistepScheduler")(
                 **config,
                 algorithm_type="dpmsolver++",
                 solver_order=2,

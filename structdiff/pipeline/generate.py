@@ -33,8 +33,9 @@ DEFAULT_ROLES = ("soprano", "alto", "tenor", "bass")
 
 @cache
 def gm_program_names() -> tuple[str, ...]:
-    """The 128 General MIDI program names (from pypianoroll, which MusPy installs)."""
-    from pypianoroll.visualization import program_to_instrument_name
+    """The 128 General MIDI program names (from pretty_midi, which MusPy installs; pypianoroll
+    has the same table but imports matplotlib with it, 1.5 s of a cold start)."""
+    from pretty_midi import program_to_instrument_name
 
     return tuple(program_to_instrument_name(i) for i in range(128))
 
