@@ -127,3 +127,30 @@ def test_a_nan_loss_stops_training_with_one_line_and_writes_nothing(tmp_path, ca
     assert len(err) == 1 and "the loss is nan at step 0" in err[0]
     assert not export.exists()  # no bundle exported from a broken run
     assert not list((tmp_path / "run").rglob("*.ckpt"))  # and no checkpoint
+
+
+class _Payload:
+    """Unpickled, it would create the file `path` (a checkpoint crafted to run code)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("where", ["file", "url"])
+def test_a_malicious_checkpoint_runs_nothing_and_is_a_one_line_error(tmp_path, capsys, where):
+    import pickle
+
+    ran = tmp_path / "code-ran"
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": {}, "x": _Payload(ran)}))
+    ckpt = str(evil) if where == "file" else "https://example.invalid/evil.ckpt"
+    code = main(["train", "planner", "--config", DEBUG, "--data.prepared", str(tmp_path),
+                 "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", ckpt])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert ("loads safely" if where == "file" else "URL") in err
+    assert not ran.exists()
+    assert not (tmp_path / "run").exists()
