@@ -66,7 +66,9 @@ def song_from_music21(
     end = 1
     for i, part in enumerate(parts):
         inst = part.getInstrument(returnDefault=False)
-        name = part.partName or (inst.partName if inst else None) or f"Part {i + 1}"
+        # a Score standing in for its missing parts has no partName
+        name = (getattr(part, "partName", None) or (inst.partName if inst else None)
+                or f"Part {i + 1}")
         name = " / ".join(line.strip() for line in name.splitlines() if line.strip())
         program = inst.midiProgram if inst is not None and inst.midiProgram is not None else 0
         is_drum = isinstance(inst, instrument.UnpitchedPercussion)
