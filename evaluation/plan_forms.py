@@ -13,8 +13,11 @@ capped at the planner's longest), plan i with seed i, twice: with the planner's 
 alone (its own labels, as it wrote them before the form model). A third row draws 10 forms
 per real song from the form model alone (no planner): the same distribution as the first row
 (the planner keeps a given form), measured with less sampling noise than 40 forms allow. A
-last row holds the training split's real forms against the test split's: what the form model
-was fit on. Where it misses a bar itself (few test songs, or train and test songs of a style
+row "form model alone, 40 forms, 50 draws" gives the sampling noise of a set of 40: the
+median TV of 50 sets of 40 forms (each as long as the first rows' plans) and, in brackets, its
+10th and 90th percentiles; the planner keeps a drawn form exactly, so the first row is one such
+draw. A last row holds the training split's real forms against the test split's: what the form
+model was fit on. Where it misses a bar itself (few test songs, or train and test songs of a style
 that differ, as a few string quartets do), no model fit on it can be judged by that bar.
 
 Per set, `structdiff.metrics.structure.form_statistics`: the total-variation distance of the
@@ -115,12 +118,24 @@ def main() -> None:
         rng = np.random.default_rng(0)
         sets["form model alone, 10 per real song"] = [
             bundle.forms.sample(n, style, rng) for n in lengths for _ in range(10)]
+        tvs = []
+        for rep in range(50):
+            draw = np.random.default_rng([rep, 2])
+            drawn = [bundle.forms.sample(lengths[i % len(lengths)], style, draw)
+                     for i in range(args.n)]
+            tvs.append(total_variation(rs["lengths"], form_statistics(drawn)["lengths"]))
+        low, mid, high = np.percentile(tvs, [10, 50, 90])
+        noise_row = (f"| {style} | form model alone, {args.n} forms, 50 draws | {args.n} x 50 | "
+                     f"{mid:.3f} [{low:.3f}, {high:.3f}] | | | | | | "
+                     f"{'none' if mid <= 0.15 else f'TV {mid:.2f}'} |")
         if trains.get(style):
             sets["real, training split (what the form model was fit on)"] = trains[style]
         lines.append(f"| {style} | real | {len(real)} | | {rs['repeated']:.2f} | "
                      f"{rs['labels']:.1f} | {rs['intro']:.2f} | {rs['outro']:.2f} | "
                      f"{rs['sections']:.1f} | |")
         for name, forms in sets.items():
+            if name.startswith("real, training"):
+                lines.append(noise_row)
             gs = form_statistics(forms)
             missed = checks(rs, gs)
             lines.append(
@@ -128,6 +143,8 @@ def main() -> None:
                 f"{total_variation(rs['lengths'], gs['lengths']):.3f} | {gs['repeated']:.2f} | "
                 f"{gs['labels']:.1f} | {gs['intro']:.2f} | {gs['outro']:.2f} | "
                 f"{gs['sections']:.1f} | {', '.join(missed) or 'none'} |")
+        if not trains.get(style):
+            lines.append(noise_row)
         shown.append((style, real[:SHOWN], sets["form model + planner"][:SHOWN],
                       sets["planner alone"][:SHOWN]))
     lines += ["", "Bars: TV <= 0.15, repeated within 0.1, labels within 1.5 of real, intro and "

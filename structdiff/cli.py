@@ -270,6 +270,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--osc", type=int, metavar="PORT",
                    help="also take commands as OSC messages on this UDP port (127.0.0.1)")
     _add_session_options(p)
+
+    p = sub.add_parser(
+        "serve", help="the web studio: press a game state in the browser, hear the music follow",
+        description="Serve the studio page: every browser tab plays its own live session of "
+        "the cue sheet (buttons and keys 1-9 for its states, Q-R for its stingers, an "
+        "intensity slider, a scrolling piano roll, downloads of what was played as MIDI, "
+        "stems and WAV). Binds to 127.0.0.1 (this machine only) unless --host says otherwise. "
+        "Audio plays in the browser with the General MIDI SoundFont found on this machine "
+        "(e.g. apt-get install timgm6mb-soundfont, or STRUCTDIFF_SOUNDFONT=FILE.sf2).")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--cue", type=Path, metavar="CUE.yaml",
+                   help="the cue sheet tabs start with (default: the studio's own, five "
+                   "game states)")
+    p.add_argument("--max-sessions", type=int, default=4, metavar="N",
+                   help="tabs that may play at once; one more is refused with a message "
+                   "(default 4: what 2 cores write in real time, "
+                   "evaluation/results/studio_load.md)")
+    _add_session_options(p)
     return parser
 
 
@@ -617,27 +637,9 @@ def cmd_evaluate(args) -> int:
 
 
 def _session_models(cue):
-    """The shipped set that knows the cue sheet's styles (the first set without any), with its
-    arranger for the cue sheet's style when all of it is one style the set has one for."""
-    from structdiff.models.bundle import (
-        BundleError,
-        arranger_for_style,
-        set_for_style,
-        shipped_sets,
-    )
-    from structdiff.pipeline.arrange import load_arranger
-    from structdiff.pipeline.cue import CueError
-    from structdiff.pipeline.plan import load_planner
+    from structdiff.pipeline.live import session_models
 
-    styles = [s for s in [cue.style] + [st.style for st in cue.states.values()] if s]
-    try:
-        folder = set_for_style(styles[0]) if styles else next(iter(shipped_sets().values()))
-    except BundleError as e:
-        path = "style" if cue.style else "states"
-        raise CueError(f"{cue.source}: {path}: {e}") from None
-    # one arranger plays every state: the set's own for a cue sheet of one style that has one
-    style = styles[0] if len(set(styles)) == 1 else None
-    return load_planner(folder), load_arranger(arranger_for_style(folder, style))
+    return session_models(cue)
 
 
 def _check_session_args(args) -> None:
@@ -694,10 +696,29 @@ def cmd_live(args) -> int:
                     osc=args.osc, seed=args.seed, steps=args.steps, harmony=args.harmony)
 
 
+def cmd_serve(args) -> int:
+    _check_session_args(args)
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_sessions < 1:
+        raise UsageError(f"--max-sessions must be >= 1, got {args.max_sessions}")
+    try:
+        from structdiff.studio.server import serve
+    except ImportError as e:
+        raise UsageError(f"the studio needs aiohttp (pip install aiohttp): {e}") from None
+    try:
+        serve(args.cue, host=args.host, port=args.port, max_sessions=args.max_sessions,
+              seed=args.seed, steps=args.steps, harmony=args.harmony)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 _COMMANDS = {
     "analyze": cmd_analyze,
     "soundtrack": cmd_soundtrack,
     "live": cmd_live,
+    "serve": cmd_serve,
     "render": cmd_render,
     "prepare": cmd_prepare,
     "evaluate": cmd_evaluate,

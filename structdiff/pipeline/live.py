@@ -90,6 +90,30 @@ def apply_command(session: Session, cmd: Command) -> None:
         getattr(session, cmd.method)(*cmd.args, **cmd.kwargs)
 
 
+def session_models(cue: CueSheet) -> tuple[PlannerBundle, ArrangerBundle]:
+    """The shipped set that knows the cue sheet's styles (the first set without any), with its
+    arranger for the cue sheet's style when all of it is one style the set has one for."""
+    from structdiff.models.bundle import (
+        BundleError,
+        arranger_for_style,
+        set_for_style,
+        shipped_sets,
+    )
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.cue import CueError
+    from structdiff.pipeline.plan import load_planner
+
+    styles = [s for s in [cue.style] + [st.style for st in cue.states.values()] if s]
+    try:
+        folder = set_for_style(styles[0]) if styles else next(iter(shipped_sets().values()))
+    except BundleError as e:
+        path = "style" if cue.style else "states"
+        raise CueError(f"{cue.source}: {path}: {e}") from None
+    # one arranger plays every state: the set's own for a cue sheet of one style that has one
+    style = styles[0] if len(set(styles)) == 1 else None
+    return load_planner(folder), load_arranger(arranger_for_style(folder, style))
+
+
 def list_ports() -> list[str]:
     """The MIDI output ports mido sees (needs the python-rtmidi backend)."""
     import mido

@@ -1,0 +1,181 @@
+"""The studio server through its WebSocket and HTTP API (aiohttp's test client; the shipped band
+models on the real clock, a fast cue sheet so that bars last half a second)."""
+
+import asyncio
+import io
+import json
+import zipfile
+
+import mido
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from structdiff.studio.server import BadMessage, Studio, cue_from_text, make_app, parse_message
+
+FAST_CUE = """
+tempo: 400
+meter: 4/4
+key: C major
+style: pop
+seed: 3
+states:
+  calm: {intensity: 0.3, layers: [keys, bass]}
+  battle: {intensity: 0.9, mode: minor}
+stingers:
+  hit: {bars: 1}
+"""
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def studio():
+    return Studio(cue_from_text(FAST_CUE, "fast.yaml"), max_sessions=1)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120))
+
+
+async def _client(studio):
+    client = TestClient(TestServer(make_app(studio)))
+    await client.start_server()
+    return client
+
+
+async def _next(ws, kind, pred=lambda m: True):
+    while True:
+        msg = json.loads((await ws.receive()).data)
+        if msg["type"] == kind and pred(msg):
+            return msg
+
+
+def _bar(msg):
+    return msg["event"]["type"] == "bar"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "not JSON"), ("[1]", 'JSON object with "op"'), ('{"op": "dance"}', "unknown op"),
+    ('{"op": "intensity", "value": 2}', "number in [0, 1]"),
+    ('{"op": "state"}', 'state needs "name"'), ('{"op": "state", "name": "a", "at": "now"}',
+                                                '"at" must be one of'),
+    ('{"op": "cue", "text": ""}', "cue needs"), ("x" * 300_000, "message too long")])
+def test_bad_messages_are_named(text, message):
+    with pytest.raises(BadMessage, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_message(text)
+
+
+def test_a_state_change_reaches_the_next_bars_and_the_downloads_are_valid(studio):
+    async def go():
+        client = await _client(studio)
+        try:
+            ws = await client.ws_connect("/ws")
+            hello = await _next(ws, "hello")
+            assert [s["name"] for s in hello["states"]] == ["calm", "battle"]
+            await ws.send_str("not json")
+            assert "not JSON" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "state", "name": "battle"})
+            assert "press play" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "play"})
+            first = await _next(ws, "event", _bar)
+            assert first["event"]["text"].startswith("calm ")
+            await ws.send_json({"op": "state", "name": "nowhere"})
+            assert "nowhere" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "state", "name": "battle"})
+            # lands on the next bar line it can: within a few bars, and stays
+            for _ in range(6):
+                bar = await _next(ws, "event", _bar)
+                if bar["event"]["text"].startswith("battle "):
+                    break
+            else:
+                pytest.fail("no bar of the new state")
+            await ws.send_json({"op": "stinger", "name": "hit"})
+            await _next(ws, "event", _bar)
+            await ws.send_json({"op": "stop"})
+            await _next(ws, "status", lambda m: not m["playing"])
+            session = hello["session"]
+            rows = (await (await client.get(f"/api/sessions/{session}/bars")).json())["bars"]
+            states = [r["state"] for r in rows]
+            assert states[0] == "calm" and states[-1] == "battle"
+            assert states == sorted(states, key=lambda s: s == "battle")  # calm, then battle
+            midi = await (await client.get(f"/api/sessions/{session}/song.mid")).read()
+            song = mido.MidiFile(file=io.BytesIO(midi))
+            texts = [m.text for t in song.tracks for m in t if m.type == "marker"]
+            assert "state:calm" in texts and "state:battle" in texts
+            assert sum(m.type == "note_on" for t in song.tracks for m in t) > 0
+            stems = await (await client.get(f"/api/sessions/{session}/stems.zip")).read()
+            names = zipfile.ZipFile(io.BytesIO(stems)).namelist()
+            assert names and all(n.endswith(".mid") for n in names)
+            wav = await client.get(f"/api/sessions/{session}/song.wav")
+            assert wav.status in (200, 503)
+            if wav.status == 200:
+                assert (await wav.read())[:4] == b"RIFF"
+            assert (await client.get("/api/sessions/nope/bars")).status == 404
+            await ws.close()
+        finally:
+            await client.close()
+
+    run(go())
+
+
+def test_past_the_limit_a_tab_is_refused_and_the_first_plays_on(studio):
+    async def go():
+        client = await _client(studio)
+        try:
+            one, two = await client.ws_connect("/ws"), await client.ws_connect("/ws")
+            await _next(one, "hello")
+            await _next(two, "hello")
+            await one.send_json({"op": "play"})
+            await _next(one, "event", _bar)
+            await two.send_json({"op": "play"})
+            full = await _next(two, "full")
+            assert "full" in full["message"] and "--max-sessions" in full["message"]
+            await _next(one, "event", _bar)  # the first goes on
+            status = await (await client.get("/api/status")).json()
+            assert status == {"sessions": status["sessions"], "playing": 1, "max_sessions": 1}
+            await one.close()
+            await two.close()
+        finally:
+            await client.close()
+
+    run(go())
+
+
+def test_an_uploaded_cue_sheet_is_checked_like_the_command_lines(studio):
+    async def go():
+        client = await _client(studio)
+        try:
+            ws = await client.ws_connect("/ws")
+            await _next(ws, "hello")
+            await ws.send_json({"op": "cue", "text": "states: {a: {intensity: 3}}"})
+            error = await _next(ws, "error")
+            assert "intensity" in error["message"] and "\n" not in error["message"]
+            await ws.send_json({"op": "cue", "text": "style: baroque\nstates: {a: {}}"})
+            assert "baroque" in (await _next(ws, "error"))["message"]
+            good = FAST_CUE.replace("battle", "boss")
+            await ws.send_json({"op": "cue", "text": good})
+            hello = await _next(ws, "hello")
+            assert [s["name"] for s in hello["states"]] == ["calm", "boss"]
+            await ws.close()
+        finally:
+            await client.close()
+
+    run(go())
+
+
+def test_the_page_and_its_files_are_served_from_the_package(studio):
+    async def go():
+        client = await _client(studio)
+        try:
+            page = await (await client.get("/")).text()
+            assert "structdiff" in page and "http://" not in page and "https://" not in page
+            for src in ("/static/studio.js", "/static/studio.css",
+                        "/static/vendor/js-synthesizer.min.js",
+                        "/static/vendor/libfluidsynth-2.4.6.js"):
+                assert src in page
+                assert (await client.get(src)).status == 200
+            assert (await client.get("/static/../server.py")).status in (403, 404)
+        finally:
+            await client.close()
+
+    run(go())
