@@ -457,6 +457,7 @@ class Session:
         self._position = 0.0  # session seconds now playing (the consumer's clock)
         self._origin: float | None = None  # time.monotonic() when bar 0 began (real clock)
         self._write_times: deque[float] = deque(maxlen=8)  # seconds of the last writes
+        self.write_seconds = 0.0  # all the writing so far (a real-time factor's numerator)
         self._entry_times: dict[str, deque[float]] = {}  # the same, of entries into a state
         self._bar_times: dict[int, float] = {}
         self.underruns: list[int] = []
@@ -504,6 +505,11 @@ class Session:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+
+    @property
+    def position(self) -> float:
+        """Session seconds of the music played so far."""
+        return self._position
 
     def _now(self) -> float:
         """Session seconds now: the real clock's, or where the simulated music is."""
@@ -824,6 +830,7 @@ class Session:
         new = self._write_more()  # the slow part, outside the lock
         seconds = time.perf_counter() - started
         self._write_times.append(seconds)
+        self.write_seconds += seconds
         if entry is not None and self._next_play > 0:
             self._entry_times.setdefault(entry, deque(maxlen=8)).append(seconds)
         with self._lock:

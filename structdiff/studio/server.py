@@ -311,8 +311,13 @@ async def _soundfont(request: web.Request) -> web.StreamResponse:
 
 async def _status(request: web.Request) -> web.Response:
     studio: Studio = request.app[STUDIO]
+    tabs = [{"session": t.id, "playing": t.playing, "bars": len(t.bars),
+             "underruns": len(t.session.underruns) if t.session else 0,
+             "write_seconds": round(t.session.write_seconds, 3) if t.session else 0.0,
+             "music_seconds": round(t.session.position, 3) if t.session else 0.0}
+            for t in studio.tabs.values()]
     return web.json_response({"sessions": len(studio.tabs), "playing": studio.playing(),
-                              "max_sessions": studio.max_sessions})
+                              "max_sessions": studio.max_sessions, "tabs": tabs})
 
 
 def _tab(request: web.Request) -> Tab:
@@ -402,7 +407,10 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             message = await queue.get()
             if message is None or ws.closed:
                 return
-            await ws.send_str(json.dumps(message))
+            try:
+                await ws.send_str(json.dumps(message))
+            except (ConnectionError, RuntimeError):  # the tab went away mid-send
+                return
 
     sending = asyncio.create_task(sender())
     await ws.send_json(studio.hello(tab))

@@ -58,6 +58,8 @@ class SimpleSynth {  // used only when the server has no SoundFont: oscillators 
 class FluidSynth {  // js-synthesizer (FluidSynth in WebAssembly) with the served SoundFont
   static async create(ctx) {
     await JSSynth.waitForReady();
+    // FluidSynth logs its WebAssembly build's stubs ("fluid_file_test is a stub") as errors
+    JSSynth.disableLogging();
     const synth = new JSSynth.Synthesizer();
     synth.init(ctx.sampleRate);
     const node = synth.createAudioNode(ctx, 2048);
