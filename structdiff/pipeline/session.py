@@ -923,7 +923,7 @@ class Session:
         """Timed events of the session: programs first, then per bar a `bar` event, its
         markers, its beats and its notes; all notes off at the end. On the real clock each
         event is yielded when it is due."""
-        channels = _channels(self.programs)
+        channels = role_channels(self.programs)
         for role, program in self.programs.items():
             if channels[role] != 9:
                 yield Event(0.0, "program", 0, channels[role], program=program)
@@ -1101,7 +1101,7 @@ def _lead_into(plan: BarPlan, target: BarPlan) -> None:
     plan.chords = kept + [Chord(half, plan.steps - half, dominant, "dom7", dominant)]
 
 
-def _channels(programs: dict[str, int]) -> dict[str, int]:
+def role_channels(programs: dict[str, int]) -> dict[str, int]:
     """A channel per role: drums on 10 (index 9), the others from 0 in order, skipping the
     stinger's."""
     free = [c for c in range(16) if c not in (9, STINGER_CHANNEL)]

@@ -15,6 +15,10 @@ Messages from the page, each a JSON object with `op`:
 - `{"op": "intensity", "value": 0.8}`, `{"op": "stinger", "name": "boss"}`;
 - `{"op": "cue", "text": "<cue sheet YAML>"}`: the tab's new cue sheet, checked like the
   command line's (a playing session stops first);
+- `{"op": "style", "name": "funk"}`: the whole sheet in another style of the shipped models
+  (a playing session starts again in it);
+- `{"op": "instrument", "role": "keys", "program": 4}`: a General MIDI program for a role,
+  heard at once and kept in the downloads;
 - `{"op": "ping"}`.
 
 Messages to the page: `hello` (the session's id, its cue sheet's states, stingers, moods and
@@ -46,7 +50,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from structdiff.pipeline.cue import CueError, CueSheet, check_cue, load_cue
-from structdiff.pipeline.session import WHEN, Bar, Event, Session, song_of_bars
+from structdiff.pipeline.session import WHEN, Bar, Event, Session, role_channels, song_of_bars
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_CUE = Path(__file__).parent / "default_cue.yaml"
@@ -78,6 +82,12 @@ def soundfont_for_browser() -> Path | None:
     return None
 
 
+def _program(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 127:
+        raise BadMessage(f'"program" must be a General MIDI program 0-127, got {value!r}')
+    return value
+
+
 def parse_message(text: str) -> dict:
     """The command in a message from the page, checked; BadMessage naming what is wrong."""
     if len(text) > MAX_MESSAGE:
@@ -88,7 +98,7 @@ def parse_message(text: str) -> dict:
         raise BadMessage(f"not JSON: {e.msg} at character {e.pos}") from None
     if not isinstance(msg, dict) or not isinstance(msg.get("op"), str):
         raise BadMessage('a message is a JSON object with "op" (play, stop, state, '
-                         'intensity, stinger, cue, ping)')
+                         'intensity, stinger, style, instrument, cue, ping)')
     op = msg["op"]
     if op in ("play", "stop", "ping"):
         return {"op": op}
@@ -112,12 +122,23 @@ def parse_message(text: str) -> dict:
         if not isinstance(name, str) or not name:
             raise BadMessage('stinger needs "name", a stinger of the cue sheet')
         return {"op": op, "name": name}
+    if op == "style":
+        name = msg.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadMessage('style needs "name", a style of the shipped models')
+        return {"op": op, "name": name}
+    if op == "instrument":
+        role = msg.get("role")
+        if not isinstance(role, str) or not role:
+            raise BadMessage('instrument needs "role", a track role of the session')
+        return {"op": op, "role": role, "program": _program(msg.get("program"))}
     if op == "cue":
         text = msg.get("text")
         if not isinstance(text, str) or not text.strip():
             raise BadMessage('cue needs "text", a cue sheet in YAML')
         return {"op": op, "text": text}
-    raise BadMessage(f"unknown op {op!r} (play, stop, state, intensity, stinger, cue, ping)")
+    raise BadMessage(f"unknown op {op!r} (play, stop, state, intensity, stinger, style, "
+                     f"instrument, cue, ping)")
 
 
 def cue_from_text(text: str, source: str = "uploaded cue sheet") -> CueSheet:
@@ -143,6 +164,7 @@ class Tab:
     thread: threading.Thread | None = None
     bars: list[Bar] = field(default_factory=list)
     programs: dict[str, int] = field(default_factory=dict)
+    chosen: dict[str, int] = field(default_factory=dict)  # programs picked on the page
     started: float = 0.0
 
     @property
@@ -189,9 +211,22 @@ class Studio:
     def playing(self) -> int:
         return sum(t.playing for t in self.tabs.values())
 
+    def programs(self, tab: Tab) -> dict[str, int]:
+        """The General MIDI program of each role for `tab`: its models', then its choices."""
+        _, arranger = self.models(tab.cue)
+        return {**{r: (arranger.programs or {}).get(r, 0) for r in arranger.roles},
+                **{r: p for r, p in tab.chosen.items() if r in arranger.roles}}
+
     def hello(self, tab: Tab) -> dict:
+        from structdiff.models.bundle import shipped_styles
+        from structdiff.pipeline.generate import gm_program_names
+
         cue = tab.cue
+        styles = [s for names in shipped_styles().values() for s in names]
         return {"type": "hello", "session": tab.id, "source": Path(cue.source).name,
+                "style": cue.style, "styles": list(dict.fromkeys(styles)),
+                "roles": [{"role": r, "program": p} for r, p in self.programs(tab).items()],
+                "program_names": list(gm_program_names()),
                 "states": [{"name": n, "intensity": s.intensity, "mood": s.mood}
                            for n, s in cue.states.items()],
                 "stingers": list(cue.stingers), "tempo": cue.tempo,
@@ -205,7 +240,7 @@ class Studio:
         tab.bars = []
         session = Session(tab.cue, planner, arranger, seed=self.seed if self.seed is not None
                           else tab.cue.seed, steps=self.steps, harmony=self.harmony, clock="real",
-                          on_bar=lambda bar: _keep(tab.bars, bar))
+                          programs=self.programs(tab), on_bar=lambda bar: _keep(tab.bars, bar))
         tab.session, tab.programs, tab.started = session, session.programs, time.time()
 
         def run() -> None:
@@ -448,14 +483,43 @@ async def _handle(studio: Studio, tab: Tab, cmd: dict, emit) -> None:
         emit({"type": "status", "playing": True, "bars": 0})
     elif op == "stop":
         await asyncio.to_thread(studio.stop, tab)
+    elif op == "style":
+        from dataclasses import replace
+
+        cue = replace(tab.cue, style=cmd["name"],
+                      states={n: replace(st, style=None) for n, st in tab.cue.states.items()})
+        await _switch(studio, tab, cue, emit)
+    elif op == "instrument":
+        roles = studio.programs(tab)
+        if cmd["role"] not in roles:
+            raise ValueError(f"no role {cmd['role']!r} here (roles: {', '.join(roles)})")
+        tab.chosen[cmd["role"]] = cmd["program"]
+        if tab.playing and tab.session is not None:
+            tab.session.programs[cmd["role"]] = cmd["program"]
+            tab.programs = tab.session.programs
+            channel = role_channels(tab.session.programs)[cmd["role"]]
+            if channel != 9:
+                emit({"type": "event", "event": {"t": tab.session.position, "type": "program",
+                                                 "bar": -1, "ch": channel,
+                                                 "program": cmd["program"]}})
     elif op == "cue":
         cue = cue_from_text(cmd["text"])
-        await asyncio.to_thread(studio.models, cue)  # checked against the models
-        await asyncio.to_thread(studio.stop, tab)
-        tab.cue = cue
-        emit(studio.hello(tab))
+        await _switch(studio, tab, cue, emit, restart=False)
     else:
         studio.apply(tab, cmd)
+
+
+async def _switch(studio: Studio, tab: Tab, cue: CueSheet, emit, restart: bool = True) -> None:
+    """`tab` on the cue sheet `cue` (checked against its models first); a playing session
+    starts again on it when `restart`, else stops."""
+    await asyncio.to_thread(studio.models, cue)  # CueError before anything changes
+    was_playing = tab.playing
+    await asyncio.to_thread(studio.stop, tab)
+    tab.cue = cue
+    emit(studio.hello(tab))
+    if restart and was_playing:
+        await asyncio.to_thread(studio.start, tab, emit)
+        emit({"type": "status", "playing": True, "bars": 0})
 
 
 async def _shutdown(app: web.Application) -> None:

@@ -180,3 +180,37 @@ def test_the_page_and_its_files_are_served_from_the_package(studio):
             await client.close()
 
     run(go())
+
+
+def test_style_and_instrument_choices(studio):
+    async def go():
+        client = await _client(studio)
+        try:
+            ws = await client.ws_connect("/ws")
+            hello = await _next(ws, "hello")
+            assert "pop" in hello["styles"] and hello["style"] == "pop"
+            roles = {r["role"]: r["program"] for r in hello["roles"]}
+            assert "keys" in roles and len(hello["program_names"]) == 128
+            await ws.send_json({"op": "instrument", "role": "kazoo", "program": 3})
+            assert "kazoo" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "instrument", "role": "keys", "program": 200})
+            assert "0-127" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "play"})
+            await _next(ws, "event", _bar)
+            await ws.send_json({"op": "instrument", "role": "keys", "program": 4})
+            change = await _next(ws, "event", lambda m: m["event"]["type"] == "program"
+                                 and m["event"]["program"] == 4)
+            assert change["event"]["ch"] != 9
+            await ws.send_json({"op": "style", "name": "baroque"})
+            assert "baroque" in (await _next(ws, "error"))["message"]
+            await ws.send_json({"op": "style", "name": "funk"})
+            hello = await _next(ws, "hello")
+            assert hello["style"] == "funk"
+            assert {r["role"]: r["program"] for r in hello["roles"]}["keys"] == 4
+            await _next(ws, "status", lambda m: m["playing"])  # playing again, in funk
+            await ws.send_json({"op": "stop"})
+            await ws.close()
+        finally:
+            await client.close()
+
+    run(go())

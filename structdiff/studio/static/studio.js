@@ -158,6 +158,32 @@ function onHello(h) {
                             ["dl-wav", "song.wav"]]) {
     $(id).href = `/api/sessions/${h.session}/${file}`;
   }
+  const style = $("style"); style.replaceChildren();
+  for (const name of h.styles) {
+    const o = document.createElement("option"); o.textContent = name; o.value = name;
+    if (name === h.style) o.selected = true;
+    style.appendChild(o);
+  }
+  if (!h.style) {
+    const o = document.createElement("option"); o.textContent = "(the model's choice)";
+    o.value = ""; o.selected = true; o.disabled = true; style.prepend(o);
+  }
+  const instruments = $("instruments"); instruments.replaceChildren();
+  for (const { role, program } of h.roles) {
+    const label = document.createElement("label");
+    label.textContent = role;
+    if (role === "drums") { const b = document.createElement("b"); b.textContent = "GM drum kit"; label.appendChild(b); }
+    else {
+      const sel = document.createElement("select"); sel.id = `program-${role}`;
+      h.program_names.forEach((name, p) => {
+        const o = document.createElement("option"); o.value = p; o.textContent = `${p} ${name}`;
+        if (p === program) o.selected = true; sel.appendChild(o);
+      });
+      sel.onchange = () => send({ op: "instrument", role, program: Number(sel.value) });
+      label.appendChild(sel);
+    }
+    instruments.appendChild(label);
+  }
   markCurrent(h.start);
   updateDownloads();
 }
@@ -246,6 +272,7 @@ function sendIntensity() {
   if (S.playing) send({ op: "intensity", value: x });
 }
 
+$("style").onchange = () => send({ op: "style", name: $("style").value });
 $("play").onclick = play;
 $("stop").onclick = stop;
 $("intensity").oninput = () => { S.dragging = true; showIntensity($("intensity").value); };
