@@ -524,9 +524,12 @@ async def _switch(studio: Studio, tab: Tab, cue: CueSheet, emit, restart: bool =
 
 async def _shutdown(app: web.Application) -> None:
     studio: Studio = app[STUDIO]
-    for tab in list(studio.tabs.values()):
+    tabs = list(studio.tabs.values())
+    for tab in tabs:
         if tab.session is not None:
             tab.session.stop()
+    for tab in tabs:  # every session's thread ends before the server does
+        await asyncio.to_thread(studio.stop, tab)
 
 
 def serve(cue_path: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000,
