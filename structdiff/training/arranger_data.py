@@ -78,7 +78,8 @@ class WindowDataset(Dataset):
     Validation (`random=False`): the windows at `picks` `[(example, start)]`."""
 
     def __init__(self, examples: list[ArrangeExample], styles: list[str], window_steps: int,
-                 length: int = 0, picks: list[tuple[int, int]] | None = None, seed: int = 0):
+                 length: int = 0, picks: list[tuple[int, int]] | None = None,
+                 seed: int | list[int] = 0):
         self.examples = examples
         self.styles = styles
         self.window_steps = window_steps
@@ -214,8 +215,13 @@ class ArrangeDataModule(pl.LightningDataModule):
             self.examples[split] = examples
 
     def train_dataloader(self) -> DataLoader:
+        # under DDP every process draws its own windows: the sampler splits the indices
+        # among the ranks, but a window is drawn from the dataset's generator whatever the
+        # index, so each rank seeds its own (rank 0 draws what a single process does)
+        rank = self.trainer.global_rank if self.trainer is not None else 0
         ds = WindowDataset(self.examples["train"], self.styles, self.window_steps,
-                           length=self.windows_per_epoch, seed=self.seed)
+                           length=self.windows_per_epoch,
+                           seed=self.seed if rank == 0 else [self.seed, rank])
         return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate,
                           num_workers=self.num_workers, worker_init_fn=_reseed,
                           persistent_workers=self.num_workers > 0)
@@ -229,5 +235,5 @@ class ArrangeDataModule(pl.LightningDataModule):
 
 def _reseed(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
-    seeds = [info.dataset.seed, worker_id, info.seed % 2**31]
+    seeds = [*np.atleast_1d(info.dataset.seed).tolist(), worker_id, info.seed % 2**31]
     info.dataset.epoch_rng = np.random.default_rng(seeds)
