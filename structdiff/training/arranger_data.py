@@ -90,6 +90,10 @@ class WindowDataset(Dataset):
         self.seed = seed
         self.epoch_rng = np.random.default_rng(seed)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch `epoch`'s windows (a resumed run draws what it would have drawn)."""
+        self.epoch_rng = np.random.default_rng([*np.atleast_1d(self.seed).tolist(), epoch])
+
     def __len__(self) -> int:
         return self.length
 

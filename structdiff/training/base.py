@@ -5,9 +5,12 @@ the export of the EMA weights when training ends."""
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 
 class NonFiniteLossError(ValueError):
@@ -45,6 +48,25 @@ class DiffusionModule(pl.LightningModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=1)
         return loss
 
+    # -- resumable randomness: a run resumed from a checkpoint trains exactly as if it had
+    # never stopped. Each step's randomness (noise, timesteps, contexts, dropout) comes from
+    # a seed of (the run's seed, the step), and each epoch's data from (seed, epoch): the
+    # datasets' `set_epoch`. Lightning restores the step, the optimizer and the schedule.
+
+    def on_fit_start(self) -> None:
+        self._run_seed = torch.initial_seed() % 2**31  # seed_everything's, the same on resume
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        seed = getattr(self, "_run_seed", 0)
+        torch.manual_seed((seed * 1_000_003 + self.global_step * 7919 + self.global_rank)
+                          % 2**63)
+
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         self.ema.update(self.model)
 
@@ -77,6 +99,21 @@ class DiffusionModule(pl.LightningModule):
     def on_train_end(self) -> None:
         if self.hparams.export_dir:
             self.export(self.hparams.export_dir)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but a checkpoint appears whole or not at all: it is
+    written beside its place and renamed into it, so a run killed while saving leaves the
+    previous checkpoint to resume from (`structdiff train` uses it)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def checkpoint_training(state: dict, ckpt_path: str) -> dict:

@@ -26,6 +26,8 @@ def run_training(model: str, args: list[str]) -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     from pytorch_lightning.cli import LightningCLI
 
+    from structdiff.training.base import AtomicCheckpointIO
+
     if model == "planner":
         from structdiff.training.planner_data import PlanDataModule as DataModule
         from structdiff.training.planner_module import PlannerModule as Module
@@ -56,6 +58,7 @@ def run_training(model: str, args: list[str]) -> None:
                 args=args,
                 run=False,
                 save_config_kwargs={"overwrite": True},
+                trainer_defaults={"plugins": [AtomicCheckpointIO()]},
             )
     except SystemExit as e:
         if e.code:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from structdiff.data.corpus import STYLES
 from structdiff.data.plan_tensor import (
@@ -81,7 +81,14 @@ class PlanDataset(Dataset):
         self.styles = styles
         self.max_bars = max_bars
         self.random_crop = random_crop
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.order = torch.Generator().manual_seed(seed)  # the training sampler's shuffle
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch `epoch`'s shuffle and crops (a resumed run draws what it would have drawn)."""
+        self.rng = np.random.default_rng([self.seed, epoch])
+        self.order.manual_seed(self.seed * 100_003 + epoch)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -178,7 +185,8 @@ class PlanDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = PlanDataset(self.examples["train"], self.styles, self.max_bars, True, self.seed)
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=True, collate_fn=collate)
+        return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate,
+                          sampler=RandomSampler(ds, generator=ds.order))
 
     def val_dataloader(self) -> DataLoader:
         ds = PlanDataset(self.examples["validation"], self.styles, self.max_bars, False)
