@@ -214,3 +214,16 @@ def test_style_and_instrument_choices(studio):
             await client.close()
 
     run(go())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "0"], "--port must be between 1 and 65535"),
+    (["--max-sessions", "0"], "--max-sessions must be >= 1"),
+    (["--cue", "no-such-cue.yaml"], "no-such-cue.yaml: no such file"),
+    (["--threads", "0"], "--threads must be between 1 and 64")])
+def test_serve_bad_options_are_one_line_errors(args, message, capsys):
+    from structdiff.cli import main
+
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
