@@ -69,9 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Parse every music file of a folder (or the corpus "
                        "bundled with music21) in parallel into shards under --out; bad files "
                        "are skipped and listed in report.md with their reason; a rerun skips "
-                       "finished shards.")
-    p.add_argument("input", help="a folder of music files, or 'music21' for the embedded "
-                   "corpus, or the folder of the corpus named by --corpus")
+                       "finished shards. A file's shard is fixed by a hash of its path, so "
+                       "added files rewrite only their own shards. --shard I/N prepares part I "
+                       "of N (one per machine or array task); --merge then joins the parts "
+                       "copied into --out.")
+    p.add_argument("input", nargs="?", help="a folder of music files, or 'music21' for the "
+                   "embedded corpus, or the folder of the corpus named by --corpus (not with "
+                   "--merge)")
     p.add_argument("--corpus", choices=sorted(ADAPTERS), metavar="NAME",
                    help="read INPUT with a corpus adapter, its annotations as the plan: "
                    + "; ".join(f"{k}: {v}" for k, v in ADAPTERS.items()))
@@ -85,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid steps per quarter note (default 4)")
     p.add_argument("--no-analyze", action="store_true",
                    help="skip key/chord/section analysis (faster)")
+    p.add_argument("--shard", metavar="I/N",
+                   help="prepare only part I of N (0 <= I < N), e.g. $SLURM_ARRAY_TASK_ID/16")
+    p.add_argument("--merge", action="store_true",
+                   help="join the parts prepared into --out into one corpus")
 
     p = sub.add_parser("plan", help="write the plan of a new song: form, key and chords",
                        description="Sample a plan (sections, key, chords at one per beat) "
@@ -407,8 +415,26 @@ def _write_wav(song, midi: Path | None, wav: Path) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from structdiff.data.prepare import prepare
+    from structdiff.data.prepare import merge_prepared, prepare
 
+    if args.merge:
+        if args.input is not None or args.shard is not None:
+            raise UsageError("--merge takes only --out (the folder the parts were copied into)")
+        report = merge_prepared(args.out)
+        print(f"merged {report['shards']['merged_parts']} parts: {report['loaded']} of "
+              f"{report['found']} files loaded; report: {Path(args.out) / 'report.md'}")
+        return 0
+    if args.input is None:
+        raise UsageError("give the input folder (or 'music21'), or --merge")
+    shard = None
+    if args.shard is not None:
+        try:
+            i, n = (int(x) for x in args.shard.split("/"))
+        except ValueError:
+            raise UsageError(f"--shard must be I/N, e.g. 0/4, got {args.shard!r}") from None
+        if not (n >= 1 and 0 <= i < n):
+            raise UsageError(f"--shard I/N needs 0 <= I < N, got {args.shard}")
+        shard = (i, n)
     _check_grid(args.grid)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
@@ -425,7 +451,13 @@ def cmd_prepare(args) -> int:
         analyze=not args.no_analyze,
         corpus=args.corpus,
         seed=args.seed,
+        shard=shard,
     )
+    if shard is not None:
+        print(f"part {shard[0]}/{shard[1]}: loaded {report['loaded']} of {report['found']} "
+              f"files, skipped {report['skipped']}; join the parts with `structdiff prepare "
+              f"--merge --out {args.out}`")
+        return 0
     print(
         f"loaded {report['loaded']} of {report['found']} files, skipped {report['skipped']}; "
         f"report: {Path(args.out) / 'report.md'}"

@@ -1,11 +1,21 @@
 """Prepare a corpus: parse every music file once, in parallel worker processes, into shards.
 
-The sorted file list is cut into chunks of `shard_size` files; chunk i becomes the shard
-``shard-{i:05d}-{hash}.npz`` (see `structdiff.data.shards`) with a sidecar
-``shard-{i:05d}-{hash}.json`` holding each member file's status. The hash covers the settings
-(grid, role map, analysis, input) and each member's id, size and modification time, so a rerun
-skips every shard whose sidecar exists, a changed file or setting rewrites its shard, and shards
-of other settings are removed rather than mixed in.
+Each file goes to one of `buckets` shards by a hash of its id (its path in the corpus), so
+adding files rewrites only the shards they fall in. The bucket count is a power of two with
+about `shard_size` files per shard, chosen when a folder is first prepared and kept in its
+manifest for later runs of the same settings. Bucket b becomes the shard
+``shard-{b:05d}-{hash}.npz`` (see `structdiff.data.shards`) with a sidecar
+``shard-{b:05d}-{hash}.json`` holding each member file's status. The hash covers the settings
+(grid, role map, analysis, input), the version of the code that reads and analyzes files
+(`code_version`) and each member's id, size and modification time, so a rerun skips every
+shard whose sidecar exists, a changed file, setting or reading code rewrites its shard, and
+shards of other settings are removed rather than mixed in.
+
+A large corpus splits across machines: ``prepare(..., shard=(i, n))`` (``structdiff prepare
+--shard i/n``) prepares only the buckets b with b % n == i and writes
+``manifest.part-i-of-n.json``; `merge_prepared` (``structdiff prepare --merge --out DIR``) joins
+the parts found in one folder into ``manifest.json`` and the report, and names any part that
+is missing or was prepared with other settings.
 
 A bad file never stops the run: the worker records ``{file, reason}`` and goes on. Each worker
 slot is its own process pool of one, so a worker that dies (a crash inside a parser, the
@@ -45,9 +55,10 @@ from structdiff.data.shards import SHARD_FORMAT, read_shard, write_shard
 from structdiff.data.song import MusicFileError, Plan, Song
 
 MUSIC21 = "music21"
-PREPARE_FORMAT = 1
+PREPARE_FORMAT = 2  # 2: shards by a hash of the file id (1: by position in the file list)
 MAX_REASON_CHARS = 300
-_SHARD_FILE = re.compile(r"^\.?shard-\d{5}-[0-9a-f]{10}\.(npz|json)(\.tmp\d+)?$")
+_SHARD_FILE = re.compile(r"^\.?shard-(\d{5})-[0-9a-f]{10}\.(npz|json)(\.tmp\d+)?$")
+_PART_FILE = re.compile(r"^manifest\.part-(\d+)-of-(\d+)\.json$")
 _CRASH_REASON = "the worker process died reading this file (a crash in a parser, or killed)"
 
 
@@ -90,6 +101,7 @@ def prepare(
     progress: bool = True,
     corpus: str | None = None,
     seed: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Parse every music file of `input` (a folder, or ``music21``) into shards in `out_dir`.
 
@@ -98,7 +110,8 @@ def prepare(
     `corpus` names a corpus adapter (`structdiff.data.adapters`: ``pop909``, ``groove``,
     ``game``, ``band``) that lists and reads `input` its own way, with its annotations as the
     plan and its own splits and styles (`role_map` is then the adapter's); `seed` is passed to
-    it (the band corpus draws its grooves from it).
+    it (the band corpus draws its grooves from it). `shard` ``(i, n)``: prepare only part i of n
+    (module docstring); join the parts with `merge_prepared`.
 
     Returns the report also written to ``out_dir/report.json``: counts of files ``found``,
     ``loaded`` and ``skipped``, ``skipped_files`` (each with a one-line reason),
@@ -113,6 +126,8 @@ def prepare(
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if shard is not None and not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard must be i/n with 0 <= i < n, got {shard[0]}/{shard[1]}")
     if corpus is not None:
         from structdiff.data.adapters import get_adapter
 
@@ -141,13 +156,17 @@ def prepare(
         adapter_digest = h.hexdigest()
     salt = json.dumps(
         {**settings, "role_map_digest": role_map_digest, "adapter_digest": adapter_digest,
-         "format": PREPARE_FORMAT, "shard_format": SHARD_FORMAT},
+         "format": PREPARE_FORMAT, "shard_format": SHARD_FORMAT, "code": code_version()},
         sort_keys=True,
     )
-    jobs = [
-        _make_job(i, entries[start : start + shard_size], salt, out_dir, settings)
-        for i, start in enumerate(range(0, len(entries), shard_size))
-    ]
+    salt_digest = hashlib.sha256(salt.encode("utf-8")).hexdigest()[:16]
+    buckets = _known_buckets(out_dir, salt_digest) or bucket_count(len(entries), shard_size)
+    by_bucket: dict[int, list[CorpusEntry]] = {}
+    for e in entries:
+        by_bucket.setdefault(bucket_of(e.id, buckets), []).append(e)
+    part, parts = shard if shard is not None else (0, 1)
+    jobs = [_make_job(b, by_bucket[b], salt, out_dir, settings)
+            for b in sorted(by_bucket) if b % parts == part]
     statuses: dict[str, list[dict]] = {}
     todo = []
     for job in jobs:
@@ -176,24 +195,117 @@ def prepare(
     manifest = {
         "format": PREPARE_FORMAT,
         "settings": settings,
+        "salt": salt_digest,
+        "buckets": buckets,
         "shard_size": shard_size,
+        "part": [part, parts],
+        "ignored": ignored,
         "shards": [
             {"name": f"{job.name}.npz", "files": len(job.entries),
              "songs": sum(s["loaded"] for s in statuses[job.name])}
             for job in jobs
         ],
     }
-    _write_json(out_dir / "manifest.json", manifest)
+    name = "manifest.json" if shard is None else f"manifest.part-{part}-of-{parts}.json"
+    _write_json(out_dir / name, manifest)
     # only now: until the new manifest is in place, the old one and its shards stay consistent
-    removed = _remove_stale(out_dir, {job.name for job in jobs})
+    removed = _remove_stale(out_dir, {job.name for job in jobs}, part, parts)
     report = _report(
         ordered, settings, out_dir, ignored, seconds, files_parsed,
         shards={"total": len(jobs), "written": len(todo), "reused": len(jobs) - len(todo),
                 "removed_stale": removed},
     )
+    if shard is not None:
+        report["part"] = [part, parts]
+        return report
     _write_json(out_dir / "report.json", report)
     _write_text(out_dir / "report.md", report_markdown(report))
     return report
+
+
+def merge_prepared(out_dir: str | Path) -> dict:
+    """Join the parts prepared into `out_dir` (``prepare(..., shard=(i, n))``, each on any
+    machine, their files copied into one folder) into its ``manifest.json`` and report.
+    PrepareError when a part is missing or parts disagree on settings, code or buckets."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    parts = {}
+    for path in sorted(out_dir.glob("manifest.part-*-of-*.json")):
+        m = _PART_FILE.match(path.name)
+        if m:
+            parts[(int(m.group(1)), int(m.group(2)))] = json.loads(path.read_text("utf-8"))
+    if not parts:
+        raise PrepareError(f"no parts to merge in {out_dir} (manifest.part-I-of-N.json, "
+                           f"written by `structdiff prepare --shard I/N`)")
+    counts = {n for _, n in parts}
+    if len(counts) != 1:
+        raise PrepareError(f"parts of different splits in {out_dir}: of "
+                           f"{', '.join(str(n) for n in sorted(counts))}")
+    n = counts.pop()
+    missing = [f"{i}/{n}" for i in range(n) if (i, n) not in parts]
+    if missing:
+        raise PrepareError(f"cannot merge {out_dir}: part {', '.join(missing)} is missing "
+                           f"(run `structdiff prepare ... --shard I/{n}` for it)")
+    first = parts[(0, n)]
+    for (i, _), m in parts.items():
+        if (m["salt"], m["buckets"]) != (first["salt"], first["buckets"]):
+            raise PrepareError(f"cannot merge {out_dir}: part {i}/{n} was prepared with other "
+                               f"settings or another version of the code than part 0/{n}; "
+                               f"prepare it again")
+    shards = sorted((s for m in parts.values() for s in m["shards"]),
+                    key=lambda s: s["name"])
+    statuses = []
+    for s in shards:
+        sidecar = out_dir / s["name"].replace(".npz", ".json")
+        statuses += json.loads(sidecar.read_text(encoding="utf-8"))["files"]
+    manifest = {**{k: v for k, v in first.items() if k != "part"}, "part": [0, 1],
+                "shards": shards}
+    _write_json(out_dir / "manifest.json", manifest)
+    report = _report(statuses, first["settings"], out_dir,
+                     sum(m.get("ignored", 0) for m in parts.values()) // max(1, n),
+                     time.perf_counter() - started, 0,
+                     shards={"total": len(shards), "written": 0, "reused": len(shards),
+                             "removed_stale": 0, "merged_parts": n})
+    _write_json(out_dir / "report.json", report)
+    _write_text(out_dir / "report.md", report_markdown(report))
+    return report
+
+
+def bucket_count(n_files: int, shard_size: int) -> int:
+    """Buckets for a corpus of `n_files`: the power of two that gives shards of about
+    `shard_size` files (at least 1)."""
+    need = max(1, -(-n_files // shard_size))
+    return 1 << (need - 1).bit_length()
+
+
+def bucket_of(file_id: str, buckets: int) -> int:
+    """The bucket (shard index) of a file id: fixed by a hash of the id."""
+    return int(hashlib.sha256(file_id.encode("utf-8")).hexdigest()[:12], 16) % buckets
+
+
+def code_version() -> str:
+    """A digest of the code that reads, analyzes and stores files (`structdiff.data`,
+    `structdiff.analysis`, the role maps): shards written by other code are rebuilt."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for folder in ("data", "analysis"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.suffix in (".py", ".yaml") and "__pycache__" not in path.parts:
+                h.update(str(path.relative_to(root)).encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _known_buckets(out_dir: Path, salt_digest: str) -> int | None:
+    """The bucket count an earlier run of the same settings and code used in `out_dir`."""
+    for path in [out_dir / "manifest.json", *sorted(out_dir.glob("manifest.part-*.json"))]:
+        try:
+            m = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if m.get("salt") == salt_digest and isinstance(m.get("buckets"), int):
+            return m["buckets"]
+    return None
 
 
 def load_prepared(out_dir: str | Path, split: str | None = None) -> Iterator[Song]:
@@ -332,12 +444,16 @@ def _finished_statuses(out_dir: Path, job: _Job) -> list[dict] | None:
     return statuses
 
 
-def _remove_stale(out_dir: Path, keep: set[str]) -> int:
-    """Remove shards (and temp files of killed runs) that the current job list does not name."""
+def _remove_stale(out_dir: Path, keep: set[str], part: int = 0, parts: int = 1) -> int:
+    """Remove shards of this part's buckets (and temp files of killed runs) that the current
+    job list does not name; other parts' shards stay."""
     removed = 0
     for path in out_dir.iterdir():
         name = path.name
-        if _SHARD_FILE.match(name) and (name.startswith(".") or name.split(".")[0] not in keep):
+        m = _SHARD_FILE.match(name)
+        if m is None or int(m.group(1)) % parts != part:
+            continue
+        if name.startswith(".") or name.split(".")[0] not in keep:
             path.unlink(missing_ok=True)
             removed += name.endswith(".npz")
     return removed

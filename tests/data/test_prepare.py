@@ -214,3 +214,92 @@ def test_prepare_command_reports_and_exits_0(mixed_folder, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert all(name in report for name in BAD)
     assert main(["prepare", str(mixed_folder), "--out", str(out), "--workers", "0"]) == 2
+
+
+def _many(folder, n):
+    from structdiff.data.midi import write_midi
+    from tests.debug_models import band_song
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        write_midi(band_song(4, shift=i % 12), folder / f"song{i:02d}.mid")
+    return folder
+
+
+def test_parts_prepared_apart_merge_into_the_corpus_of_one_run(tmp_path):
+    from structdiff.data.prepare import merge_prepared
+
+    corpus = _many(tmp_path / "in", 24)
+    whole = prepare(corpus, tmp_path / "whole", workers=1, analyze=False, shard_size=4,
+                    progress=False)
+    parts = tmp_path / "parts"
+    for i in range(3):  # three "machines", writing into one folder
+        report = prepare(corpus, parts, workers=1, analyze=False, shard_size=4,
+                         progress=False, shard=(i, 3))
+        assert report["part"] == [i, 3]
+    assert not (parts / "manifest.json").exists()
+    merged = merge_prepared(parts)
+    assert (merged["found"], merged["loaded"]) == (whole["found"], whole["loaded"]) == (24, 24)
+    names = sorted(p.name for p in (tmp_path / "whole").glob("shard-*.npz"))
+    assert sorted(p.name for p in parts.glob("shard-*.npz")) == names
+    key = lambda s: s.source.rsplit("/", 1)[-1]  # noqa: E731
+    assert [key(s) for s in sorted(load_prepared(parts), key=key)] == \
+        [key(s) for s in sorted(load_prepared(tmp_path / "whole"), key=key)]
+
+
+def test_merge_names_a_missing_part(tmp_path):
+    from structdiff.data.prepare import merge_prepared
+
+    corpus = _many(tmp_path / "in", 8)
+    prepare(corpus, tmp_path / "out", workers=1, analyze=False, shard_size=2, progress=False,
+            shard=(0, 2))
+    with pytest.raises(PrepareError, match="part 1/2 is missing"):
+        merge_prepared(tmp_path / "out")
+    with pytest.raises(PrepareError, match="no parts to merge"):
+        merge_prepared(tmp_path / "in")
+
+
+def test_added_files_rewrite_only_their_own_shards(tmp_path):
+    corpus = _many(tmp_path / "in", 16)
+    out = tmp_path / "out"
+    prepare(corpus, out, workers=1, analyze=False, shard_size=2, progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.npz")}
+    from structdiff.data.midi import write_midi
+    from structdiff.data.prepare import bucket_of
+    from tests.debug_models import band_song
+
+    write_midi(band_song(4, shift=3), corpus / "zz-new.mid")
+    report = prepare(corpus, out, workers=1, analyze=False, shard_size=2, progress=False)
+    assert report["shards"]["written"] == 1 and report["files_parsed"] >= 1
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.npz")}
+    changed = [n for n in after if before.get(n) != after[n]]
+    buckets = json.loads((out / "manifest.json").read_text())["buckets"]
+    assert [int(n[6:11]) for n in changed] == [bucket_of("zz-new.mid", buckets)]
+
+
+def test_shards_of_other_code_are_rebuilt(tmp_path, monkeypatch):
+    import structdiff.data.prepare as prep
+
+    corpus = _many(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    first = prepare(corpus, out, workers=1, analyze=False, progress=False)
+    assert prepare(corpus, out, workers=1, analyze=False, progress=False)["files_parsed"] == 0
+    monkeypatch.setattr(prep, "code_version", lambda: "another-version")
+    again = prepare(corpus, out, workers=1, analyze=False, progress=False)
+    assert again["files_parsed"] == 6 and again["shards"]["removed_stale"] == \
+        first["shards"]["total"]
+
+
+def test_prepare_command_shard_and_merge(tmp_path, capsys):
+    from structdiff.cli import main
+
+    corpus = _many(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    for i in (0, 1):
+        assert main(["prepare", str(corpus), "--out", str(out), "--workers", "1",
+                     "--no-analyze", "--shard", f"{i}/2"]) == 0
+    assert "--merge" in capsys.readouterr().out
+    assert main(["prepare", "--merge", "--out", str(out)]) == 0
+    assert "merged 2 parts: 6 of 6 files loaded" in capsys.readouterr().out
+    assert main(["prepare", str(corpus), "--out", str(out), "--shard", "2/2"]) == 2
+    assert "0 <= I < N" in capsys.readouterr().err
