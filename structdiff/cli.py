@@ -293,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cue", type=Path, metavar="CUE.yaml",
                    help="the cue sheet tabs start with (default: the studio's own, five "
                    "game states)")
-    p.add_argument("--max-sessions", type=int, default=4, metavar="N",
+    p.add_argument("--max-sessions", type=int, default=None, metavar="N",
                    help="tabs that may play at once; one more is refused with a message "
-                   "(default 4: what 2 cores write in real time, "
-                   "evaluation/results/studio_load.md)")
+                   "(default: twice the cores, half of what they write in real time with "
+                   "nothing else running, evaluation/results/studio_load.md)")
     _add_session_options(p)
     return parser
 
@@ -732,6 +732,8 @@ def cmd_serve(args) -> int:
     _check_session_args(args)
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.max_sessions is None:
+        args.max_sessions = 2 * (os.cpu_count() or 1)
     if args.max_sessions < 1:
         raise UsageError(f"--max-sessions must be >= 1, got {args.max_sessions}")
     try:
