@@ -15,12 +15,16 @@ A form is read as a sequence of sections, each a *move* and a length in bars:
 The model per style counts: how often a song opens with an intro and closes with an outro,
 and their lengths; the move after each move (a bigram, from the start `^`); the lengths of new
 sections, of `x` spans, and of repeats, and how often a repeat keeps the length its label had
-before. Sampling draws intro and outro, then moves and lengths until the bars add up exactly:
-a length that would overshoot is drawn again among those that fit, and the whole body is drawn
-again (up to `TRIES` times) until none had to be. A style the model has no songs of takes the
-forms of all its styles pooled. (Tried and dropped: lengths drawn per song's usual phrase
-length, 4 or 8 bars; on POP909's test split the TV distance of section lengths rose from 0.10
-to 0.14.)
+before. Section lengths are also counted per song size (`size_class`: songs of up to 16, 32,
+64, ... bars), and a form of n bars draws its lengths from the songs of its size when the style
+has at least `MIN_SIZED` sections of that kind there (a 300-bar quartet movement has longer
+sections than a 40-bar one), else from all of the style's.
+
+Sampling draws intro and outro, then moves and lengths until the bars add up exactly: a length
+that would overshoot is drawn again among those that fit, and the whole body is drawn again (up
+to `TRIES` times) until none had to be. A style the model has no songs of takes the forms of
+all its styles pooled. (Tried and dropped: lengths drawn per song's usual phrase length, 4 or 8
+bars; on POP909's test split the TV distance of section lengths rose from 0.10 to 0.14.)
 
 `fit_forms` reads prepared corpora (`structdiff train forms`); the shipped planners carry the
 fitted model as `forms.json` beside their weights.
@@ -44,6 +48,13 @@ TRIES = 200  # draws of a body until one whose every length fit as drawn
 START = "^"
 NEW, SAME = "new", "same"
 POOLED = "*"  # the pooled styles' entry
+MIN_SIZED = 20  # sections of a kind a song size needs before lengths are drawn from it alone
+
+
+def size_class(n_bars: int) -> int:
+    """The song-size class of a form of `n_bars`: 0 up to 16 bars, 1 up to 32, 2 up to 64,
+    ..., 6 over 512."""
+    return int(min(6, max(0, np.ceil(np.log2(max(n_bars, 1) / 16)))))
 
 
 def moves_of(sections: Sequence[Section]) -> list[tuple[str, int]]:
@@ -89,9 +100,22 @@ class StyleForms:
     moves: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     lengths: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     keep_length: list[int] = field(default_factory=lambda: [0, 0])  # [kept, repeats]
+    # size class -> kind -> length -> sections (`size_class`)
+    sized: dict[int, dict[str, Counter]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Counter)))
+
+    def lengths_for(self, song_bars: int | None) -> dict[str, Counter]:
+        """The length counts to draw from in a song of `song_bars` (None: all sizes): of its
+        size class, per kind, where that class has `MIN_SIZED` sections of the kind."""
+        if song_bars is None:
+            return self.lengths
+        sized = self.sized.get(size_class(song_bars), {})
+        return {kind: sized[kind] if sum(sized.get(kind, Counter()).values()) >= MIN_SIZED
+                else self.lengths[kind] for kind in ("x", NEW, "repeat")}
 
     def add(self, sections: Sequence[Section]) -> None:
         moves, _ = _replay(sections)
+        size = size_class(sum(s.n_bars for s in sections))
         self.songs += 1
         if moves and moves[0][0] == "i":
             self.intros[moves[0][1]] += 1
@@ -106,6 +130,7 @@ class StyleForms:
             prev = move
             kind = move if move in ("x", NEW) else "repeat"
             self.lengths[kind][bars] += 1
+            self.sized[size][kind][bars] += 1
             if move == "x":
                 continue
             if move != NEW:
@@ -120,6 +145,8 @@ class StyleForms:
         return {"songs": self.songs, "intros": plain(self.intros), "outros": plain(self.outros),
                 "moves": {k: plain(v) for k, v in sorted(self.moves.items())},
                 "lengths": {k: plain(v) for k, v in sorted(self.lengths.items())},
+                "sized": {str(c): {k: plain(v) for k, v in sorted(kinds.items())}
+                          for c, kinds in sorted(self.sized.items())},
                 "keep_length": list(self.keep_length)}
 
     @classmethod
@@ -133,6 +160,9 @@ class StyleForms:
             out.moves[k] = counter(v, str)
         for k, v in d["lengths"].items():
             out.lengths[k] = counter(v)
+        for c, kinds in d.get("sized", {}).items():  # absent in files fit before it existed
+            for k, v in kinds.items():
+                out.sized[int(c)][k] = counter(v)
         return out
 
     def merge(self, other: StyleForms) -> None:
@@ -143,6 +173,9 @@ class StyleForms:
             self.moves[k] += v
         for k, v in other.lengths.items():
             self.lengths[k] += v
+        for c, kinds in other.sized.items():
+            for k, v in kinds.items():
+                self.sized[c][k] += v
         self.keep_length = [a + b for a, b in zip(self.keep_length, other.keep_length)]
 
 
@@ -226,7 +259,7 @@ class FormModel:
         body_bars = n_bars - intro - outro
         body: list[tuple[str, int]] = []
         for _ in range(TRIES):
-            body, forced = self._body(f, body_bars, rng, max_labels - 1)
+            body, forced = self._body(f, body_bars, rng, max_labels - 1, song_bars=n_bars)
             if not forced:
                 break
         moves = ([("i", intro)] if intro else []) + body + ([("o", outro)] if outro else [])
@@ -254,19 +287,21 @@ class FormModel:
         body: list[tuple[str, int]] = []
         for _ in range(TRIES):
             body, forced = self._body(f, n_bars, rng, max_labels - len(letters) + len(used) - 1,
-                                      prev, used, last_length)
+                                      prev, used, last_length, song_bars=start + n_bars)
             if not forced:
                 break
         return _sections(body, start, taken={s.label for s in sections})
 
     def _body(self, f: StyleForms, n_bars: int, rng: np.random.Generator, max_letters: int,
               prev: str = START, used: Sequence[str] = (),
-              last_length: dict[str, int] | None = None
+              last_length: dict[str, int] | None = None, song_bars: int | None = None
               ) -> tuple[list[tuple[str, int]], bool]:
         """Moves and lengths of exactly `n_bars` bars, and whether a length had to be drawn
         among those that fit (only lengths up to the bars left are ever drawn). `prev`, `used`
         (labels, most recent first) and `last_length` (of each label): the form so far, when
-        the body continues one; at most `max_letters` labels in `used` in the end."""
+        the body continues one; at most `max_letters` labels in `used` in the end.
+        `song_bars`: the whole song's bars, whose size class the lengths are drawn from."""
+        lengths = f.lengths_for(song_bars)
         body: list[tuple[str, int]] = []
         total = 0
         used = list(used)  # move targets, most recent first; new ones "#0", "#1", ...
@@ -304,21 +339,21 @@ class FormModel:
                 NEW if len(used) < max_letters or not used else f"back{len(used) - 1}")
             prev = move
             if move == "x":
-                bars = length(f.lengths["x"])
+                bars = length(lengths["x"])
                 body.append(("x", bars))
                 total += bars
                 continue
             if move == NEW:
                 label = f"#{n_new}"
                 n_new += 1
-                bars = length(f.lengths[NEW])
+                bars = length(lengths[NEW])
             else:
                 label = used[0 if move == SAME else int(move[4:])]
                 if label in last_length and rng.random() < keep and (
                         last_length[label] <= n_bars - total):
                     bars = last_length[label]
                 else:
-                    bars = length(f.lengths["repeat"], f.lengths[NEW])
+                    bars = length(lengths["repeat"], lengths[NEW])
                 used.remove(label)
             used.insert(0, label)
             last_length[label] = bars

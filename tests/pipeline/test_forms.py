@@ -177,3 +177,24 @@ def test_a_form_continues_from_where_it_stands():
         if fresh:
             firsts.append(fresh[0])
     assert firsts and set(firsts) == {"C"}
+
+
+def test_section_lengths_follow_the_size_of_the_song():
+    # short songs of 4-bar sections and long ones of 32-bar sections, in one style
+    model = FormModel()
+    for _ in range(30):
+        model.add("quartet", parse_form("A4 B4 A4 C4 B4 A4 D4 A4"))
+        model.add("quartet", parse_form("A32 B32 C32 A32 D32 B32 E32 A32"))
+    rng = np.random.default_rng(0)
+    short = [s.n_bars for _ in range(20) for s in model.sample(32, "quartet", rng)]
+    long = [s.n_bars for _ in range(20) for s in model.sample(256, "quartet", rng)]
+    assert Counter(short).most_common(1)[0][0] == 4 and max(short) <= 8
+    assert Counter(long).most_common(1)[0][0] == 32 and np.mean(long) > 24
+    # a model file written before sizes were counted still loads and samples
+    d = model.to_dict()
+    for forms in d["styles"].values():
+        del forms["sized"]
+    from structdiff.pipeline.forms import StyleForms
+
+    old = FormModel({s: StyleForms.from_dict(f) for s, f in d["styles"].items()})
+    assert sum(s.n_bars for s in old.sample(64, "quartet", rng)) == 64
