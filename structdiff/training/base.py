@@ -74,7 +74,9 @@ class DiffusionModule(pl.LightningModule):
         # a fixed draw of steps and noise (and contexts) per batch, so epochs compare
         generator = torch.Generator().manual_seed(batch_idx)
         loss = self._loss(self.ema.shadow, batch, generator)
-        self.log("val/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].shape[0])
+        # averaged over the processes under DDP: every rank's checkpoint monitor sees the same
+        self.log("val/loss", loss, prog_bar=True, batch_size=batch[self.batch_key].shape[0],
+                 sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         every = self.hparams.sample_every_n_epochs
