@@ -540,9 +540,10 @@ def serve(cue_path: str | Path | None = None, host: str = "127.0.0.1", port: int
     studio = Studio(cue, max_sessions=max_sessions, seed=seed, steps=steps, harmony=harmony)
     where = "this machine only" if host in ("127.0.0.1", "localhost", "::1") else \
         "every machine that can reach this one: there is no login"
-    print_fn(f"structdiff studio on http://{host}:{port}/ (open to {where}; up to "
-             f"{max_sessions} tabs playing; Ctrl-C stops)")
-    web.run_app(make_app(studio), host=host, port=port, print=None)
+    banner = (f"structdiff studio on http://{host}:{port}/ (open to {where}; up to "
+              f"{max_sessions} tabs playing; Ctrl-C stops)")
+    # aiohttp prints once the port is bound: a port in use is an error without a banner
+    web.run_app(make_app(studio), host=host, port=port, print=lambda _: print_fn(banner))
 
 
 __all__ = ["BadMessage", "Event", "Studio", "make_app", "parse_message", "serve"]

@@ -227,3 +227,18 @@ def test_serve_bad_options_are_one_line_errors(args, message, capsys):
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error_without_a_banner(capsys):
+    import socket
+
+    from structdiff.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert "address already in use" in out.err and out.err.count("\n") == 1
+    assert "structdiff studio on" not in out.out
