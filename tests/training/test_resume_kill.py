@@ -37,13 +37,14 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path, model):
                    capture_output=True, timeout=600)
 
     proc = subprocess.Popen(_command(model, prepared, killed), env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
         end = time.time() + 300
         while time.time() < end and proc.poll() is None:
             ckpts = list((killed / "run").rglob("last.ckpt"))
-            if ckpts:  # killed after its first checkpoint, mid-run
-                proc.send_signal(signal.SIGKILL)
+            if ckpts:  # killed after its first checkpoint, mid-run, with any child it has
+                os.killpg(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
         proc.wait(30)
@@ -75,15 +76,18 @@ def test_a_killed_prepare_resumes_without_redoing_finished_shards(tmp_path):
     out = tmp_path / "out"
     code = (f"from structdiff.data.prepare import prepare; prepare({str(corpus)!r}, "
             f"{str(out)!r}, workers=1, shard_size=4, progress=False)")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV)
+    # its own process group, killed whole (the main process and its worker), as a scheduler
+    # or a terminal kills a job
+    proc = subprocess.Popen([sys.executable, "-c", code], env=ENV, start_new_session=True)
     try:
         end = time.time() + 300
         while time.time() < end and proc.poll() is None:
             if len(list(out.glob("shard-*.json"))) >= 2:
-                proc.send_signal(signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
         proc.wait(30)
+        time.sleep(0.5)  # the worker dies with its group
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL, "prepare ended before it could be killed"
