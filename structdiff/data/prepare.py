@@ -499,7 +499,27 @@ def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, list[dict]
 
 
 def _worker_pool() -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=1, initializer=_limit_blas_threads)
+    return ProcessPoolExecutor(max_workers=1, initializer=_init_worker)
+
+
+def _init_worker() -> None:
+    _die_with_parent()
+    _limit_blas_threads()
+
+
+def _die_with_parent() -> None:
+    """On Linux, the kernel kills this worker when the process that started it dies (a killed
+    `prepare` leaves no worker behind to finish a shard on its own); elsewhere nothing."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _limit_blas_threads() -> None:
