@@ -23,7 +23,7 @@ import numpy as np
 import symusic
 
 from structdiff.analysis.beats import Grid, find_grid, grid_beats
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pop909_split import parse_args, score_split  # noqa: E402
@@ -84,10 +84,7 @@ def main() -> None:
         f"({', '.join(f'{m}: {n}' for m, n in sorted(meters.items()))}); "
         f"skipped: {len(failed)}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 
 CLI = [sys.executable, "-m", "structdiff.cli", "generate", "--bars", "32", "--no-png",
        "--no-wav"]
@@ -80,10 +80,7 @@ def main() -> None:
         "",
         *[f"- `{name}`: {s:.2f}" for name, s in imports],
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

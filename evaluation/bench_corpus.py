@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 
 ITERATE = """
 import resource, sys, time
@@ -111,10 +111,7 @@ def main() -> None:
         "",
         f"Shards: {report['shards']['total']}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

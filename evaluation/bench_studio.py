@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 
 STATES = ("explore", "stealth", "battle", "victory", "menu")
 
@@ -157,10 +157,7 @@ def main() -> None:
         f"One tab more than --max-sessions {args.max_sessions}: "
         + (f"refused with \"{refused}\"" if refused else "**not refused**"),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from structdiff.analysis.beats import Grid, _seconds, find_grid
 from structdiff.analysis.chords import recognize_chords
 from structdiff.data.midi import song_from_symusic
 from structdiff.data.song import PITCH_CLASS_NAMES
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pop909_split import parse_args, score_split  # noqa: E402
@@ -152,10 +152,7 @@ def main() -> None:
         f"{statistics.median(r['ours'][0] for r in rows):.3f}, lowest "
         f"{min(r['ours'][0] for r in rows):.3f}. Skipped: {len(failed)}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

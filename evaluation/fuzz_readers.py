@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from structdiff.metrics.report import write_atomic  # noqa: E402
+from structdiff.metrics.report import publish  # noqa: E402
 from tests.fuzz.harness import OPS, TIME_LIMIT, mutate, run_case, seeds  # noqa: E402
 
 
@@ -75,10 +75,7 @@ def main() -> None:
         "with its reader's typed error.",
         *[f"- {c} x {f}" for f, c in collections.Counter(found).most_common()],
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

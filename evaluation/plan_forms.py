@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from structdiff.data.prepare import load_prepared
 from structdiff.metrics.plan_metrics import total_variation
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 from structdiff.metrics.structure import form_statistics
 from structdiff.pipeline.forms import form_text
 from structdiff.pipeline.plan import generate_plan, load_planner
@@ -158,10 +158,7 @@ def main() -> None:
         lines.append("")
     lines.append(f"Real forms per style: {statistics.mean(len(reals[s]) for s in styles):.0f} "
                  f"on average; lengths capped at {cap} bars." if styles else "No style.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

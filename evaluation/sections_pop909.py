@@ -34,7 +34,7 @@ from structdiff.analysis.chords import recognize_chords
 from structdiff.analysis.sections import labels_per_bar, segment
 from structdiff.data.adapters.pop909 import Pop909Error, read_forms, read_pop909
 from structdiff.data.song import MusicFileError, Section
-from structdiff.metrics.report import write_atomic
+from structdiff.metrics.report import publish
 from structdiff.metrics.structure import form_adherence
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -102,10 +102,7 @@ def main() -> None:
     lines += ["", f"Sections per song: ours {statistics.mean(r['sections'] for r in rows):.1f}, "
               f"human {statistics.mean(r['human sections'] for r in rows):.1f}. "
               f"Skipped: {len(failed)}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_atomic(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,16 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def publish(lines: list[str], out: Path | None) -> str:
+    """An evaluation's Markdown `lines` as one text: printed, and written to `out` (atomically)
+    when given. Returns the text."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        write_atomic(Path(out), text)
+    return text
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
