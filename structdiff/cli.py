@@ -668,12 +668,6 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _session_models(cue):
-    from structdiff.pipeline.live import session_models
-
-    return session_models(cue)
-
-
 def _check_session_args(args) -> None:
     _set_threads(args)
     if args.steps is not None and args.steps < 1:
@@ -686,13 +680,14 @@ def cmd_soundtrack(args) -> int:
     import time
 
     from structdiff.pipeline.cue import load_cue
+    from structdiff.pipeline.live import session_models
     from structdiff.pipeline.soundtrack import render_soundtrack, write_soundtrack
 
     if args.out.suffix.lower() not in (".mid", ".midi"):
         raise UsageError(f"--out must end in .mid or .midi, got {args.out}")
     _check_session_args(args)
     cue = load_cue(args.cue)
-    planner, arranger = _session_models(cue)
+    planner, arranger = session_models(cue)
     started = time.perf_counter()
     track = render_soundtrack(cue, planner, arranger, seed=args.seed, steps=args.steps,
                               harmony=args.harmony, loops=not args.no_loops,
@@ -708,7 +703,7 @@ def cmd_soundtrack(args) -> int:
 
 def cmd_live(args) -> int:
     from structdiff.pipeline.cue import load_cue
-    from structdiff.pipeline.live import run_live
+    from structdiff.pipeline.live import run_live, session_models
 
     _check_session_args(args)
     if args.bars is not None and args.bars < 1:
@@ -722,7 +717,7 @@ def cmd_live(args) -> int:
             print(name)
         return 0
     cue = load_cue(args.cue)
-    planner, arranger = _session_models(cue)
+    planner, arranger = session_models(cue)
     return run_live(cue, planner, arranger, state=args.state, clock=args.clock,
                     bars=args.bars, lookahead=args.lookahead, out=args.out, port=args.port,
                     osc=args.osc, seed=args.seed, steps=args.steps, harmony=args.harmony)

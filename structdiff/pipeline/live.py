@@ -90,6 +90,11 @@ def apply_command(session: Session, cmd: Command) -> None:
         getattr(session, cmd.method)(*cmd.args, **cmd.kwargs)
 
 
+def cue_styles(cue: CueSheet) -> list[str]:
+    """The styles a cue sheet names, the sheet's first, then its states' (with repeats)."""
+    return [s for s in [cue.style] + [st.style for st in cue.states.values()] if s]
+
+
 def session_models(cue: CueSheet) -> tuple[PlannerBundle, ArrangerBundle]:
     """The shipped set that knows the cue sheet's styles (the first set without any), with its
     arranger for the cue sheet's style when all of it is one style the set has one for."""
@@ -103,7 +108,7 @@ def session_models(cue: CueSheet) -> tuple[PlannerBundle, ArrangerBundle]:
     from structdiff.pipeline.cue import CueError
     from structdiff.pipeline.plan import load_planner
 
-    styles = [s for s in [cue.style] + [st.style for st in cue.states.values()] if s]
+    styles = cue_styles(cue)
     try:
         folder = set_for_style(styles[0]) if styles else next(iter(shipped_sets().values()))
     except BundleError as e:

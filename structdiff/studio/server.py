@@ -41,7 +41,6 @@ import json
 import secrets
 import tempfile
 import threading
-import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -163,9 +162,7 @@ class Tab:
     session: Session | None = None
     thread: threading.Thread | None = None
     bars: list[Bar] = field(default_factory=list)
-    programs: dict[str, int] = field(default_factory=dict)
     chosen: dict[str, int] = field(default_factory=dict)  # programs picked on the page
-    started: float = 0.0
 
     @property
     def playing(self) -> bool:
@@ -188,9 +185,9 @@ class Studio:
     def models(self, cue: CueSheet):
         """The planner and arranger for `cue` (loaded once), after checking the sheet against
         them (CueError)."""
-        from structdiff.pipeline.live import session_models
+        from structdiff.pipeline.live import cue_styles, session_models
 
-        styles = tuple(s for s in [cue.style] + [st.style for st in cue.states.values()] if s)
+        styles = tuple(cue_styles(cue))
         with self._lock:
             if styles not in self._models:
                 self._models[styles] = session_models(cue)
@@ -241,7 +238,7 @@ class Studio:
         session = Session(tab.cue, planner, arranger, seed=self.seed if self.seed is not None
                           else tab.cue.seed, steps=self.steps, harmony=self.harmony, clock="real",
                           programs=self.programs(tab), on_bar=lambda bar: _keep(tab.bars, bar))
-        tab.session, tab.programs, tab.started = session, session.programs, time.time()
+        tab.session = session
 
         def run() -> None:
             try:
@@ -288,7 +285,7 @@ def tab_song(tab: Tab):
     """The bars `tab` played as one Song, with a marker per state change."""
     if not tab.bars:
         raise web.HTTPNotFound(text="nothing played yet: press play first\n")
-    song, _ = song_of_bars(tab.bars, tab.cue.meter, tab.programs)
+    song, _ = song_of_bars(tab.bars, tab.cue.meter, tab.session.programs)
     starts = song.bars.tolist()
     markers, last = [], None
     for i, bar in enumerate(tab.bars):
@@ -496,7 +493,6 @@ async def _handle(studio: Studio, tab: Tab, cmd: dict, emit) -> None:
         tab.chosen[cmd["role"]] = cmd["program"]
         if tab.playing and tab.session is not None:
             tab.session.programs[cmd["role"]] = cmd["program"]
-            tab.programs = tab.session.programs
             channel = role_channels(tab.session.programs)[cmd["role"]]
             if channel != 9:
                 emit({"type": "event", "event": {"t": tab.session.position, "type": "program",
