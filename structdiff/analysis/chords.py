@@ -217,24 +217,23 @@ def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np
     accompaniment counts less); the bass histogram counts, for every step, the pitch class of
     the lowest note sounding then, whatever its weight. Drums are left out.
     """
-    weights = line_weights(song)
-    parts = [(t.notes, w) for t, w in zip(song.tracks, weights) if w > 0]
-    notes = np.concatenate([n for n, _ in parts]) if parts else song.all_notes()
-    weight = (np.concatenate([np.full(len(n), w) for n, w in parts]) if parts
-              else np.zeros(0))
+    parts = [(t.notes, w) for t, w in zip(song.tracks, line_weights(song)) if w > 0]
+    notes = song.all_notes() if not parts else np.concatenate([n for n, _ in parts])
+    weight = np.concatenate([np.full(len(n), w) for n, w in parts]) if parts else np.zeros(0)
     n_steps = int(bounds[-1])
-    active = np.zeros((n_steps + 1, 128), dtype=np.float64)
-    counts = np.zeros((n_steps + 1, 128), dtype=np.int32)
     starts = np.clip(notes[:, START], 0, n_steps)
     ends = np.clip(notes[:, START] + notes[:, DURATION], 0, n_steps)
-    np.add.at(active, (starts, notes[:, PITCH]), weight)
-    np.add.at(active, (ends, notes[:, PITCH]), -weight)
+    counts = np.zeros((n_steps + 1, 128), dtype=np.int32)  # notes sounding per pitch
     np.add.at(counts, (starts, notes[:, PITCH]), 1)
     np.add.at(counts, (ends, notes[:, PITCH]), -1)
     sounding = np.cumsum(counts, axis=0)[:n_steps] > 0  # [T, 128]
-    # [T, 128] weighted notes sounding per pitch (exactly 0 where none: no rounding residue)
-    active = np.where(sounding, np.cumsum(active, axis=0)[:n_steps], 0.0)
-    pcs = np.pad(active, ((0, 0), (0, 4))).reshape(n_steps, 11, 12).sum(axis=1)  # [T, 12]
+    pc = notes[:, PITCH] % 12
+    active = np.zeros((n_steps + 1, 12))  # weighted notes sounding per pitch class
+    np.add.at(active, (starts, pc), weight)
+    np.add.at(active, (ends, pc), -weight)
+    # [T, 12], exactly 0 where no note of the class sounds (no rounding residue)
+    pc_sounding = np.pad(sounding, ((0, 0), (0, 4))).reshape(n_steps, 11, 12).any(axis=1)
+    pcs = np.where(pc_sounding, np.cumsum(active, axis=0)[:n_steps], 0.0)
     has_note = sounding.any(axis=1)
     bass = np.zeros((n_steps, 12))
     bass[np.flatnonzero(has_note), np.argmax(sounding, axis=1)[has_note] % 12] = 1.0
