@@ -261,8 +261,8 @@ def merge_prepared(out_dir: str | Path) -> dict:
     manifest = {**{k: v for k, v in first.items() if k != "part"}, "part": [0, 1],
                 "shards": shards}
     _write_json(out_dir / "manifest.json", manifest)
-    report = _report(statuses, first["settings"], out_dir,
-                     sum(m.get("ignored", 0) for m in parts.values()) // max(1, n),
+    # every part lists the whole input, so each counts the same ignored files
+    report = _report(statuses, first["settings"], out_dir, first.get("ignored", 0),
                      time.perf_counter() - started, 0,
                      shards={"total": len(shards), "written": 0, "reused": len(shards),
                              "removed_stale": 0, "merged_parts": n})
