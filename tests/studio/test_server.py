@@ -37,10 +37,9 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 120))
 
 
-async def _client(studio):
-    client = TestClient(TestServer(make_app(studio)))
-    await client.start_server()
-    return client
+def _client(studio) -> TestClient:
+    """aiohttp's test client of a studio app: `async with` starts and closes its server."""
+    return TestClient(TestServer(make_app(studio)))
 
 
 async def _next(ws, kind, pred=lambda m: True):
@@ -67,8 +66,7 @@ def test_bad_messages_are_named(text, message):
 
 def test_a_state_change_reaches_the_next_bars_and_the_downloads_are_valid(studio):
     async def go():
-        client = await _client(studio)
-        try:
+        async with _client(studio) as client:
             ws = await client.ws_connect("/ws")
             hello = await _next(ws, "hello")
             assert [s["name"] for s in hello["states"]] == ["calm", "battle"]
@@ -112,16 +110,13 @@ def test_a_state_change_reaches_the_next_bars_and_the_downloads_are_valid(studio
                 assert (await wav.read())[:4] == b"RIFF"
             assert (await client.get("/api/sessions/nope/bars")).status == 404
             await ws.close()
-        finally:
-            await client.close()
 
     run(go())
 
 
 def test_past_the_limit_a_tab_is_refused_and_the_first_plays_on(studio):
     async def go():
-        client = await _client(studio)
-        try:
+        async with _client(studio) as client:
             one, two = await client.ws_connect("/ws"), await client.ws_connect("/ws")
             await _next(one, "hello")
             await _next(two, "hello")
@@ -136,16 +131,13 @@ def test_past_the_limit_a_tab_is_refused_and_the_first_plays_on(studio):
             assert sum(t["playing"] for t in status["tabs"]) == 1
             await one.close()
             await two.close()
-        finally:
-            await client.close()
 
     run(go())
 
 
 def test_an_uploaded_cue_sheet_is_checked_like_the_command_lines(studio):
     async def go():
-        client = await _client(studio)
-        try:
+        async with _client(studio) as client:
             ws = await client.ws_connect("/ws")
             await _next(ws, "hello")
             await ws.send_json({"op": "cue", "text": "states: {a: {intensity: 3}}"})
@@ -158,16 +150,13 @@ def test_an_uploaded_cue_sheet_is_checked_like_the_command_lines(studio):
             hello = await _next(ws, "hello")
             assert [s["name"] for s in hello["states"]] == ["calm", "boss"]
             await ws.close()
-        finally:
-            await client.close()
 
     run(go())
 
 
 def test_the_page_and_its_files_are_served_from_the_package(studio):
     async def go():
-        client = await _client(studio)
-        try:
+        async with _client(studio) as client:
             page = await (await client.get("/")).text()
             assert "structdiff" in page and "http://" not in page and "https://" not in page
             for src in ("/static/studio.js", "/static/studio.css",
@@ -176,16 +165,13 @@ def test_the_page_and_its_files_are_served_from_the_package(studio):
                 assert src in page
                 assert (await client.get(src)).status == 200
             assert (await client.get("/static/../server.py")).status in (403, 404)
-        finally:
-            await client.close()
 
     run(go())
 
 
 def test_style_and_instrument_choices(studio):
     async def go():
-        client = await _client(studio)
-        try:
+        async with _client(studio) as client:
             ws = await client.ws_connect("/ws")
             hello = await _next(ws, "hello")
             assert "pop" in hello["styles"] and hello["style"] == "pop"
@@ -210,8 +196,6 @@ def test_style_and_instrument_choices(studio):
             await _next(ws, "status", lambda m: m["playing"])  # playing again, in funk
             await ws.send_json({"op": "stop"})
             await ws.close()
-        finally:
-            await client.close()
 
     run(go())
 
