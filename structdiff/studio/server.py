@@ -49,7 +49,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from structdiff.pipeline.cue import CueError, CueSheet, check_cue, load_cue
-from structdiff.pipeline.session import WHEN, Bar, Event, Session, role_channels, song_of_bars
+from structdiff.pipeline.session import WHEN, Bar, Session, role_channels, song_of_bars
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_CUE = Path(__file__).parent / "default_cue.yaml"
@@ -542,4 +542,4 @@ def serve(cue_path: str | Path | None = None, host: str = "127.0.0.1", port: int
     web.run_app(make_app(studio), host=host, port=port, print=lambda _: print_fn(banner))
 
 
-__all__ = ["BadMessage", "Event", "Studio", "make_app", "parse_message", "serve"]
+__all__ = ["BadMessage", "Studio", "make_app", "parse_message", "serve"]
