@@ -255,6 +255,12 @@ def load_cue(path: str | Path) -> CueSheet:
         raise CueError(f"{source}: not a text file (a cue sheet is UTF-8 YAML)") from None
     except OSError as e:
         raise CueError(f"{source}: {e.strerror or e}") from None
+    return read_cue(text, source)
+
+
+def read_cue(text: str, source: str = "<cue>") -> CueSheet:
+    """Read and check a cue sheet from its YAML `text` (a file's, or one uploaded to the
+    studio); `source` names it in errors."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as e:

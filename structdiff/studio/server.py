@@ -48,7 +48,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
-from structdiff.pipeline.cue import CueError, CueSheet, check_cue, load_cue
+from structdiff.pipeline.cue import CueError, CueSheet, check_cue, load_cue, read_cue
 from structdiff.pipeline.session import WHEN, Bar, Session, role_channels, song_of_bars
 
 STATIC = Path(__file__).parent / "static"
@@ -138,19 +138,6 @@ def parse_message(text: str) -> dict:
         return {"op": op, "text": text}
     raise BadMessage(f"unknown op {op!r} (play, stop, state, intensity, stinger, style, "
                      f"instrument, cue, ping)")
-
-
-def cue_from_text(text: str, source: str = "uploaded cue sheet") -> CueSheet:
-    """A cue sheet from YAML text, checked as `load_cue` checks a file (CueError)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "cue.yaml"
-        path.write_text(text, encoding="utf-8")
-        try:
-            cue = load_cue(path)
-        except CueError as e:
-            raise CueError(str(e).replace(str(path), source)) from None
-    cue.source = source
-    return cue
 
 
 @dataclass
@@ -499,7 +486,7 @@ async def _handle(studio: Studio, tab: Tab, cmd: dict, emit) -> None:
                                                  "bar": -1, "ch": channel,
                                                  "program": cmd["program"]}})
     elif op == "cue":
-        cue = cue_from_text(cmd["text"])
+        cue = read_cue(cmd["text"], "uploaded cue sheet")
         await _switch(studio, tab, cue, emit, restart=False)
     else:
         studio.apply(tab, cmd)

@@ -13,7 +13,8 @@ import urllib.request
 import mido
 import pytest
 
-from structdiff.studio.server import Studio, cue_from_text, make_app
+from structdiff.pipeline.cue import read_cue
+from structdiff.studio.server import Studio, make_app
 from tests.studio.test_server import FAST_CUE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -37,7 +38,7 @@ def _free_port() -> int:
 def server():
     from aiohttp import web
 
-    studio = Studio(cue_from_text(FAST_CUE.replace("tempo: 400", "tempo: 240"), "fast.yaml"))
+    studio = Studio(read_cue(FAST_CUE.replace("tempo: 400", "tempo: 240"), "fast.yaml"))
     port = _free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(make_app(studio))

@@ -10,7 +10,8 @@ import mido
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from structdiff.studio.server import BadMessage, Studio, cue_from_text, make_app, parse_message
+from structdiff.pipeline.cue import read_cue
+from structdiff.studio.server import BadMessage, Studio, make_app, parse_message
 
 FAST_CUE = """
 tempo: 400
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def studio():
-    return Studio(cue_from_text(FAST_CUE, "fast.yaml"), max_sessions=1)
+    return Studio(read_cue(FAST_CUE, "fast.yaml"), max_sessions=1)
 
 
 def run(coro):
