@@ -38,14 +38,14 @@ def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsy
 
 
 def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger():
-    from structdiff.cli import _session_models
     from structdiff.pipeline.cue import parse_cue
+    from structdiff.pipeline.live import session_models
 
     chorale = parse_cue({"style": "chorale", "states": {"calm": {"intensity": 0.3}},
                          "timeline": [{"state": "calm", "bars": 4}]})
-    _, arranger = _session_models(chorale)
+    _, arranger = session_models(chorale)
     assert arranger.model.cfg.pitch_classes  # the chorale arranger
     quartet = parse_cue({"style": "string_quartet", "states": {"calm": {"intensity": 0.3}},
                          "timeline": [{"state": "calm", "bars": 4}]})
-    _, arranger = _session_models(quartet)
+    _, arranger = session_models(quartet)
     assert not arranger.model.cfg.pitch_classes  # the set's own
