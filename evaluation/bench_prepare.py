@@ -1,7 +1,12 @@
 """Benchmark: corpus preparation throughput in files/s per core, on multi-track MIDI.
 
-No pop corpus ships with the project and nothing may be downloaded, so the benchmark writes its
-own reproducible set (seeded) of pop-like multi-track MIDI files: 8 tracks (drums on channel 10,
+Real files first: ``--real DIR`` (repeatable) adds every MIDI file under DIR as one set, e.g.
+the game soundtracks and POP909 of ``../shared/data`` (1,029 real multi-track files; see the
+README for where users get them). Issue 14's yardstick is ``(c) / miditoolkit``: ``prepare``
+with analysis on one worker against miditoolkit's bare parse of the same files (goal >= 10x).
+
+No pop corpus ships with the project and nothing may be downloaded, so the benchmark also writes
+its own reproducible set (seeded) of pop-like multi-track MIDI files: 8 tracks (drums on channel 10,
 bass, piano chords with sustain pedal, lead melody with pitch bends, strings, guitar strums,
 electric piano, brass stabs), 2-4 minutes at ~120 bpm with a tempo change and two meter
 changes, humanized timing, several thousand notes each. A second set is Bach chorales from the
@@ -9,6 +14,7 @@ music21 corpus written as MIDI with our own writer. Generating the files is not 
 
 Timed, on one worker (one core):
 
+miditoolkit: ``miditoolkit.MidiFile(path)``, the bare parse of a pure-Python reader;
 (a) parse: ``read_song(path, role_map=None)`` in this process;
 (b) ``prepare(..., workers=1, analyze=False)``: parse + roles + shards + report;
 (c) ``prepare(..., workers=1, analyze=True)``: the same with key/chord/section analysis;
@@ -16,7 +22,8 @@ Timed, on one worker (one core):
 plus ``prepare`` on every core with analysis, and a breakdown of (c) per stage. The DESIGN
 budget is >= 200 files/s per core for parsing typical pop MIDI.
 
-    .venv/bin/python evaluation/bench_prepare.py [--files 200] [--chorales 100] [--out FILE]
+    .venv/bin/python evaluation/bench_prepare.py [--real DIR ...] [--files 200] [--chorales 100]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -205,6 +212,29 @@ def time_parse(files: list[Path]) -> float:
     return time.perf_counter() - t
 
 
+def time_miditoolkit(files: list[Path]) -> float:
+    import miditoolkit
+
+    t = time.perf_counter()
+    for f in files:
+        try:
+            miditoolkit.MidiFile(str(f))
+        except Exception:  # mido refuses a few real files (an odd key signature): still timed
+            pass
+    return time.perf_counter() - t
+
+
+def link_real_files(folders: list[Path], into: Path) -> int:
+    """Symlink every MIDI file under `folders` into `into` (one flat folder); returns how many."""
+    n = 0
+    for folder in folders:
+        for f in sorted(folder.rglob("*")):
+            if f.suffix.lower() in (".mid", ".midi") and f.is_file():
+                (into / f"{n:05d}_{f.name}").symlink_to(f.resolve())
+                n += 1
+    return n
+
+
 def time_symusic(files: list[Path]) -> float:
     import symusic
 
@@ -234,8 +264,12 @@ def stage_breakdown(files: list[Path]) -> dict[str, float]:
     from structdiff.data.roles import assign_roles
     from structdiff.data.shards import write_shard
 
-    totals = {"read_song (symusic + quantize)": 0.0, "roles": 0.0, "analyze": 0.0,
-              "shard write": 0.0}
+    from structdiff.analysis.chords import recognize_chords
+    from structdiff.analysis.key import estimate_key
+    from structdiff.analysis.sections import segment
+
+    totals = {"read_song (symusic + beats + quantize)": 0.0, "roles": 0.0, "key": 0.0,
+              "chords": 0.0, "sections": 0.0, "analyze (all)": 0.0, "shard write": 0.0}
     songs = []
     with tempfile.TemporaryDirectory() as tmp:
         for f in files:
@@ -246,10 +280,19 @@ def stage_breakdown(files: list[Path]) -> dict[str, float]:
             t2 = time.perf_counter()
             song.plan = analyze(song)
             t3 = time.perf_counter()
+            estimate_key(song)
+            t4 = time.perf_counter()
+            chords = recognize_chords(song)
+            t5 = time.perf_counter()
+            segment(song, chords)
+            t6 = time.perf_counter()
             songs.append(song)
-            totals["read_song (symusic + quantize)"] += t1 - t0
+            totals["read_song (symusic + beats + quantize)"] += t1 - t0
             totals["roles"] += t2 - t1
-            totals["analyze"] += t3 - t2
+            totals["analyze (all)"] += t3 - t2
+            totals["key"] += t4 - t3
+            totals["chords"] += t5 - t4
+            totals["sections"] += t6 - t5
         t = time.perf_counter()
         for i in range(0, len(songs), 64):
             write_shard(songs[i : i + 64], Path(tmp) / f"{i}.npz")
@@ -259,6 +302,8 @@ def stage_breakdown(files: list[Path]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--real", type=Path, action="append", default=[], metavar="DIR",
+                        help="a folder of real MIDI files (searched recursively); repeatable")
     parser.add_argument("--files", type=int, default=200, help="pop-like MIDI files to generate")
     parser.add_argument("--chorales", type=int, default=100, help="chorales to write as MIDI")
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
@@ -268,23 +313,36 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
         tmp = Path(tmp)
         sets = {"pop-like multi-track MIDI": tmp / "pop", "Bach chorales as MIDI": tmp / "chorales"}
+        if args.real:
+            for folder in args.real:
+                if not folder.is_dir():
+                    parser.error(f"--real: not a folder: {folder}")
+            real_name = "real MIDI: " + " + ".join(f.name for f in args.real)
+            sets = {real_name: tmp / "real", **sets}
         for folder in sets.values():
             folder.mkdir()
+        if args.real:
+            n_real = link_real_files(args.real, sets[real_name])
+            print(f"{n_real} real MIDI files", file=sys.stderr)
         t = time.perf_counter()
         notes = [write_pop_midi(sets["pop-like multi-track MIDI"] / f"song{i:04d}.mid", seed=i)
                  for i in range(args.files)]
         n_chorales = write_chorale_midis(sets["Bach chorales as MIDI"], args.chorales)
         sizes = [f.stat().st_size for f in sets["pop-like multi-track MIDI"].iterdir()]
-        print(f"generated {args.files} pop files ({np.mean(notes):.0f} notes, "
-              f"{np.mean(sizes) / 1024:.0f} KiB on average) and {n_chorales} chorales "
-              f"in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        if notes:
+            print(f"generated {args.files} pop files ({np.mean(notes):.0f} notes, "
+                  f"{np.mean(sizes) / 1024:.0f} KiB on average) and {n_chorales} chorales "
+                  f"in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
         rows, breakdowns = [], {}
         for name, folder in sets.items():
             files = sorted(folder.iterdir())
             n = len(files)
+            if not n:
+                continue
             time_parse(files[:5])  # warm up imports
             rates = {
+                "miditoolkit": n / time_miditoolkit(files),
                 "symusic only": n / time_symusic(files),
                 "(a) parse": n / time_parse(files),
                 "(b) + roles + shards": n / time_prepare(folder, tmp / "out_b", 1, False),
@@ -292,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(c) on {cores} workers, per core":
                     n / time_prepare(folder, tmp / "out_d", cores, True) / cores,
             }
+            rates["(c) / miditoolkit"] = rates["(c) + analysis"] / rates["miditoolkit"]
             rows.append((name, n, rates))
             breakdowns[name] = stage_breakdown(files)
 
@@ -304,12 +363,14 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---:|" + "---:|" * len(columns),
     ]
     for name, n, rates in rows:
-        lines.append(f"| {name} | {n} | " + " | ".join(f"{rates[c]:.0f}" for c in columns) + " |")
+        lines.append(f"| {name} | {n} | " + " | ".join(
+            f"{rates[c]:.1f}x" if c.endswith("miditoolkit") and c != "miditoolkit"
+            else f"{rates[c]:.0f}" for c in columns) + " |")
     lines += ["", "Milliseconds per file by stage (one process):", "",
               "| set | " + " | ".join(next(iter(breakdowns.values()))) + " |",
               "|---|" + "---:|" * len(next(iter(breakdowns.values())))]
     for name, stages in breakdowns.items():
-        lines.append(f"| {name} | " + " | ".join(f"{v * 1000:.1f}" for v in stages.values()) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{v * 1000:.2f}" for v in stages.values()) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -5,6 +5,7 @@ Vocabulary (DESIGN.md): root (12) x quality + bass, plus `N` (no chord).
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -128,6 +129,11 @@ _QUALITY_PRIOR = {
     "maj": 0.0, "min": 0.0, "dim": -0.15, "aug": -0.5, "sus": -0.5,
     "dom7": -0.3, "maj7": -0.6, "min7": -0.6, "hdim7": -0.6, "dim7": -0.6,
 }
+_PRIOR = np.repeat([_QUALITY_PRIOR[q] for q in _RECOGNIZED], 12)  # per emission column
+_ROOTS = np.tile(np.arange(12), len(_RECOGNIZED))  # the root of each emission column
+# Intervals of each recognized quality, padded to 4 (`_N_TONES` used), for the compiled loop.
+_TONES = np.array([(QUALITY_INTERVALS[q] + (0, 0))[:4] for q in _RECOGNIZED], dtype=np.int64)
+_N_TONES = np.array([len(QUALITY_INTERVALS[q]) for q in _RECOGNIZED], dtype=np.int64)
 _NON_CHORD_TONE = -3.0  # template weight of a pitch class outside the chord (chord tones: 1)
 _ROOT_IN_BASS = 0.2  # bonus when the bass is the root (root position is the common case)
 _CHANGE_PENALTY = 0.15  # cost of a chord change, in units of one beat's emission
@@ -142,6 +148,7 @@ LINE_WEIGHT = 0.1
 LINE_MONO_SHARE = 0.6
 
 
+@functools.cache
 def chord_templates() -> np.ndarray:
     """Template weights `[Q * 12, 12]` of every recognized chord over the 12 pitch classes.
 
@@ -152,7 +159,9 @@ def chord_templates() -> np.ndarray:
     for q, quality in enumerate(_RECOGNIZED):
         for root in range(12):
             rows[q, root, [(root + i) % 12 for i in QUALITY_INTERVALS[quality]]] = 1.0
-    return rows.reshape(-1, 12)
+    rows = rows.reshape(-1, 12)
+    rows.flags.writeable = False  # cached: shared by every call
+    return rows
 
 
 def segment_bounds(song: Song, per_beat: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +195,8 @@ def mono_share(notes: np.ndarray) -> float:
     if not len(notes):
         return 1.0
     end = int((notes[:, START] + notes[:, DURATION]).max()) + 1
-    count = np.zeros(end + 1, dtype=np.int64)
-    np.add.at(count, notes[:, START], 1)
-    np.add.at(count, notes[:, START] + notes[:, DURATION], -1)
+    count = (np.bincount(notes[:, START], minlength=end + 1)
+             - np.bincount(notes[:, START] + notes[:, DURATION], minlength=end + 1))
     count = np.cumsum(count)[:end]
     sounding = count > 0
     return float((count[sounding] == 1).mean()) if sounding.any() else 1.0
@@ -220,29 +228,18 @@ def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np
     parts = [(t.notes, w) for t, w in zip(song.tracks, line_weights(song)) if w > 0]
     notes = song.all_notes() if not parts else np.concatenate([n for n, _ in parts])
     weight = np.concatenate([np.full(len(n), w) for n, w in parts]) if parts else np.zeros(0)
+    from structdiff.analysis import kernels
+
     n_steps = int(bounds[-1])
-    starts = np.clip(notes[:, START], 0, n_steps)
-    ends = np.clip(notes[:, START] + notes[:, DURATION], 0, n_steps)
-    counts = np.zeros((n_steps + 1, 128), dtype=np.int32)  # notes sounding per pitch
-    np.add.at(counts, (starts, notes[:, PITCH]), 1)
-    np.add.at(counts, (ends, notes[:, PITCH]), -1)
-    sounding = np.cumsum(counts, axis=0)[:n_steps] > 0  # [T, 128]
-    pc = notes[:, PITCH] % 12
-    active = np.zeros((n_steps + 1, 12))  # weighted notes sounding per pitch class
-    np.add.at(active, (starts, pc), weight)
-    np.add.at(active, (ends, pc), -weight)
-    # [T, 12], exactly 0 where no note of the class sounds (no rounding residue)
-    pc_sounding = np.pad(sounding, ((0, 0), (0, 4))).reshape(n_steps, 11, 12).any(axis=1)
-    pcs = np.where(pc_sounding, np.cumsum(active, axis=0)[:n_steps], 0.0)
-    has_note = sounding.any(axis=1)
-    bass = np.zeros((n_steps, 12))
-    bass[np.flatnonzero(has_note), np.argmax(sounding, axis=1)[has_note] % 12] = 1.0
-
-    def per_segment(x: np.ndarray) -> np.ndarray:  # [T, 12] -> [S, 12]
-        total = np.concatenate([np.zeros((1, 12)), np.cumsum(x, axis=0)])
-        return total[bounds[1:]] - total[bounds[:-1]]
-
-    return per_segment(pcs), per_segment(bass)
+    pitches = notes[:, PITCH].astype(np.int64)
+    if len(pitches) and (pitches.min() < 0 or pitches.max() > 127):
+        raise ValueError("pitches must lie in 0..127")
+    starts = np.clip(notes[:, START], 0, n_steps).astype(np.int64)
+    ends = np.clip(notes[:, START] + notes[:, DURATION], 0, n_steps).astype(np.int64)
+    bounds = np.asarray(bounds, dtype=np.int64)
+    if len(bounds) < 1 or bounds.min() < 0 or bounds.max() > n_steps:
+        raise ValueError("bounds must lie in 0..bounds[-1]")
+    return kernels.pitch_class_segments(starts, ends, pitches, weight.astype(np.float64), bounds)
 
 
 def chord_emissions(pcs: np.ndarray, bass: np.ndarray) -> np.ndarray:
@@ -255,9 +252,7 @@ def chord_emissions(pcs: np.ndarray, bass: np.ndarray) -> np.ndarray:
     x = np.divide(pcs, weight, out=np.zeros_like(pcs), where=weight > 0)
     bass_weight = bass.sum(axis=1, keepdims=True)
     b = np.divide(bass, bass_weight, out=np.zeros_like(bass), where=bass_weight > 0)
-    prior = np.repeat([_QUALITY_PRIOR[q] for q in _RECOGNIZED], 12)  # [C]
-    roots = np.tile(np.arange(12), len(_RECOGNIZED))  # [C]
-    scores = x @ chord_templates().T + prior + _ROOT_IN_BASS * b[:, roots]  # [S, C]
+    scores = x @ chord_templates().T + _PRIOR + _ROOT_IN_BASS * b[:, _ROOTS]  # [S, C]
     empty = weight[:, 0] <= 0
     scores[empty] = -np.inf
     return np.concatenate([scores, np.where(empty, 0.0, -np.inf)[:, None]], axis=1)
@@ -266,21 +261,9 @@ def chord_emissions(pcs: np.ndarray, bass: np.ndarray) -> np.ndarray:
 def viterbi(emissions: np.ndarray, change_penalty: float) -> np.ndarray:
     """Best state path `[S]` through log scores `emissions` `[S, C]` when every change of state
     costs `change_penalty`."""
-    n_segments, n_states = emissions.shape
-    back = np.zeros((n_segments, n_states), dtype=np.int64)
-    states = np.arange(n_states)
-    score = emissions[0].copy()
-    for s in range(1, n_segments):
-        best = int(np.argmax(score))
-        switch = score[best] - change_penalty
-        stay = score >= switch
-        back[s] = np.where(stay, states, best)
-        score = np.where(stay, score, switch) + emissions[s]
-    path = np.empty(n_segments, dtype=np.int64)
-    path[-1] = int(np.argmax(score))
-    for s in range(n_segments - 1, 0, -1):
-        path[s - 1] = back[s, path[s]]
-    return path
+    from structdiff.analysis import kernels
+
+    return kernels.viterbi(np.ascontiguousarray(emissions, dtype=np.float64), float(change_penalty))
 
 
 def recognize_chords(song: Song, per_beat: bool = True) -> list[Chord]:
@@ -294,24 +277,13 @@ def recognize_chords(song: Song, per_beat: bool = True) -> list[Chord]:
     longest (the lowest note if no chord tone is lowest); consecutive segments with the same
     root, quality and bass are merged. Segments without notes are `N` (root and bass 0).
     """
+    from structdiff.analysis import kernels
+
     bounds, units = segment_bounds(song, per_beat)
     pcs, bass = pitch_class_segments(song, bounds)
     emissions = chord_emissions(pcs, bass) * (np.diff(bounds) / units)[:, None]
     path = viterbi(emissions, _CHANGE_PENALTY)
-
-    chords: list[Chord] = []
-    for s, state in enumerate(path.tolist()):
-        if state == _N_STATE:
-            label = (0, "N", 0)
-        else:
-            root, quality = state % 12, _RECOGNIZED[state // 12]
-            tones = [(root + i) % 12 for i in QUALITY_INTERVALS[quality]]
-            lowest = bass[s, tones]
-            low = tones[int(np.argmax(lowest))] if lowest.max() > 0 else int(np.argmax(bass[s]))
-            label = (root, quality, low)
-        onset, length = int(bounds[s]), int(bounds[s + 1] - bounds[s])
-        if chords and (chords[-1].root, chords[-1].quality, chords[-1].bass) == label:
-            chords[-1] = Chord(chords[-1].onset, chords[-1].duration + length, *label)
-        else:
-            chords.append(Chord(onset, length, *label))
-    return chords
+    found = kernels.chord_labels(path, bounds, bass, _TONES, _N_TONES, _N_STATE)
+    return [Chord(onset, length, 0, "N", 0) if q < 0
+            else Chord(onset, length, root, _RECOGNIZED[q], low)
+            for onset, length, root, q, low in found.tolist()]

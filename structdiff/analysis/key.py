@@ -48,7 +48,7 @@ def key_templates(profile: str = "albrecht_shanahan") -> np.ndarray:
 
 def pitch_class_histogram(song: Song) -> np.ndarray:
     """Duration-weighted pitch-class histogram `[12]` of the pitched (non-drum) notes, in steps."""
-    notes = song.all_notes()
+    notes = song.all_notes(sort=False)
     return np.bincount(notes[:, PITCH] % 12, weights=notes[:, DURATION], minlength=12)[:12]
 
 

@@ -40,13 +40,13 @@ from structdiff.data.song import (
 def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bar: pitch-class profile `[L, 12]`, onset rhythm `[L, n_positions]` (both L2
     normalized; zero rows for empty bars) and which (step in bar, pitch) onsets it has
-    `[L, max bar steps * 128]` (bool)."""
+    `[L, U]` (bool; one column per distinct onset the song has)."""
     L = song.n_bars
     chroma = np.zeros((L, 12))
     rhythm = np.zeros((L, n_positions))
     longest = int((song.bar_ends - song.bars).max()) if L else 1
-    events = np.zeros((L, longest * 128), dtype=bool)
-    notes = song.all_notes()
+    events = np.zeros((L, 0), dtype=bool)
+    notes = song.all_notes(sort=False)
     if len(notes):
         starts, durs, pitches = notes[:, START], notes[:, DURATION], notes[:, PITCH]
         bar_idx = song.bar_of(starts)
@@ -57,7 +57,10 @@ def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndar
         pos = np.minimum(offset * n_positions // np.maximum(full[bar_idx], 1), n_positions - 1)
         np.add.at(chroma, (bar_idx, pitches % 12), durs)
         np.add.at(rhythm, (bar_idx, pos), 1.0)
-        events[bar_idx, np.minimum(offset, longest - 1) * 128 + pitches] = True
+        kinds, column = np.unique(np.minimum(offset, longest - 1) * 128 + pitches,
+                                  return_inverse=True)
+        events = np.zeros((L, len(kinds)), dtype=bool)
+        events[bar_idx, column] = True
     for m in (chroma, rhythm):
         norm = np.linalg.norm(m, axis=1, keepdims=True)
         np.divide(m, norm, out=m, where=norm > 0)
@@ -83,7 +86,7 @@ def phrase_ends(song: Song, chords: list[Chord] | None = None) -> list[int]:
     ends: set[int] = set()
     for step in song.fermatas:
         ends.add(int(song.bar_of(max(step - 1, 0))))
-    notes = song.all_notes()
+    notes = song.all_notes(sort=False)
     if len(notes):
         sounding = np.zeros(song.end + 1, dtype=np.int32)
         np.add.at(sounding, notes[:, START], 1)
@@ -104,13 +107,9 @@ def phrase_ends(song: Song, chords: list[Chord] | None = None) -> list[int]:
 
 def novelty(sim: np.ndarray, half: int = 2) -> np.ndarray:
     """Foote novelty `[L]`: checkerboard kernel of 2*half bars along the diagonal."""
-    L = len(sim)
-    out = np.zeros(L)
-    for i in range(half, L - half + 1):
-        past, future = sim[i - half : i, i - half : i], sim[i : i + half, i : i + half]
-        cross = sim[i - half : i, i : i + half]
-        out[i] = (past.mean() + future.mean()) / 2 - cross.mean()
-    return out
+    from structdiff.analysis import kernels
+
+    return kernels.novelty(np.ascontiguousarray(sim, dtype=np.float64), int(half))
 
 
 def repeat_boundaries(sim: np.ndarray, threshold: float = 0.8, min_run: int = 2) -> set[int]:
@@ -118,17 +117,13 @@ def repeat_boundaries(sim: np.ndarray, threshold: float = 0.8, min_run: int = 2)
 
     Runs longer than their lag, or whose bars are all alike (a bar repeated over and over, an
     ostinato), mark a uniform passage rather than two copies and give no boundaries."""
-    L = len(sim)
+    from structdiff.analysis import kernels
+
+    runs = kernels.repeat_runs(np.ascontiguousarray(sim, dtype=np.float64), float(threshold),
+                               int(min_run))
     bounds: set[int] = set()
-    for lag in range(1, L):
-        diag = np.diagonal(sim, offset=lag) >= threshold
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], diag.astype(np.int8), [0]])))
-        for a, b in zip(edges[::2], edges[1::2]):
-            n = b - a
-            inner = sim[a:b, a:b]
-            uniform = (inner.sum() - n) / (n * n - n) >= threshold if n > 1 else True
-            if min_run <= n <= lag and not uniform:
-                bounds |= {int(a), int(b), int(a + lag), int(b + lag)}
+    for a, b, lag in runs.tolist():
+        bounds |= {a, b, a + lag, b + lag}
     return bounds
 
 
@@ -194,12 +189,12 @@ def segment(
         else:
             i += 1
     segments = list(zip(chosen[:-1], chosen[1:]))
+    alike = _segment_similarities(sim, segments)
     labels: list[str] = []
-    for i, (a, b) in enumerate(segments):
+    for i in range(len(segments)):
         best, best_sim = None, label_threshold
         for j in range(i):
-            c, d = segments[j]
-            s = _segment_similarity(sim, a, b, c, d)
+            s = alike[i][j]
             if s >= best_sim:
                 best, best_sim = labels[j], s
         labels.append(best or _new_label(labels))
@@ -255,13 +250,15 @@ def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:
         np.add.at(sounding, np.minimum(melody[:, START] + melody[:, DURATION], song.end), -1)
     silent = np.cumsum(sounding)[: song.end] == 0
     out = np.zeros(L)
-    for b in range(1, L):
-        lo = int(song.bars[b] - (song.bars[b] - song.bars[b - 1]) // 2)
-        beat = song.beat_steps(int(song.bars[b]))
-        window = silent[lo : int(song.bars[b]) + beat]
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], window.astype(np.int8), [0]])))
-        longest = int((edges[1::2] - edges[::2]).max()) if len(edges) else 0
-        out[b] = min(longest / (2 * beat), 1.0)
+    if L < 2:
+        return out
+    from structdiff.analysis import kernels
+
+    starts = song.bars[1:].astype(np.int64)
+    lo = starts - (starts - song.bars[:-1]) // 2
+    beats = np.array([song.beat_steps(int(b)) for b in starts.tolist()], dtype=np.int64)
+    longest = kernels.longest_runs(silent, lo, starts + beats)
+    out[1:] = np.minimum(longest / (2 * beats), 1.0)
     return out
 
 
@@ -309,23 +306,24 @@ def melody_sections(
 
     alone = replace(song, tracks=[Track("melody", 0, False, melody, role="melody")], plan=None)
     sim = self_similarity(alone)
-    rests = melody_silence(song, melody)
+    rests = melody_silence(song, melody).tolist()
     repeats = repeat_boundaries(sim, threshold=0.8, min_run=2)
-    costs = _phrase_costs()
+    costs = _phrase_costs().tolist()
     segments: list[tuple[int, int, bool]] = []
     for a, e, is_melody in spans:
         if not is_melody:
             segments.append((a, e, False))
             continue
         n = e - a
-        best = np.full(n + 1, np.inf)
-        back = np.zeros(n + 1, dtype=int)
-        best[0] = 0.0
+        best = [0.0] + [float("inf")] * n  # Python floats: the same arithmetic, faster here
+        back = [0] * (n + 1)
+        start_bonus = [0.0] + [rest_weight * rests[a + i] + repeat_weight * ((a + i) in repeats)
+                               for i in range(1, n)]
         for j in range(1, n + 1):
             for i in range(max(0, j - MAX_PHRASE), j):
                 cost = best[i] + costs[j - i]
                 if i > 0:
-                    cost -= rest_weight * rests[a + i] + repeat_weight * ((a + i) in repeats)
+                    cost -= start_bonus[i]
                 if cost < best[j]:
                     best[j], back[j] = cost, i
         cuts = [n]
@@ -336,15 +334,15 @@ def melody_sections(
 
     labels: list[str] = []
     fresh = (f"M{k}" for k in range(10 * L + 1))  # working names, renamed below
+    alike = _segment_similarities(sim, [(a, b) for a, b, _ in segments])
     for k, (a, b, is_melody) in enumerate(segments):
         if not is_melody:
             labels.append("i" if a == 0 else "o" if b == L else "x")
             continue
         name, best_sim = None, label_threshold
         for j in range(k):
-            c, d, other = segments[j]
-            if other:
-                s = _segment_similarity(sim, a, b, c, d)
+            if segments[j][2]:
+                s = alike[k][j]
                 if s >= best_sim:
                     name, best_sim = labels[j], s
         labels.append(name or next(fresh))
@@ -387,12 +385,14 @@ def _merge_companions(segments: list[tuple[int, int, str]]) -> list[tuple[int, i
         segments = joined
 
 
-def _segment_similarity(sim: np.ndarray, a: int, b: int, c: int, d: int) -> float:
-    """Mean bar-to-bar similarity of segment [a, b) against [c, d), aligned at their starts,
-    scaled down by their length ratio."""
-    n = min(b - a, d - c)
-    diag = sim[np.arange(a, a + n), np.arange(c, c + n)]
-    return float(diag.mean()) * n / max(b - a, d - c)
+def _segment_similarities(sim: np.ndarray, segments: list[tuple[int, int]]) -> list[list[float]]:
+    """Entry [i][j], j < i: the mean bar-to-bar similarity of segment i `[a, b)` against
+    segment j, aligned at their starts, scaled down by their length ratio."""
+    from structdiff.analysis import kernels
+
+    bounds = np.asarray(segments, dtype=np.int64).reshape(-1, 2)
+    return kernels.segment_similarities(np.ascontiguousarray(sim, dtype=np.float64),
+                                        bounds[:, 0].copy(), bounds[:, 1].copy()).tolist()
 
 
 def _new_label(labels: list[str]) -> str:

@@ -64,12 +64,25 @@ def write_shard(songs: Sequence[Song], path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            _save_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# zlib level 1, not `np.savez_compressed`'s 6: a shard writes 4x faster (0.2 against 0.9 ms a
+# song on POP909, a quarter of `prepare`'s time with analysis) and is ~40% larger.
+_ZIP_LEVEL = 1
+
+
+def _save_npz(file, arrays: dict[str, np.ndarray]) -> None:
+    """What `np.savez_compressed` writes (an ``.npz`` that `np.load` reads), at `_ZIP_LEVEL`."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as z:
+        for name, array in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def read_shard(path: str | Path) -> list[Song]:

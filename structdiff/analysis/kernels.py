@@ -1,0 +1,328 @@
+"""Compiled inner loops of the analysis (numba), each the exact equivalent of a numpy version.
+
+`prepare` analyzes every file of a corpus; these loops were its cost (a Viterbi pass over
+every beat, a sweep over every step of a song). numba compiles them once per machine (the
+machine code is cached beside this file, or in numba's user cache when that is read-only), so
+a worker process loads them in milliseconds. Each kernel does the same floating-point
+operations in the same order as the numpy code it replaces, so results are identical, not
+merely close (`tests/analysis/test_kernels.py` checks both against each other on real songs).
+
+Imported lazily by the analysis functions: importing `structdiff.analysis.chords` does not
+import numba (the generation command's cold start does not pay for it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def _argmax(x: np.ndarray) -> int:
+    """`np.argmax` of a 1-d float array: the first maximum, or the first NaN if any."""
+    best = 0
+    for i in range(x.shape[0]):
+        if np.isnan(x[i]):
+            return i
+        if x[i] > x[best]:
+            best = i
+    return best
+
+
+@njit(cache=True)
+def viterbi(emissions: np.ndarray, change_penalty: float) -> np.ndarray:
+    """Best state path `[S]` through log scores `emissions` `[S, C]` when every change of
+    state costs `change_penalty` (see `structdiff.analysis.chords.viterbi`)."""
+    n_segments, n_states = emissions.shape
+    path = np.empty(n_segments, dtype=np.int64)
+    if n_segments == 0:
+        return path
+    back = np.zeros((n_segments, n_states), dtype=np.int64)
+    score = emissions[0].copy()
+    for s in range(1, n_segments):
+        best = _argmax(score)
+        switch = score[best] - change_penalty
+        for c in range(n_states):
+            if score[c] >= switch:
+                back[s, c] = c
+                score[c] = score[c] + emissions[s, c]
+            else:
+                back[s, c] = best
+                score[c] = switch + emissions[s, c]
+    path[n_segments - 1] = _argmax(score)
+    for s in range(n_segments - 1, 0, -1):
+        path[s - 1] = back[s, path[s]]
+    return path
+
+
+@njit(cache=True)
+def pitch_class_segments(
+    starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray, weights: np.ndarray,
+    bounds: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted pitch classes `[S, 12]` and lowest pitch classes `[S, 12]` per segment of
+    `bounds` `[S + 1]` (see `structdiff.analysis.chords.pitch_class_segments`).
+
+    `starts`, `ends` are clipped to `[0, bounds[-1]]`. A sweep over the steps keeps, per pitch,
+    how many notes sound, and per pitch class the weighted sum, accumulated in note order and
+    then over time exactly as the cumulative sums of the numpy version are.
+    """
+    n_steps = bounds[-1]
+    n_notes = starts.shape[0]
+    # every note's start (+1) and end (-1) per pitch, sorted by step (a counting sort)
+    per_step = np.zeros(n_steps + 2, dtype=np.int64)
+    for i in range(n_notes):
+        per_step[starts[i] + 1] += 1
+        per_step[ends[i] + 1] += 1
+    for t in range(n_steps + 1):
+        per_step[t + 1] += per_step[t]
+    fill = per_step[:-1].copy()
+    event_pitch = np.empty(2 * n_notes, dtype=np.int64)
+    event_sign = np.empty(2 * n_notes, dtype=np.int64)
+    for i in range(n_notes):
+        event_pitch[fill[starts[i]]], event_sign[fill[starts[i]]] = pitches[i], 1
+        fill[starts[i]] += 1
+    for i in range(n_notes):
+        event_pitch[fill[ends[i]]], event_sign[fill[ends[i]]] = pitches[i], -1
+        fill[ends[i]] += 1
+    # weighted notes starting (+) and ending (-) per step and class, added in note order
+    active = np.zeros((n_steps + 1, 12))
+    for i in range(n_notes):
+        active[starts[i], pitches[i] % 12] += weights[i]
+    for i in range(n_notes):
+        active[ends[i], pitches[i] % 12] += -weights[i]
+    # the cumulative sums of the numpy version are needed at the bounds only
+    slot = np.full(n_steps + 1, -1, dtype=np.int64)
+    n_slots = 0
+    for b in bounds:
+        if slot[b] < 0:
+            slot[b] = n_slots
+            n_slots += 1
+    total_at = np.zeros((n_slots, 12))
+    bass_at = np.zeros((n_slots, 12))
+    total = np.zeros(12)  # steps 0 .. t-1 of the masked cumulative sum, as the numpy version's
+    bass_total = np.zeros(12)
+    count = np.zeros(128, dtype=np.int64)  # notes sounding per pitch
+    classes = np.zeros(12, dtype=np.int64)  # pitches of each class with count > 0
+    running = np.zeros(12)  # weighted notes sounding per class (cumulative sum of `active`)
+    lowest = -1
+    for t in range(n_steps + 1):
+        if slot[t] >= 0:
+            for c in range(12):
+                total_at[slot[t], c] = total[c]
+                bass_at[slot[t], c] = bass_total[c]
+        if t == n_steps:
+            break
+        if per_step[t + 1] > per_step[t]:
+            for e in range(per_step[t], per_step[t + 1]):
+                p = event_pitch[e]
+                before = count[p] > 0
+                count[p] += event_sign[e]
+                after = count[p] > 0
+                if before and not after:
+                    classes[p % 12] -= 1
+                elif after and not before:
+                    classes[p % 12] += 1
+            lowest = -1
+            for p in range(128):
+                if count[p] > 0:
+                    lowest = p
+                    break
+        for c in range(12):
+            running[c] += active[t, c]
+            total[c] = total[c] + (running[c] if classes[c] > 0 else 0.0)
+            bass_total[c] = bass_total[c] + 0.0
+        if lowest >= 0:
+            bass_total[lowest % 12] += 1.0
+    n_segments = bounds.shape[0] - 1
+    pcs = np.empty((n_segments, 12))
+    bass = np.empty((n_segments, 12))
+    for k in range(n_segments):
+        a, b = slot[bounds[k]], slot[bounds[k + 1]]
+        for c in range(12):
+            pcs[k, c] = total_at[b, c] - total_at[a, c]
+            bass[k, c] = bass_at[b, c] - bass_at[a, c]
+    return pcs, bass
+
+
+@njit(cache=True)
+def chord_labels(
+    path: np.ndarray, bounds: np.ndarray, bass: np.ndarray, tones: np.ndarray,
+    n_tones: np.ndarray, n_state: int,
+) -> np.ndarray:
+    """The chords `[K, 5]` (onset, duration, root, quality index or -1 for N, bass) of the
+    Viterbi `path` `[S]` over the segments of `bounds` `[S + 1]`, consecutive segments with
+    the same label merged. A segment's bass is the chord tone with the most lowest-sounding
+    steps in `bass` `[S, 12]` (its lowest note when no chord tone is); N is root 0, bass 0.
+
+    `path` holds states `q * 12 + root` (`n_state` is N); `tones` `[Q, 4]` the intervals of
+    each quality (the first `n_tones[q]` used)."""
+    n = path.shape[0]
+    out = np.zeros((n, 5), dtype=np.int64)
+    k = 0
+    for s in range(n):
+        state = path[s]
+        root, q, low = 0, -1, 0
+        if state != n_state:
+            root, q = state % 12, state // 12
+            best, best_value = -1, 0.0
+            for j in range(n_tones[q]):
+                tone = (root + tones[q, j]) % 12
+                if best < 0 or bass[s, tone] > best_value:
+                    best, best_value = tone, bass[s, tone]
+            low = best if best_value > 0 else _argmax(bass[s])
+        length = bounds[s + 1] - bounds[s]
+        if k > 0 and out[k - 1, 2] == root and out[k - 1, 3] == q and out[k - 1, 4] == low:
+            out[k - 1, 1] += length
+        else:
+            out[k, 0], out[k, 1], out[k, 2], out[k, 3], out[k, 4] = bounds[s], length, root, q, low
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def longest_runs(flags: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The longest run of True in `flags[lo[i]:hi[i]]` for each window i `[W]` (Python slice
+    rules for the bounds)."""
+    n = flags.shape[0]
+    out = np.zeros(lo.shape[0], dtype=np.int64)
+    for w in range(lo.shape[0]):
+        a, b = lo[w], hi[w]
+        if a < 0:
+            a = max(a + n, 0)
+        if b < 0:
+            b = max(b + n, 0)
+        b = min(b, n)
+        run = 0
+        for t in range(a, b):
+            run = run + 1 if flags[t] else 0
+            if run > out[w]:
+                out[w] = run
+    return out
+
+
+@njit(cache=True)
+def repeat_runs(sim: np.ndarray, threshold: float, min_run: int) -> np.ndarray:
+    """Runs `[R, 3]` (start, end, lag) of at least `min_run` and at most `lag` bars along each
+    diagonal `lag` of `sim` `[L, L]` whose bars are all >= `threshold` alike, leaving out runs
+    whose own bars are all alike (mean off-diagonal similarity >= `threshold`); see
+    `structdiff.analysis.sections.repeat_boundaries`."""
+    L = sim.shape[0]
+    out = np.empty((max(L * L, 1), 3), dtype=np.int64)
+    n_out = 0
+    for lag in range(1, L):
+        a = 0
+        while a < L - lag:
+            if sim[a, a + lag] < threshold:
+                a += 1
+                continue
+            b = a
+            while b < L - lag and sim[b, b + lag] >= threshold:
+                b += 1
+            n = b - a
+            if min_run <= n <= lag and n > 1:
+                inner = 0.0
+                for i in range(a, b):
+                    for j in range(a, b):
+                        inner += sim[i, j]
+                if not (inner - n) / (n * n - n) >= threshold:
+                    out[n_out, 0], out[n_out, 1], out[n_out, 2] = a, b, lag
+                    n_out += 1
+            a = b
+    return out[:n_out]
+
+
+@njit(cache=True)
+def novelty(sim: np.ndarray, half: int) -> np.ndarray:
+    """Foote novelty `[L]` of `sim` `[L, L]` (see `structdiff.analysis.sections.novelty`)."""
+    L = sim.shape[0]
+    out = np.zeros(L)
+    k = half * half
+    for i in range(half, L - half + 1):
+        past = future = cross = 0.0
+        for a in range(half):
+            for b in range(half):
+                past += sim[i - half + a, i - half + b]
+                future += sim[i + a, i + b]
+                cross += sim[i - half + a, i + b]
+        out[i] = (past / k + future / k) / 2 - cross / k
+    return out
+
+
+@njit(cache=True)
+def _block_sum(x: np.ndarray, lo: int, n: int) -> float:
+    """numpy's sum of at most 128 values `x[lo:lo + n]`: in order below 8, else 8 partial sums."""
+    if n < 8:
+        total = 0.0
+        for i in range(n):
+            total += x[lo + i]
+        return total
+    r0, r1, r2, r3 = x[lo], x[lo + 1], x[lo + 2], x[lo + 3]
+    r4, r5, r6, r7 = x[lo + 4], x[lo + 5], x[lo + 6], x[lo + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += x[lo + i]
+        r1 += x[lo + i + 1]
+        r2 += x[lo + i + 2]
+        r3 += x[lo + i + 3]
+        r4 += x[lo + i + 4]
+        r5 += x[lo + i + 5]
+        r6 += x[lo + i + 6]
+        r7 += x[lo + i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += x[lo + i]
+        i += 1
+    return total
+
+
+@njit(cache=True)
+def _pairwise_sum(x: np.ndarray, n: int) -> float:
+    """`np.sum(x[:n])` as numpy adds it (pairwise halves down to blocks of 128, each with 8
+    partial sums), so that means come out bit for bit the same. Written without recursion:
+    numba's cache cannot hold recursive functions."""
+    # post-order walk of numpy's halving tree: (lo, n, combine?) tasks and a stack of sums
+    task_lo = np.empty(128, dtype=np.int64)
+    task_n = np.empty(128, dtype=np.int64)
+    task_combine = np.empty(128, dtype=np.bool_)
+    sums = np.empty(128)
+    n_tasks, n_sums = 1, 0
+    task_lo[0], task_n[0], task_combine[0] = 0, n, False
+    while n_tasks:
+        n_tasks -= 1
+        lo, m, combine = task_lo[n_tasks], task_n[n_tasks], task_combine[n_tasks]
+        if combine:
+            sums[n_sums - 2] = sums[n_sums - 2] + sums[n_sums - 1]
+            n_sums -= 1
+        elif m <= 128:
+            sums[n_sums] = _block_sum(x, lo, m)
+            n_sums += 1
+        else:
+            half = m // 2
+            half -= half % 8
+            task_lo[n_tasks], task_n[n_tasks], task_combine[n_tasks] = lo, m, True
+            task_lo[n_tasks + 1], task_n[n_tasks + 1] = lo + half, m - half
+            task_combine[n_tasks + 1] = False
+            task_lo[n_tasks + 2], task_n[n_tasks + 2] = lo, half
+            task_combine[n_tasks + 2] = False
+            n_tasks += 3
+    return sums[0]
+
+
+@njit(cache=True)
+def segment_similarities(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """`[K, K]`: entry (i, j), j < i, is the mean bar-to-bar similarity of segment i (bars
+    `starts[i]` to `ends[i]`) against segment j, aligned at their starts and scaled down by
+    their length ratio (how `structdiff.analysis.sections` labels segments); 0 elsewhere."""
+    k = starts.shape[0]
+    out = np.zeros((k, k))
+    diag = np.empty(sim.shape[0])
+    for i in range(k):
+        for j in range(i):
+            a, b, c, d = starts[i], ends[i], starts[j], ends[j]
+            n = min(b - a, d - c)
+            for m in range(n):
+                diag[m] = sim[a + m, c + m]
+            out[i, j] = _pairwise_sum(diag, n) / n * n / max(b - a, d - c)
+    return out

@@ -1,0 +1,197 @@
+"""The compiled analysis loops (`structdiff.analysis.kernels`) against plain numpy references.
+
+The references below are the numpy code each kernel replaced (kept here, not in the package):
+the kernels must give the same results bit for bit where the docstrings say so, on random
+inputs that include the awkward cases (empty segments, -inf scores, notes past the end).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from structdiff.analysis import kernels
+from structdiff.analysis.chords import (
+    _N_STATE,
+    _N_TONES,
+    _RECOGNIZED,
+    _TONES,
+    QUALITY_INTERVALS,
+    chord_name,
+    recognize_chords,
+)
+from structdiff.data.io import read_song
+
+
+def viterbi_reference(emissions: np.ndarray, change_penalty: float) -> np.ndarray:
+    n_segments, n_states = emissions.shape
+    back = np.zeros((n_segments, n_states), dtype=np.int64)
+    states = np.arange(n_states)
+    score = emissions[0].copy()
+    for s in range(1, n_segments):
+        best = int(np.argmax(score))
+        switch = score[best] - change_penalty
+        stay = score >= switch
+        back[s] = np.where(stay, states, best)
+        score = np.where(stay, score, switch) + emissions[s]
+    path = np.empty(n_segments, dtype=np.int64)
+    path[-1] = int(np.argmax(score))
+    for s in range(n_segments - 1, 0, -1):
+        path[s - 1] = back[s, path[s]]
+    return path
+
+
+def pitch_class_segments_reference(starts, ends, pitches, weight, bounds):
+    n_steps = int(bounds[-1])
+    counts = np.zeros((n_steps + 1, 128), dtype=np.int32)
+    np.add.at(counts, (starts, pitches), 1)
+    np.add.at(counts, (ends, pitches), -1)
+    sounding = np.cumsum(counts, axis=0)[:n_steps] > 0
+    pc = pitches % 12
+    active = np.zeros((n_steps + 1, 12))
+    np.add.at(active, (starts, pc), weight)
+    np.add.at(active, (ends, pc), -weight)
+    pc_sounding = np.pad(sounding, ((0, 0), (0, 4))).reshape(n_steps, 11, 12).any(axis=1)
+    pcs = np.where(pc_sounding, np.cumsum(active, axis=0)[:n_steps], 0.0)
+    has_note = sounding.any(axis=1)
+    bass = np.zeros((n_steps, 12))
+    bass[np.flatnonzero(has_note), np.argmax(sounding, axis=1)[has_note] % 12] = 1.0
+
+    def per_segment(x):
+        total = np.concatenate([np.zeros((1, 12)), np.cumsum(x, axis=0)])
+        return total[bounds[1:]] - total[bounds[:-1]]
+
+    return per_segment(pcs), per_segment(bass)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_viterbi_matches_numpy(seed):
+    rng = np.random.default_rng(seed)
+    n_segments, n_states = int(rng.integers(1, 60)), int(rng.integers(1, 30))
+    emissions = rng.normal(size=(n_segments, n_states)).round(int(rng.integers(0, 3)))  # ties
+    emissions[rng.random(emissions.shape) < 0.2] = -np.inf
+    penalty = float(rng.choice([0.0, 0.15, 1.0]))
+    assert np.array_equal(kernels.viterbi(emissions, penalty),
+                          viterbi_reference(emissions, penalty))
+
+
+def test_viterbi_keeps_a_chord_through_a_passing_blip():
+    # state 0 wins every segment but one by less than the change penalty: the path stays
+    emissions = np.array([[1.0, 0.0], [1.0, 0.0], [0.9, 1.0], [1.0, 0.0]])
+    assert kernels.viterbi(emissions, 0.5).tolist() == [0, 0, 0, 0]
+    assert kernels.viterbi(emissions, 0.0).tolist() == [0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_pitch_class_segments_match_numpy_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    n_steps = int(rng.integers(1, 200))
+    n_notes = int(rng.integers(0, 80))
+    starts = rng.integers(0, n_steps + 1, n_notes)
+    ends = np.minimum(starts + rng.integers(0, 40, n_notes), n_steps)
+    pitches = rng.integers(0, 128, n_notes)
+    weight = rng.choice([1.0, 0.1, 0.35], n_notes)
+    inner = np.sort(rng.integers(0, n_steps + 1, int(rng.integers(0, 12))))
+    bounds = np.concatenate([[0], inner, [n_steps]]).astype(np.int64)  # some segments empty
+    got = kernels.pitch_class_segments(starts, ends, pitches, weight, bounds)
+    want = pitch_class_segments_reference(starts, ends, pitches, weight, bounds)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+
+
+def test_pairwise_sum_is_numpys_sum():
+    rng = np.random.default_rng(0)
+    for n in [*range(1, 300), 1000, 4099]:
+        x = rng.random(n) * 10.0 ** rng.integers(-3, 6)
+        assert kernels._pairwise_sum(x, n) == np.sum(x)
+        assert kernels._pairwise_sum(x, n) / n == x.mean()
+
+
+def test_segment_similarities_match_the_mean_of_the_aligned_diagonal():
+    rng = np.random.default_rng(1)
+    sim = rng.random((40, 40))
+    segments = [(0, 4), (4, 12), (12, 16), (16, 30), (30, 40)]
+    got = kernels.segment_similarities(sim, np.array([a for a, _ in segments]),
+                                       np.array([b for _, b in segments]))
+    for i, (a, b) in enumerate(segments):
+        for j, (c, d) in enumerate(segments):
+            n = min(b - a, d - c)
+            want = float(sim[np.arange(a, a + n), np.arange(c, c + n)].mean()) * n / max(
+                b - a, d - c) if j < i else 0.0
+            assert got[i, j] == want
+
+
+def test_longest_runs_follow_python_slices():
+    flags = np.array([0, 1, 1, 0, 1, 1, 1, 0, 0, 1], dtype=bool)
+    lo = np.array([0, 2, 4, 8, -3, 9, 5])
+    hi = np.array([10, 5, 6, 20, 10, 9, 3])
+    want = []
+    for a, b in zip(lo.tolist(), hi.tolist()):
+        runs = "".join("1" if f else "0" for f in flags[a:b]).split("0")
+        want.append(max((len(r) for r in runs), default=0))
+    assert kernels.longest_runs(flags, lo, hi).tolist() == want
+
+
+def novelty_reference(sim, half):
+    out = np.zeros(len(sim))
+    for i in range(half, len(sim) - half + 1):
+        past, future = sim[i - half: i, i - half: i], sim[i: i + half, i: i + half]
+        cross = sim[i - half: i, i: i + half]
+        out[i] = (past.mean() + future.mean()) / 2 - cross.mean()
+    return out
+
+
+def repeat_reference(sim, threshold, min_run):
+    bounds = set()
+    for lag in range(1, len(sim)):
+        diag = np.diagonal(sim, offset=lag) >= threshold
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], diag.astype(np.int8), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):
+            n = b - a
+            inner = sim[a:b, a:b]
+            uniform = (inner.sum() - n) / (n * n - n) >= threshold if n > 1 else True
+            if min_run <= n <= lag and not uniform:
+                bounds |= {int(a), int(b), int(a + lag), int(b + lag)}
+    return bounds
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_novelty_and_repeats_match_numpy(seed):
+    rng = np.random.default_rng(seed)
+    L = int(rng.integers(2, 40))
+    blocks = rng.integers(0, 4, L)  # bars of a few kinds: repeats and changes to find
+    sim = np.where(blocks[:, None] == blocks[None, :], 0.9, 0.2) + rng.random((L, L)) * 0.05
+    np.fill_diagonal(sim, 1.0)
+    for half in (2, 3):
+        np.testing.assert_allclose(kernels.novelty(sim, half), novelty_reference(sim, half),
+                                   rtol=0, atol=1e-12)
+    runs = kernels.repeat_runs(sim, 0.8, 2)
+    got = set()
+    for a, b, lag in runs.tolist():
+        got |= {a, b, a + lag, b + lag}
+    assert got == repeat_reference(sim, 0.8, 2)
+
+
+def test_chord_labels_pick_the_lowest_chord_tone_and_merge():
+    # C major over C, C major over E (first inversion), then N, then G with no bass evidence
+    c, g = _RECOGNIZED.index("maj") * 12 + 0, _RECOGNIZED.index("maj") * 12 + 7
+    path = np.array([c, c, c, _N_STATE, g])
+    bounds = np.array([0, 4, 8, 12, 16, 20])
+    bass = np.zeros((5, 12))
+    bass[0, 0] = bass[1, 0] = 4
+    bass[2, 4], bass[2, 0] = 3, 1
+    bass[4, 2] = 0  # nothing low at all: the chord's bass falls back to argmax (0)
+    got = kernels.chord_labels(path, bounds, bass, _TONES, _N_TONES, _N_STATE).tolist()
+    maj = _RECOGNIZED.index("maj")
+    assert got == [[0, 8, 0, maj, 0], [8, 4, 0, maj, 4], [12, 4, 0, -1, 0], [16, 4, 7, maj, 0]]
+    assert all(len(QUALITY_INTERVALS[q]) == n for q, n in zip(_RECOGNIZED, _N_TONES.tolist()))
+
+
+def test_recognize_chords_on_a_real_chorale_is_unchanged_by_the_kernels():
+    # bwv66.6's first two bars as the numpy code read them before the kernels (session 7)
+    song = read_song("music21:bach/bwv66.6")
+    chords = recognize_chords(song)
+    assert len(chords) == 33 and sum(c.duration for c in chords) == song.end
+    assert [(c.onset, chord_name(c.root, c.quality, c.bass)) for c in chords[:8]] == [
+        (0, "A"), (4, "F#m"), (8, "E/Ab"), (12, "A"), (16, "E/Ab"), (20, "A"), (24, "E7"),
+        (28, "A")]
