@@ -260,13 +260,12 @@ def time_prepare(folder: Path, out: Path, workers: int, analyze: bool) -> float:
 def stage_breakdown(files: list[Path]) -> dict[str, float]:
     """Seconds per file of each stage of (c), in this process."""
     from structdiff.analysis import analyze
-    from structdiff.data.io import read_song
-    from structdiff.data.roles import assign_roles
-    from structdiff.data.shards import write_shard
-
     from structdiff.analysis.chords import recognize_chords
     from structdiff.analysis.key import estimate_key
     from structdiff.analysis.sections import segment
+    from structdiff.data.io import read_song
+    from structdiff.data.roles import assign_roles
+    from structdiff.data.shards import write_shard
 
     totals = {"read_song (symusic + beats + quantize)": 0.0, "roles": 0.0, "key": 0.0,
               "chords": 0.0, "sections": 0.0, "analyze (all)": 0.0, "shard write": 0.0}
