@@ -194,12 +194,9 @@ def mono_share(notes: np.ndarray) -> float:
     for no notes)."""
     if not len(notes):
         return 1.0
-    end = int((notes[:, START] + notes[:, DURATION]).max()) + 1
-    count = (np.bincount(notes[:, START], minlength=end + 1)
-             - np.bincount(notes[:, START] + notes[:, DURATION], minlength=end + 1))
-    count = np.cumsum(count)[:end]
-    sounding = count > 0
-    return float((count[sounding] == 1).mean()) if sounding.any() else 1.0
+    from structdiff.analysis import kernels
+
+    return kernels.mono_share(notes[:, START].astype(np.int64), notes[:, DURATION].astype(np.int64))
 
 
 def line_weights(song: Song) -> list[float]:
@@ -242,20 +239,22 @@ def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np
     return kernels.pitch_class_segments(starts, ends, pitches, weight.astype(np.float64), bounds)
 
 
-def chord_emissions(pcs: np.ndarray, bass: np.ndarray) -> np.ndarray:
+def chord_emissions(pcs: np.ndarray, bass: np.ndarray,
+                    scale: np.ndarray | None = None) -> np.ndarray:
     """Template scores `[S, Q * 12 + 1]` of every chord (and N, last) for each segment.
 
     `pcs` and `bass` are `[S, 12]` from `pitch_class_segments`. Scores are per unit of a
-    segment's duration; a segment without notes can only be N, and one with notes never is.
+    segment's duration (times `scale` `[S]` when given); a segment without notes can only be
+    N, and one with notes never is.
     """
-    weight = pcs.sum(axis=1, keepdims=True)
-    x = np.divide(pcs, weight, out=np.zeros_like(pcs), where=weight > 0)
-    bass_weight = bass.sum(axis=1, keepdims=True)
-    b = np.divide(bass, bass_weight, out=np.zeros_like(bass), where=bass_weight > 0)
-    scores = x @ chord_templates().T + _PRIOR + _ROOT_IN_BASS * b[:, _ROOTS]  # [S, C]
-    empty = weight[:, 0] <= 0
-    scores[empty] = -np.inf
-    return np.concatenate([scores, np.where(empty, 0.0, -np.inf)[:, None]], axis=1)
+    from structdiff.analysis import kernels
+
+    pcs = np.ascontiguousarray(pcs, dtype=np.float64)
+    x, weight = kernels.normalized_rows(pcs)
+    b, _ = kernels.normalized_rows(np.ascontiguousarray(bass, dtype=np.float64))
+    fit = x @ chord_templates().T  # [S, C]
+    scale = np.ones(len(pcs)) if scale is None else np.asarray(scale, dtype=np.float64)
+    return kernels.chord_scores(fit, b, weight, _PRIOR, _ROOTS, _ROOT_IN_BASS, scale)
 
 
 def viterbi(emissions: np.ndarray, change_penalty: float) -> np.ndarray:
@@ -281,7 +280,7 @@ def recognize_chords(song: Song, per_beat: bool = True) -> list[Chord]:
 
     bounds, units = segment_bounds(song, per_beat)
     pcs, bass = pitch_class_segments(song, bounds)
-    emissions = chord_emissions(pcs, bass) * (np.diff(bounds) / units)[:, None]
+    emissions = chord_emissions(pcs, bass, np.diff(bounds) / units)
     path = viterbi(emissions, _CHANGE_PENALTY)
     found = kernels.chord_labels(path, bounds, bass, _TONES, _N_TONES, _N_STATE)
     return [Chord(onset, length, 0, "N", 0) if q < 0

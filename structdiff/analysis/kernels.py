@@ -326,3 +326,79 @@ def segment_similarities(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray) 
                 diag[m] = sim[a + m, c + m]
             out[i, j] = _pairwise_sum(diag, n) / n * n / max(b - a, d - c)
     return out
+
+
+@njit(cache=True)
+def normalized_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row of `x` `[S, 12]` divided by its sum (0 where the sum is not > 0), and the sums
+    `[S]`, added as numpy adds a row of 12."""
+    n, width = x.shape
+    out = np.zeros_like(x)
+    sums = np.empty(n)
+    for s in range(n):
+        total = _block_sum(x[s], 0, width)
+        sums[s] = total
+        if total > 0:
+            for c in range(width):
+                out[s, c] = x[s, c] / total
+    return out, sums
+
+
+@njit(cache=True)
+def chord_scores(
+    fit: np.ndarray, bass: np.ndarray, weight: np.ndarray, prior: np.ndarray,
+    roots: np.ndarray, root_in_bass: float, scale: np.ndarray,
+) -> np.ndarray:
+    """Emissions `[S, C + 1]` (N last) from the template fit `[S, C]`, the normalized bass
+    `[S, 12]` and the pitch-class mass `weight` `[S]` of each segment, times `scale` `[S]`
+    (see `structdiff.analysis.chords.chord_emissions`)."""
+    n, n_chords = fit.shape
+    out = np.empty((n, n_chords + 1))
+    for s in range(n):
+        empty = weight[s] <= 0
+        for c in range(n_chords):
+            value = -np.inf if empty else fit[s, c] + prior[c] + root_in_bass * bass[s, roots[c]]
+            out[s, c] = value * scale[s]
+        out[s, n_chords] = (0.0 if empty else -np.inf) * scale[s]
+    return out
+
+
+@njit(cache=True)
+def mono_share(starts: np.ndarray, durations: np.ndarray) -> float:
+    """The share of the steps on which notes (`starts`, `durations` `[N]`, N > 0, starts >= 0)
+    sound where exactly one sounds (1.0 when none sounds)."""
+    end = 0
+    for i in range(starts.shape[0]):
+        end = max(end, starts[i] + durations[i])
+    end += 1
+    delta = np.zeros(end + 1, dtype=np.int64)
+    for i in range(starts.shape[0]):
+        delta[starts[i]] += 1
+        delta[starts[i] + durations[i]] -= 1
+    count, sounding, single = 0, 0, 0
+    for t in range(end):
+        count += delta[t]
+        if count > 0:
+            sounding += 1
+            if count == 1:
+                single += 1
+    return single / sounding if sounding else 1.0
+
+
+@njit(cache=True)
+def phrase_cuts(costs: np.ndarray, bonus: np.ndarray, n: int) -> np.ndarray:
+    """The cheapest cut of `n` bars into phrases: `back` `[n + 1]`, where `back[j]` is the
+    start of the last phrase of the best cut of the first j bars. A phrase of length m costs
+    `costs[m]` (m < len(costs)) less `bonus[i]` for starting at bar i > 0."""
+    best = np.full(n + 1, np.inf)
+    back = np.zeros(n + 1, dtype=np.int64)
+    best[0] = 0.0
+    longest = costs.shape[0] - 1
+    for j in range(1, n + 1):
+        for i in range(max(0, j - longest), j):
+            cost = best[i] + costs[j - i]
+            if i > 0:
+                cost -= bonus[i]
+            if cost < best[j]:
+                best[j], back[j] = cost, i
+    return back

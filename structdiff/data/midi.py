@@ -58,14 +58,16 @@ def read_midi(path: str | Path, steps_per_quarter: int = 4) -> Song:
     if not data.startswith(b"MThd"):
         raise MusicFileError(f"not a MIDI file (no MThd header): {path}")
     try:
-        score = symusic.Score.from_midi(data)
+        # shift_time(0) is the same score, but its note lists convert to numpy 10x faster than
+        # a freshly parsed score's (symusic 0.6; 0.04 against 0.33 ms a POP909 file, same arrays)
+        score = symusic.Score.from_midi(data).shift_time(0)
     except RuntimeError as e:
         raise MusicFileError(f"truncated or corrupt MIDI file: {path} ({_first_line(e)})") from None
     song = song_from_symusic(
         score, steps_per_quarter, source=str(path), texts=_read_texts(data), find_beats=True
     )
     if any("\ufffd" in t.name for t in song.tracks):  # not UTF-8: decode as the bytes say
-        names = _legacy_track_names(data)
+        names = _legacy_track_names(data, {t.name for t in song.tracks if "\ufffd" in t.name})
         for t in song.tracks:
             t.name = names.get(t.name, t.name)
     return song
@@ -271,19 +273,27 @@ def midi_text(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _legacy_track_names(data: bytes) -> dict[str, str]:
+def _legacy_track_names(data: bytes, wanted: set[str]) -> dict[str, str]:
     """{name as symusic read it (UTF-8, bad bytes replaced): the name decoded by `decode_text`}
-    of every track name in the file (mido parses the whole file: only for such files)."""
-    try:
-        mf = mido.MidiFile(file=io.BytesIO(data))  # text comes as Latin-1: the bytes as they are
-    except Exception:  # mido is stricter than symusic on odd files: the names stay as read
-        return {}
+    for the `wanted` names. Each track-name meta event (FF 03, a variable-length length, the
+    bytes) is found in the raw bytes; a match counts only when its bytes read as one of the
+    `wanted` names, so stray FF 03 bytes elsewhere cannot add a wrong one (a whole-file mido
+    parse, which this replaces, cost 6 ms a file)."""
     names = {}
-    for track in mf.tracks:
-        for msg in track:
-            if msg.type == "track_name":
-                raw = msg.name.encode("latin-1", errors="replace")
-                names[raw.decode("utf-8", errors="replace").strip()] = decode_text(raw).strip()
+    for match in re.finditer(rb"\xff\x03", data):
+        i, length = match.end(), 0
+        for _ in range(4):  # a variable-length quantity: 7 bits a byte, high bit = more
+            if i >= len(data):
+                break
+            byte = data[i]
+            i += 1
+            length = (length << 7) | (byte & 0x7F)
+            if byte < 0x80:
+                break
+        raw = data[i : i + length]
+        key = raw.decode("utf-8", errors="replace").strip()
+        if key in wanted:
+            names[key] = decode_text(raw).strip()
     return names
 
 
