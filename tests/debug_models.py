@@ -33,13 +33,14 @@ def names_with_splits() -> list[str]:
     return names
 
 
-def tiny_corpus(root: Path) -> Path:
-    """The five chorales as MIDI under `root/midi`, prepared into `root/prepared`."""
+def tiny_corpus(root: Path, shard_size: int = 64) -> Path:
+    """The five chorales as MIDI under `root/midi`, prepared into `root/prepared` (in shards
+    of about `shard_size` songs: 1 gives several shards)."""
     midi = root / "midi"
     midi.mkdir(parents=True, exist_ok=True)
     for ref, name in zip(CHORALES, names_with_splits()):
         write_midi(read_song(f"music21:{ref}"), midi / name)
-    prepare(midi, root / "prepared", workers=1, progress=False)
+    prepare(midi, root / "prepared", workers=1, progress=False, shard_size=shard_size)
     return root / "prepared"
 
 

@@ -31,6 +31,7 @@ path (and ``song.style`` None).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -308,38 +309,55 @@ def _known_buckets(out_dir: Path, salt_digest: str) -> int | None:
     return None
 
 
-def load_prepared(out_dir: str | Path, split: str | None = None) -> Iterator[Song]:
-    """The songs prepared in `out_dir`, shard by shard; only those of `split` when given."""
+def load_prepared(out_dir: str | Path, split: str | None = None,
+                  notes: bool = True) -> Iterator[Song]:
+    """The songs prepared in `out_dir`, shard by shard; only those of `split` when given;
+    without their notes when `notes` is False (`read_shard`)."""
     out_dir = Path(out_dir)
-    manifest_path = out_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise PrepareError(f"not a prepared corpus (no manifest.json): {out_dir}")
+    names = prepared_shards(out_dir)
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    return _iter_songs(out_dir, names, split, notes)
+
+
+def prepared_shards(out_dir: str | Path) -> list[str]:
+    """The shard file names of the corpus prepared in `out_dir`, in its manifest's order."""
+    manifest_path = Path(out_dir) / "manifest.json"
+    if not manifest_path.is_file():
+        raise PrepareError(f"not a prepared corpus (no manifest.json): {out_dir}")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return _iter_songs(out_dir, [s["name"] for s in manifest["shards"]], split)
+    return [s["name"] for s in manifest["shards"]]
 
 
-def training_splits(prepared: str | Path | list, limit: int = 0) -> dict[str, list[Song]]:
+def training_splits(prepared: str | Path | list, limit: int = 0,
+                    notes: bool = True) -> dict[str, list[Song]]:
     """The train and validation songs of a prepared corpus, or of several (a list of folders),
-    at most `limit` each per corpus (0: all), for training; a missing corpus raises ValueError
-    saying how to prepare it."""
+    at most `limit` each per corpus (0: all), for training (without notes when `notes` is
+    False); a missing corpus raises ValueError saying how to prepare it."""
+    folders = prepared_folders(prepared)
+    out: dict[str, list[Song]] = {"train": [], "validation": []}
+    for folder in folders:
+        for split in out:
+            songs = itertools.islice(load_prepared(folder, split, notes), limit or None)
+            out[split] += list(songs)
+    return out
+
+
+def prepared_folders(prepared: str | Path | list) -> list[Path]:
+    """The folders of `prepared` (one, or a list); a missing corpus raises ValueError saying
+    how to prepare it."""
     folders = [prepared] if isinstance(prepared, (str, Path)) else list(prepared)
     for folder in folders:
         if not (Path(folder) / "manifest.json").is_file():
             raise ValueError(f"no prepared corpus at {folder}: run `structdiff prepare` first "
                              f"(datasets/README.md says how for each corpus)")
-    out: dict[str, list[Song]] = {"train": [], "validation": []}
-    for folder in folders:
-        for split in out:
-            songs = list(load_prepared(folder, split))
-            out[split] += songs[:limit] if limit else songs
-    return out
+    return [Path(f) for f in folders]
 
 
-def _iter_songs(out_dir: Path, names: list[str], split: str | None) -> Iterator[Song]:
+def _iter_songs(out_dir: Path, names: list[str], split: str | None,
+                notes: bool = True) -> Iterator[Song]:
     for name in names:
-        for song in read_shard(out_dir / name):
+        for song in read_shard(out_dir / name, notes):
             if split is None or song.split == split:
                 yield song
 

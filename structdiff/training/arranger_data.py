@@ -13,6 +13,7 @@ a song of a corpus that has only some roles (Groove: drums) trains those roles a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pytorch_lightning as pl
@@ -156,6 +157,11 @@ class ArrangeDataModule(pl.LightningDataModule):
             a model for one style of a corpus whose other styles would dilute it.
         num_workers: DataLoader workers.
         seed: seed of the window sampling.
+        stream: stream the train split's shards (`structdiff.training.streaming`) instead of
+            encoding every song up front: memory stays that of `buffer_shards` shards per
+            DataLoader worker and rank, for corpora larger than memory. Under DDP each rank
+            reads its own shards.
+        buffer_shards: shards a streaming worker holds at once.
     """
 
     def __init__(
@@ -177,8 +183,12 @@ class ArrangeDataModule(pl.LightningDataModule):
         only_styles: list[str] | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        stream: bool = False,
+        buffer_shards: int = 4,
     ):
         super().__init__()
+        if limit and stream:
+            raise ValueError("limit and stream do not go together: limit loads songs up front")
         self.prepared = prepared
         self.styles = list(styles if styles is not None else STYLES)
         self.layout = PartLayout.of(role_map, roles, pitch_low=pitch_low, n_pitches=n_pitches,
@@ -193,36 +203,84 @@ class ArrangeDataModule(pl.LightningDataModule):
         self.only_styles = list(only_styles) if only_styles is not None else None
         self.num_workers = num_workers
         self.seed = seed
+        self.stream = stream
+        self.buffer_shards = buffer_shards
         self.examples: dict[str, list[ArrangeExample]] = {}
         self.skipped: list[str] = []
+        self.val_items: list[dict] = []  # streaming: the fixed validation windows
 
     def setup(self, stage: str | None = None) -> None:
         from structdiff.data.prepare import training_splits
 
-        if self.examples:
+        if self.examples or self.val_items:
+            return
+        if self.stream:
+            self._setup_stream()
             return
         for split, songs in training_splits(self.prepared, self.limit).items():
-            examples = []
-            for song in songs:
-                if self.only_styles is not None and song.style not in self.only_styles:
-                    continue
-                ex = encode_song(song, self.layout, intensity_cuts=self.intensity_cuts)
-                if isinstance(ex, str):
-                    self.skipped.append(ex)
-                else:
-                    examples.append(ex)
+            examples = [ex for ex in (self._encode(s) for s in songs if self._keep(s))
+                        if ex is not None]
             if not examples:
-                among = (f" of the styles {', '.join(self.only_styles)}"
-                         if self.only_styles is not None else "")
-                raise ValueError(f"no {split} songs{among} with plans and notes in "
-                                 f"{self.prepared}")
+                self._no_songs(split)
             self.examples[split] = examples
+
+    def _keep(self, song: Song) -> bool:
+        return self.only_styles is None or song.style in self.only_styles
+
+    def _encode(self, song: Song) -> ArrangeExample | None:
+        """The song's example, or None (its reason goes to `skipped`)."""
+        ex = encode_song(song, self.layout, intensity_cuts=self.intensity_cuts)
+        if isinstance(ex, str):
+            self.skipped.append(ex)
+            return None
+        return ex
+
+    def _no_songs(self, split: str) -> None:
+        among = (f" of the styles {', '.join(self.only_styles)}"
+                 if self.only_styles is not None else "")
+        raise ValueError(f"no {split} songs{among} with plans and notes in {self.prepared}")
+
+    def _setup_stream(self) -> None:
+        """Streaming: list the shards, check that a train song is there, and encode only the
+        validation songs that the fixed validation windows come from (`val_windows` at most)."""
+        from structdiff.data.prepare import load_prepared, prepared_folders, prepared_shards
+
+        folders = prepared_folders(self.prepared)
+        self.shards = [f / name for f in folders for name in prepared_shards(f)]
+        train = (s for f in folders for s in load_prepared(f, "train", notes=False))
+        if not any(s.plan is not None and self._keep(s) for s in train):
+            self._no_songs("train")
+        examples = []
+        for song in (s for f in folders for s in load_prepared(f, "validation")):
+            if len(examples) >= self.val_windows:
+                break
+            if self._keep(song) and (ex := self._encode(song)) is not None:
+                examples.append(ex)
+        if not examples:
+            self._no_songs("validation")
+        picks = validation_picks(examples, self.val_windows, self.seed)
+        self.val_items = [WindowDataset(examples, self.styles, self.window_steps,
+                                        picks=picks)[i] for i in range(len(picks))]
 
     def train_dataloader(self) -> DataLoader:
         # under DDP every process draws its own windows: the sampler splits the indices
         # among the ranks, but a window is drawn from the dataset's generator whatever the
         # index, so each rank seeds its own (rank 0 draws what a single process does)
         rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.stream:
+            from structdiff.training.streaming import StreamingWindows
+
+            world = self.trainer.world_size if self.trainer is not None else 1
+            ds = StreamingWindows(
+                self.shards,
+                partial(encode_song, layout=self.layout, intensity_cuts=self.intensity_cuts),
+                partial(window, n_steps=self.window_steps), self.styles,
+                length=self.windows_per_epoch // world, rank=rank, world_size=world,
+                buffer_shards=self.buffer_shards, seed=self.seed,
+                keep=(partial(_style_in, styles=tuple(self.only_styles))
+                      if self.only_styles is not None else None))
+            return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate,
+                              num_workers=self.num_workers)
         ds = WindowDataset(self.examples["train"], self.styles, self.window_steps,
                            length=self.windows_per_epoch,
                            seed=self.seed if rank == 0 else [self.seed, rank])
@@ -231,10 +289,16 @@ class ArrangeDataModule(pl.LightningDataModule):
                           persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
+        if self.stream:
+            return DataLoader(self.val_items, batch_size=self.batch_size, collate_fn=collate)
         picks = validation_picks(self.examples["validation"], self.val_windows, self.seed)
         ds = WindowDataset(self.examples["validation"], self.styles, self.window_steps,
                            picks=picks)
         return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate)
+
+
+def _style_in(song: Song, styles: tuple[str, ...]) -> bool:
+    return song.style in styles
 
 
 def _reseed(worker_id: int) -> None:

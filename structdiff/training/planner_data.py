@@ -172,7 +172,9 @@ class PlanDataModule(pl.LightningDataModule):
 
         if self.examples:
             return
-        for split, songs in training_splits(self.prepared, self.limit).items():
+        # plans, bars and meters only: a planner never reads the notes (a fraction of the
+        # memory of the songs, so a corpus of 100k songs fits)
+        for split, songs in training_splits(self.prepared, self.limit, notes=False).items():
             if split == "train":
                 for song in songs:
                     key = song.plan.key if song.plan else None

@@ -80,6 +80,19 @@ def test_round_trip_of_a_read_midi_file(band_midi, tmp_path):
     assert back.roles == song.roles == ["melody", "bass", "drums"]
 
 
+def test_a_shard_read_without_notes_keeps_everything_else(tmp_path):
+    song = _song()
+    write_shard([song, _song()], tmp_path / "a.npz")
+    back = read_shard(tmp_path / "a.npz", notes=False)
+    assert len(back) == 2
+    assert all(t.n_notes == 0 and t.notes.shape == (0, 4) for t in back[0].tracks)
+    assert [t.name for t in back[0].tracks] == [t.name for t in song.tracks]
+    assert [t.role for t in back[1].tracks] == [t.role for t in song.tracks]
+    np.testing.assert_array_equal(back[1].bars, song.bars)
+    for field in ("end", "time_signatures", "plan", "style", "split"):
+        assert getattr(back[0], field) == getattr(song, field), field
+
+
 def test_shard_loads_without_pickle(tmp_path):
     write_shard([_song()], tmp_path / "a.npz")
     with np.load(tmp_path / "a.npz", allow_pickle=False) as z:

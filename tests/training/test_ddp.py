@@ -13,9 +13,13 @@ from tests.debug_models import tiny_corpus
 ROOT = Path(__file__).parents[2]
 
 
-@pytest.mark.parametrize("model", ["arranger", "planner"])
-def test_two_processes_train_on_different_data_and_write_one_checkpoint(tmp_path, model):
-    prepared = tiny_corpus(tmp_path / "corpus")
+@pytest.mark.parametrize(("model", "stream"), [("arranger", False), ("planner", False),
+                                               ("arranger", True)])
+def test_two_processes_train_on_different_data_and_write_one_checkpoint(tmp_path, model,
+                                                                        stream):
+    # streaming: several shards, each rank reads its own (structdiff.training.streaming)
+    prepared = tiny_corpus(tmp_path / "corpus", shard_size=1 if stream else 64)
+    extra = ["--data.stream", "true", "--data.buffer_shards", "1"] if stream else []
     probe = tmp_path / "probe"
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled",
@@ -26,7 +30,7 @@ def test_two_processes_train_on_different_data_and_write_one_checkpoint(tmp_path
          "--model.export_dir", str(tmp_path / "export"), "--trainer.default_root_dir",
          str(run), "--trainer.strategy", "ddp", "--trainer.devices", "2",
          "--trainer.callbacks+=tests.training.ddp_probe.BatchProbe",
-         "--trainer.callbacks.folder", str(probe)],
+         "--trainer.callbacks.folder", str(probe), *extra],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = {p.name: p.read_text().split("\n")[:-1] for p in sorted(probe.glob("rank*.txt"))}
