@@ -171,22 +171,23 @@ def segment_bounds(song: Song, per_beat: bool = True) -> tuple[np.ndarray, np.nd
     (whole beats; the first half takes the odd one). A pickup bar is divided from its end, so
     that its segments fall on the beats of the meter.
     """
-    bounds: list[int] = []
-    units: list[int] = []
-    for i, (start, end) in enumerate(zip(song.bars.tolist(), song.bar_ends.tolist(), strict=True)):
-        if end <= start:
-            continue
-        beat = song.beat_steps(start)
-        full = song.time_signature_at(start).bar_steps(song.steps_per_quarter)
-        unit = beat if per_beat else beat * max(1, (full // beat + 1) // 2)
-        if i == 0 and end - start < full:
-            edges = [start, *range(end - unit, start, -unit)[::-1]]
-        else:
-            edges = list(range(start, end, unit))
-        bounds += edges
-        units += [unit] * len(edges)
-    bounds.append(int(song.end))
-    return np.asarray(bounds, dtype=np.int64), np.asarray(units, dtype=np.float64)
+    starts, ends = song.bars.astype(np.int64), song.bar_ends.astype(np.int64)
+    beat, full = song.bar_meters()
+    unit = beat if per_beat else beat * np.maximum(1, (full // beat + 1) // 2)
+    count = np.where(ends > starts, -(-(ends - starts) // unit), 0)  # edges per bar
+    pickup = len(starts) and ends[0] > starts[0] and ends[0] - starts[0] < full[0]
+    if pickup:  # a pickup bar: its edges counted back from its end
+        count[0] = 0
+    owner = np.repeat(np.arange(len(starts)), count)  # the bar of each edge
+    first = np.cumsum(count) - count  # the index of each bar's first edge
+    edges = starts[owner] + (np.arange(len(owner)) - first[owner]) * unit[owner]
+    units = unit[owner]
+    if pickup:
+        start, end, u = int(starts[0]), int(ends[0]), int(unit[0])
+        head = np.array([start, *range(end - u, start, -u)[::-1]], dtype=np.int64)
+        edges = np.concatenate([head, edges])
+        units = np.concatenate([np.full(len(head), u), units])
+    return (np.append(edges, int(song.end)).astype(np.int64), units.astype(np.float64))
 
 
 def mono_share(notes: np.ndarray) -> float:

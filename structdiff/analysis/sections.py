@@ -259,7 +259,7 @@ def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:
 
     starts = song.bars[1:].astype(np.int64)
     lo = starts - (starts - song.bars[:-1]) // 2
-    beats = np.array([song.beat_steps(int(b)) for b in starts.tolist()], dtype=np.int64)
+    beats = song.bar_meters()[0][1:]
     longest = kernels.longest_runs(silent, lo, starts + beats)
     out[1:] = np.minimum(longest / (2 * beats), 1.0)
     return out

@@ -57,7 +57,8 @@ def write_shard(songs: Sequence[Song], path: str | Path) -> None:
         "bars": np.concatenate(bars) if bars else np.zeros(0, np.int64),
         "song_n_bars": np.asarray(n_bars, dtype=np.int64),
         "meta": np.frombuffer(
-            json.dumps({"format": SHARD_FORMAT, "songs": meta}).encode("utf-8"), dtype=np.uint8
+            json.dumps({"format": SHARD_FORMAT, "songs": meta}, default=_json_default
+                       ).encode("utf-8"), dtype=np.uint8
         ),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +166,13 @@ def _song_meta(song: Song) -> dict:
     }
 
 
+def _json_default(value):
+    """numpy integers (a plan built with numpy arithmetic) as JSON integers."""
+    if isinstance(value, np.integer):
+        return int(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def _key_json(key: Key | None) -> list | None:
     return None if key is None else [int(key.tonic), key.mode]
 
@@ -178,10 +186,8 @@ def _plan_json(plan: Plan | None) -> dict | None:
         return None
     return {
         "key": _key_json(plan.key),
-        "chords": [
-            [int(c.onset), int(c.duration), int(c.root), c.quality, int(c.bass)]
-            for c in plan.chords
-        ],
+        # numpy integers among these are turned into ints by `_json_default`
+        "chords": [[c.onset, c.duration, c.root, c.quality, c.bass] for c in plan.chords],
         "sections": [[int(s.start_bar), int(s.n_bars), s.label] for s in plan.sections],
         "phrase_ends": [int(b) for b in plan.phrase_ends],
     }

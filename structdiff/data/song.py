@@ -207,11 +207,29 @@ class Song:
 
     def beat_steps(self, step: int) -> int:
         """Steps per beat at `step`: a quarter in x/4, a dotted quarter in compound x/8."""
-        ts = self.time_signature_at(step)
+        return self._beat_of(self.time_signature_at(step))
+
+    def _beat_of(self, ts: TimeSignature) -> int:
         unit = 4 * self.steps_per_quarter // ts.denominator or 1
         if ts.denominator >= 8 and ts.numerator % 3 == 0 and ts.numerator > 3:
             return 3 * unit
         return unit
+
+    def bar_meters(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per bar `[L]`: `beat_steps` and the full bar's steps (`TimeSignature.bar_steps`) of
+        the meter at the bar's start, as `time_signature_at` finds it, for all bars at once."""
+        tss = self.time_signatures or [TimeSignature(0, 4, 4)]
+        steps = [ts.step for ts in tss]
+        if all(a <= b for a, b in zip(steps, steps[1:])):
+            # the last meter (in list order) starting at or before the bar; before the first
+            # meter, the first
+            index = np.maximum(np.searchsorted(steps, self.bars, side="right") - 1, 0)
+        else:
+            index = np.array([max((i for i, ts in enumerate(tss) if ts.step <= b), default=0)
+                              for b in self.bars.tolist()], dtype=np.int64)
+        beats = np.array([self._beat_of(ts) for ts in tss], dtype=np.int64)
+        full = np.array([ts.bar_steps(self.steps_per_quarter) for ts in tss], dtype=np.int64)
+        return beats[index], full[index]
 
     def qn(self, step: int) -> float:
         return step / self.steps_per_quarter
@@ -227,17 +245,25 @@ def bar_grid(
     tss = sorted(time_signatures, key=lambda t: t.step) or [TimeSignature(0, 4, 4)]
     if tss[0].step > 0:
         tss.insert(0, TimeSignature(0, 4, 4))
-    starts, pos, i = [], 0, 0
-    while pos < end or not starts:
-        starts.append(pos)
+    runs, pos, i = [], 0, 0  # a run of bars per meter (np.arange), not a loop per bar
+    while pos < end or not runs:
         while i + 1 < len(tss) and tss[i + 1].step <= pos:
             i += 1
-        length = pickup if (pos == 0 and pickup > 0) else tss[i].bar_steps(steps_per_quarter)
-        nxt = pos + length
-        if i + 1 < len(tss) and pos < tss[i + 1].step < nxt:
-            nxt = tss[i + 1].step
-        pos = nxt
-    return np.asarray(starts, dtype=np.int64)
+        change = tss[i + 1].step if i + 1 < len(tss) else None
+        if pos == 0 and pickup > 0:
+            runs.append(np.array([0]))
+            pos = pickup if change is None or not 0 < change < pickup else change
+            continue
+        length = tss[i].bar_steps(steps_per_quarter)
+        stop = end if change is None or change >= end else change
+        if stop <= pos:  # nothing left before the end: one bar, as `while ... or not runs`
+            runs.append(np.array([pos]))
+            pos += length if change is None or not pos < change < pos + length else change
+            continue
+        runs.append(np.arange(pos, stop, length))
+        # the meter's last bar ends at the next change (cut short there), else past the end
+        pos = change if change is not None and change < end else int(runs[-1][-1]) + length
+    return np.concatenate(runs).astype(np.int64)
 
 
 def extend_bars(bars: np.ndarray, end: int, bar_steps: int) -> np.ndarray:
