@@ -142,14 +142,13 @@ def _bar_scores(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
                            minlength=n_beats)
     strength = strength / max(float(strength.mean()), 1e-9)
     evidence = CHANGE_WEIGHT * change + STRENGTH_WEIGHT * strength
+    from structdiff.analysis import kernels
+
     scores = {}
-    for m in meters:
-        for d in range(m):
-            lines = evidence[d::m]
-            others = evidence[np.arange(n_beats) % m != d]
-            if len(lines) < 2 or not len(others):
-                continue
-            scores[m, d] = float(lines.mean() - others.mean())
+    for m in meters:  # bar lines every m beats from beat d, against the other beats
+        for d, contrast in enumerate(kernels.residue_contrasts(evidence, m).tolist()):
+            if contrast == contrast:  # not NaN: enough beats of both kinds
+                scores[m, d] = contrast
     return scores
 
 

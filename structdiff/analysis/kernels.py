@@ -402,3 +402,27 @@ def phrase_cuts(costs: np.ndarray, bonus: np.ndarray, n: int) -> np.ndarray:
             if cost < best[j]:
                 best[j], back[j] = cost, i
     return back
+
+
+@njit(cache=True)
+def residue_contrasts(values: np.ndarray, m: int) -> np.ndarray:
+    """For each d < m `[m]`: the mean of `values[d::m]` less the mean of the other values
+    (NaN where there are fewer than 2 of the first or none of the second), each mean as numpy
+    adds it (see `structdiff.analysis.beats`)."""
+    n = values.shape[0]
+    out = np.full(m, np.nan)
+    lines = np.empty(n)
+    others = np.empty(n)
+    for d in range(m):
+        n_lines = n_others = 0
+        for i in range(n):
+            if i % m == d:
+                lines[n_lines] = values[i]
+                n_lines += 1
+            else:
+                others[n_others] = values[i]
+                n_others += 1
+        if n_lines >= 2 and n_others:
+            out[d] = (_pairwise_sum(lines, n_lines) / n_lines
+                      - _pairwise_sum(others, n_others) / n_others)
+    return out

@@ -195,3 +195,17 @@ def test_recognize_chords_on_a_real_chorale_is_unchanged_by_the_kernels():
     assert [(c.onset, chord_name(c.root, c.quality, c.bass)) for c in chords[:8]] == [
         (0, "A"), (4, "F#m"), (8, "E/Ab"), (12, "A"), (16, "E/Ab"), (20, "A"), (24, "E7"),
         (28, "A")]
+
+
+def test_residue_contrasts_match_numpys_means():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 7, 50, 401):
+        values = rng.random(n) * 3
+        for m in (3, 4):
+            got = kernels.residue_contrasts(values, m)
+            for d in range(m):
+                lines, others = values[d::m], np.delete(values, np.arange(d, n, m))
+                if len(lines) < 2 or not len(others):
+                    assert np.isnan(got[d])
+                else:
+                    assert got[d] == float(lines.mean() - others.mean())
