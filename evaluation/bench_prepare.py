@@ -224,14 +224,16 @@ def time_miditoolkit(files: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def link_real_files(folders: list[Path], into: Path) -> int:
-    """Symlink every MIDI file under `folders` into `into` (one flat folder); returns how many."""
+def link_real_files(folders: list[Path], into: Path, repeat: int = 1) -> int:
+    """Symlink every MIDI file under `folders` into `into` (one flat folder), each `repeat`
+    times under new names; returns how many links."""
     n = 0
-    for folder in folders:
-        for f in sorted(folder.rglob("*")):
-            if f.suffix.lower() in (".mid", ".midi") and f.is_file():
-                (into / f"{n:05d}_{f.name}").symlink_to(f.resolve())
-                n += 1
+    files = [f for folder in folders for f in sorted(folder.rglob("*"))
+             if f.suffix.lower() in (".mid", ".midi") and f.is_file()]
+    for _ in range(repeat):
+        for f in files:
+            (into / f"{n:06d}_{f.name}").symlink_to(f.resolve())
+            n += 1
     return n
 
 
@@ -303,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, action="append", default=[], metavar="DIR",
                         help="a folder of real MIDI files (searched recursively); repeatable")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="link each real file this many times (a longer run, in which a "
+                             "worker's start-up weighs less)")
     parser.add_argument("--files", type=int, default=200, help="pop-like MIDI files to generate")
     parser.add_argument("--chorales", type=int, default=100, help="chorales to write as MIDI")
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
@@ -316,12 +321,13 @@ def main(argv: list[str] | None = None) -> int:
             for folder in args.real:
                 if not folder.is_dir():
                     parser.error(f"--real: not a folder: {folder}")
-            real_name = "real MIDI: " + " + ".join(f.name for f in args.real)
+            real_name = "real MIDI: " + " + ".join(f.name for f in args.real) + (
+                f", each {args.repeat} times" if args.repeat > 1 else "")
             sets = {real_name: tmp / "real", **sets}
         for folder in sets.values():
             folder.mkdir()
         if args.real:
-            n_real = link_real_files(args.real, sets[real_name])
+            n_real = link_real_files(args.real, sets[real_name], args.repeat)
             print(f"{n_real} real MIDI files", file=sys.stderr)
         t = time.perf_counter()
         notes = [write_pop_midi(sets["pop-like multi-track MIDI"] / f"song{i:04d}.mid", seed=i)
