@@ -221,10 +221,7 @@ def repeat_runs(sim: np.ndarray, threshold: float, min_run: int) -> np.ndarray:
                 b += 1
             n = b - a
             if min_run <= n <= lag and n > 1:
-                inner = 0.0
-                for i in range(a, b):
-                    for j in range(a, b):
-                        inner += sim[i, j]
+                inner = _pairwise_sum(_block(sim, a, b, a, b), n * n)
                 if not (inner - n) / (n * n - n) >= threshold:
                     out[n_out, 0], out[n_out, 1], out[n_out, 2] = a, b, lag
                     n_out += 1
@@ -239,13 +236,23 @@ def novelty(sim: np.ndarray, half: int) -> np.ndarray:
     out = np.zeros(L)
     k = half * half
     for i in range(half, L - half + 1):
-        past = future = cross = 0.0
-        for a in range(half):
-            for b in range(half):
-                past += sim[i - half + a, i - half + b]
-                future += sim[i + a, i + b]
-                cross += sim[i - half + a, i + b]
-        out[i] = (past / k + future / k) / 2 - cross / k
+        past = _pairwise_sum(_block(sim, i - half, i, i - half, i), k) / k
+        future = _pairwise_sum(_block(sim, i, i + half, i, i + half), k) / k
+        cross = _pairwise_sum(_block(sim, i - half, i, i, i + half), k) / k
+        out[i] = (past + future) / 2 - cross
+    return out
+
+
+@njit(cache=True)
+def _block(x: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """`x[r0:r1, c0:c1]` as one contiguous row of values: what numpy sums a block as (its
+    sum and mean of such a block are `_pairwise_sum` of this, checked bit for bit)."""
+    out = np.empty((r1 - r0) * (c1 - c0))
+    k = 0
+    for i in range(r0, r1):
+        for j in range(c0, c1):
+            out[k] = x[i, j]
+            k += 1
     return out
 
 

@@ -158,13 +158,12 @@ def repeat_reference(sim, threshold, min_run):
 @pytest.mark.parametrize("seed", range(10))
 def test_novelty_and_repeats_match_numpy(seed):
     rng = np.random.default_rng(seed)
-    L = int(rng.integers(2, 40))
+    L = int(rng.integers(2, 60))
     blocks = rng.integers(0, 4, L)  # bars of a few kinds: repeats and changes to find
     sim = np.where(blocks[:, None] == blocks[None, :], 0.9, 0.2) + rng.random((L, L)) * 0.05
     np.fill_diagonal(sim, 1.0)
-    for half in (2, 3):
-        np.testing.assert_allclose(kernels.novelty(sim, half), novelty_reference(sim, half),
-                                   rtol=0, atol=1e-12)
+    for half in (2, 3, 9):
+        assert np.array_equal(kernels.novelty(sim, half), novelty_reference(sim, half))
     runs = kernels.repeat_runs(sim, 0.8, 2)
     got = set()
     for a, b, lag in runs.tolist():
