@@ -197,15 +197,28 @@ def mono_share(notes: np.ndarray) -> float:
         return 1.0
     from structdiff.analysis import kernels
 
-    return kernels.mono_share(notes[:, START].astype(np.int64), notes[:, DURATION].astype(np.int64))
+    starts, durations = notes[:, START].astype(np.int64), notes[:, DURATION].astype(np.int64)
+    if starts.min() < 0 or durations.min() < 0:
+        raise ValueError("notes must have non-negative starts and durations")
+    return kernels.mono_share(starts, durations)
 
 
 def line_weights(song: Song) -> list[float]:
     """The weight of each track's notes in chord recognition: `LINE_WEIGHT` for a melodic line
     over an accompaniment, else 1 (drums 0). See `LINE_MONO_SHARE`."""
+    from structdiff.analysis import kernels
+
     pitched = [i for i, t in enumerate(song.tracks) if not t.is_drum and t.n_notes]
-    shares = {i: mono_share(song.tracks[i].notes) for i in pitched}
-    heights = {i: float(np.median(song.tracks[i].notes[:, PITCH])) for i in pitched}
+    notes = (np.concatenate([song.tracks[i].notes for i in pitched]).astype(np.int64)
+             if pitched else np.zeros((0, 4), np.int64))
+    offsets = np.cumsum([0] + [song.tracks[i].n_notes for i in pitched])
+    if len(notes) and (notes[:, PITCH].min() < 0 or notes[:, PITCH].max() > 127
+                       or notes[:, START].min() < 0 or notes[:, DURATION].min() < 0):
+        raise ValueError("notes must have pitches 0..127 and non-negative starts and durations")
+    share, median = kernels.track_profiles(notes[:, START].copy(), notes[:, DURATION].copy(),
+                                           notes[:, PITCH].copy(), offsets)
+    shares = dict(zip(pitched, share.tolist()))
+    heights = dict(zip(pitched, median.tolist()))
     accompanied = any(shares[i] < LINE_MONO_SHARE for i in pitched)
     lowest = min(heights.values(), default=0.0)
     weights = [0.0] * len(song.tracks)

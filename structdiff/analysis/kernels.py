@@ -433,3 +433,32 @@ def residue_contrasts(values: np.ndarray, m: int) -> np.ndarray:
             out[d] = (_pairwise_sum(lines, n_lines) / n_lines
                       - _pairwise_sum(others, n_others) / n_others)
     return out
+
+
+@njit(cache=True)
+def track_profiles(starts: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
+                   offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per track t (notes `offsets[t]:offsets[t + 1]` of the concatenated `starts`,
+    `durations`, `pitches`, each track with notes): `mono_share` `[T]` and the median pitch
+    `[T]` (as `np.median`: the mean of the two middle pitches of an even count)."""
+    n_tracks = offsets.shape[0] - 1
+    shares = np.empty(n_tracks)
+    medians = np.empty(n_tracks)
+    counts = np.zeros(128, dtype=np.int64)
+    for t in range(n_tracks):
+        lo, hi = offsets[t], offsets[t + 1]
+        shares[t] = mono_share(starts[lo:hi], durations[lo:hi])
+        counts[:] = 0
+        for i in range(lo, hi):
+            counts[pitches[i]] += 1
+        n = hi - lo
+        below, first, second = 0, -1, -1  # the pitches at sorted places (n - 1) // 2 and n // 2
+        for p in range(128):
+            if first < 0 and below + counts[p] > (n - 1) // 2:
+                first = p
+            if below + counts[p] > n // 2:
+                second = p
+                break
+            below += counts[p]
+        medians[t] = (float(first) + float(second)) / 2
+    return shares, medians

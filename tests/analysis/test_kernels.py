@@ -208,3 +208,20 @@ def test_residue_contrasts_match_numpys_means():
                     assert np.isnan(got[d])
                 else:
                     assert got[d] == float(lines.mean() - others.mean())
+
+
+def test_track_profiles_match_mono_share_and_numpys_median():
+    rng = np.random.default_rng(5)
+    tracks = [np.stack([rng.integers(0, 200, n), rng.integers(0, 9, n), rng.integers(20, 100, n)],
+                       axis=1) for n in (1, 2, 5, 40, 41)]
+    notes = np.concatenate(tracks).astype(np.int64)
+    offsets = np.cumsum([0] + [len(t) for t in tracks])
+    shares, medians = kernels.track_profiles(notes[:, 0].copy(), notes[:, 1].copy(),
+                                             notes[:, 2].copy(), offsets)
+    for t, share, median in zip(tracks, shares.tolist(), medians.tolist()):
+        assert median == float(np.median(t[:, 2]))
+        count = np.zeros(t[:, 0].max() + t[:, 1].max() + 2, dtype=int)
+        for s, d in t[:, :2]:
+            count[s:s + d] += 1
+        sounding = count[count > 0]
+        assert share == ((sounding == 1).mean() if len(sounding) else 1.0)
