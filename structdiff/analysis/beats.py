@@ -123,27 +123,11 @@ def _bar_scores(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
                 drums: np.ndarray, tpq: int, shift: int, meters=(3, 4)) -> dict:
     """{(beats_per_bar, downbeat): score}: how much more starts on the candidate bar lines
     than on other beats (harmony changes, long notes, low notes), after shifting by `shift`."""
-    t = times + shift
-    beat = np.floor((t + tpq // 8) / tpq).astype(np.int64)  # onsets just before a beat count
-    n_beats = int(beat.max()) + 1
-    pitched = ~drums
-    # bincount adds in input order, as np.add.at does: the same sums, far faster
-    chroma = np.bincount(beat[pitched] * 12 + pitches[pitched] % 12,
-                         weights=np.clip(durations[pitched] / tpq, 0.25, 4.0),
-                         minlength=n_beats * 12).reshape(n_beats, 12)
-    norm = np.linalg.norm(chroma, axis=1, keepdims=True)
-    unit = np.divide(chroma, norm, out=np.zeros_like(chroma), where=norm > 0)
-    change = np.zeros(n_beats)
-    change[1:] = 1.0 - (unit[1:] * unit[:-1]).sum(axis=1)
-    change[norm[:, 0] == 0] = 0.0
-    on_beat = np.abs(t - beat * tpq) <= tpq // 8
-    strength = np.bincount(beat[on_beat], weights=np.clip(durations[on_beat] / tpq, 0.25, 4.0)
-                           * (1.0 + (pitched[on_beat] & (pitches[on_beat] < 55))),
-                           minlength=n_beats)
-    strength = strength / max(float(strength.mean()), 1e-9)
-    evidence = CHANGE_WEIGHT * change + STRENGTH_WEIGHT * strength
     from structdiff.analysis import kernels
 
+    evidence = kernels.bar_evidence(times.astype(np.int64), durations.astype(np.int64),
+                                    pitches.astype(np.int64), drums.astype(np.bool_), int(tpq),
+                                    int(shift), CHANGE_WEIGHT, STRENGTH_WEIGHT)
     scores = {}
     for m in meters:  # bar lines every m beats from beat d, against the other beats
         for d, contrast in enumerate(kernels.residue_contrasts(evidence, m).tolist()):

@@ -462,3 +462,51 @@ def track_profiles(starts: np.ndarray, durations: np.ndarray, pitches: np.ndarra
             below += counts[p]
         medians[t] = (float(first) + float(second)) / 2
     return shares, medians
+
+
+@njit(cache=True)
+def bar_evidence(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
+                 drums: np.ndarray, tpq: int, shift: int, change_weight: float,
+                 strength_weight: float) -> np.ndarray:
+    """Per beat `[B]`: how much starts there (the harmony changes from the beat before, long
+    and low notes begin), after shifting the onsets by `shift` ticks (see
+    `structdiff.analysis.beats._bar_scores`)."""
+    n = times.shape[0]
+    beat = np.empty(n, dtype=np.int64)
+    n_beats = 0
+    for i in range(n):
+        beat[i] = np.int64(np.floor((times[i] + shift + tpq // 8) / tpq))
+        n_beats = max(n_beats, beat[i] + 1)
+    chroma = np.zeros((n_beats, 12))
+    strength = np.zeros(n_beats)
+    for i in range(n):  # in note order, as bincount adds
+        if not drums[i]:
+            chroma[beat[i], pitches[i] % 12] += min(max(durations[i] / tpq, 0.25), 4.0)
+    for i in range(n):
+        if abs(times[i] + shift - beat[i] * tpq) <= tpq // 8:
+            low = 1.0 if (not drums[i] and pitches[i] < 55) else 0.0
+            strength[beat[i]] += min(max(durations[i] / tpq, 0.25), 4.0) * (1.0 + low)
+    norm = np.empty(n_beats)
+    unit = np.zeros((n_beats, 12))
+    row = np.empty(12)
+    for b in range(n_beats):
+        for c in range(12):
+            row[c] = chroma[b, c] * chroma[b, c]
+        norm[b] = np.sqrt(_block_sum(row, 0, 12))
+        if norm[b] > 0:
+            for c in range(12):
+                unit[b, c] = chroma[b, c] / norm[b]
+    change = np.zeros(n_beats)
+    for b in range(1, n_beats):
+        for c in range(12):
+            row[c] = unit[b, c] * unit[b - 1, c]
+        change[b] = 1.0 - _block_sum(row, 0, 12)
+    for b in range(n_beats):
+        if norm[b] == 0:
+            change[b] = 0.0
+    mean = _pairwise_sum(strength, n_beats) / n_beats
+    scale = max(mean, 1e-9)
+    evidence = np.empty(n_beats)
+    for b in range(n_beats):
+        evidence[b] = change_weight * change[b] + strength_weight * (strength[b] / scale)
+    return evidence

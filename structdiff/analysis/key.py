@@ -6,6 +6,8 @@ C..B minor (see `key_of_index`).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from structdiff.data.song import DURATION, PITCH, Key, Song
@@ -61,11 +63,21 @@ def key_profile_scores(pc_hist: np.ndarray, profile: str = "albrecht_shanahan") 
     hist = np.asarray(pc_hist, dtype=np.float64)
     if hist.shape[-1] != 12:
         raise ValueError(f"pitch-class histogram must end in 12 bins, got shape {hist.shape}")
-    templates = key_templates(profile)
-    t = templates - templates.mean(axis=1, keepdims=True)  # [24, 12]
+    t, t_norm = _centred_templates(profile)  # [24, 12], [24]
     h = hist - hist.mean(axis=-1, keepdims=True)  # [..., 12]
-    norm = np.linalg.norm(h, axis=-1, keepdims=True) * np.linalg.norm(t, axis=1)  # [..., 24]
+    norm = np.linalg.norm(h, axis=-1, keepdims=True) * t_norm  # [..., 24]
     return np.divide(h @ t.T, norm, out=np.zeros(norm.shape), where=norm > 0)
+
+
+@functools.cache
+def _centred_templates(profile: str) -> tuple[np.ndarray, np.ndarray]:
+    """`key_templates` less each row's mean `[24, 12]`, and each row's norm `[24]` (cached:
+    read-only)."""
+    templates = key_templates(profile)
+    t = templates - templates.mean(axis=1, keepdims=True)
+    t_norm = np.linalg.norm(t, axis=1)
+    t.flags.writeable = t_norm.flags.writeable = False
+    return t, t_norm
 
 
 def signature_candidates(signature: Key) -> tuple[Key, Key]:

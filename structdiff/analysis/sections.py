@@ -21,6 +21,7 @@ Other songs (chorales, quartets, any texture without such a melody) go through `
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -235,10 +236,14 @@ PHRASE_LENGTH_COUNTS = {1: 188, 2: 161, 3: 144, 4: 3096, 5: 337, 6: 197, 7: 103,
 MAX_PHRASE = max(PHRASE_LENGTH_COUNTS)
 
 
+@functools.cache
 def _phrase_costs() -> np.ndarray:
-    """-log prior `[MAX_PHRASE + 1]` of a phrase of each length (index 0 unused)."""
+    """-log prior `[MAX_PHRASE + 1]` of a phrase of each length (index 0 unused; cached:
+    read-only)."""
     counts = np.array([PHRASE_LENGTH_COUNTS.get(n, 0) for n in range(MAX_PHRASE + 1)], float)
-    return -np.log((counts + 0.5) / counts[1:].sum())
+    costs = -np.log((counts + 0.5) / counts[1:].sum())
+    costs.flags.writeable = False
+    return costs
 
 
 def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:

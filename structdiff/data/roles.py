@@ -38,10 +38,17 @@ class RoleRule:
     program: int | None = None  # GM program a generated track of this role gets by default
 
     def matches_name(self, track_name: str) -> bool:
-        return any(p.search(track_name) for p in self.names)
+        return _name_matches(self.names, track_name)
 
     def matches_program(self, program: int) -> bool:
         return any(lo <= program <= hi for lo, hi in self.programs)
+
+
+@lru_cache(maxsize=8192)
+def _name_matches(patterns: tuple[re.Pattern, ...], track_name: str) -> bool:
+    """Whether any of `patterns` is found in `track_name`, remembered: a corpus repeats its
+    track names ("Piano", "MELODY") thousands of times."""
+    return any(p.search(track_name) for p in patterns)
 
 
 @dataclass(frozen=True)
