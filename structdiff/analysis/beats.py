@@ -93,18 +93,14 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
                   tpq: int) -> np.ndarray:
     """`[PHASES]`: the weight of pitched onsets near each candidate beat phase (in 1/PHASES
     quarter)."""
-    weight = _onset_weight(durations, pitches, tpq)
-    position = np.round((times % tpq) / tpq * PHASES).astype(np.int64) % PHASES
-    votes = np.bincount(position, weights=weight, minlength=PHASES)
-    total = np.zeros(PHASES)
-    for d, rolled in _ROLLS:  # a triangle: no ties between neighbouring candidates
-        total += (PHASE_TOLERANCE + 1 - abs(d)) * votes[rolled]
-    return total
+    from structdiff.analysis import kernels
 
-
-# (d, indices): votes[indices] is np.roll(votes, d), for each offset of `phase_weights`' triangle
-_ROLLS = [(d, (np.arange(PHASES) - d) % PHASES)
-          for d in range(-PHASE_TOLERANCE, PHASE_TOLERANCE + 1)]
+    # each onset votes for its position, weighted as `_onset_weight` says; the votes are
+    # spread over a triangle of PHASE_TOLERANCE candidates: no ties between neighbours
+    return kernels.phase_weights(np.asarray(times, dtype=np.int64),
+                                 np.asarray(durations, dtype=np.int64),
+                                 np.asarray(pitches, dtype=np.int64), int(tpq), PHASES,
+                                 PHASE_TOLERANCE)
 
 
 def _phase(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray, tpq: int) -> int:

@@ -510,3 +510,20 @@ def bar_evidence(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
     for b in range(n_beats):
         evidence[b] = change_weight * change[b] + strength_weight * (strength[b] / scale)
     return evidence
+
+
+@njit(cache=True)
+def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray, tpq: int,
+                  phases: int, tolerance: int) -> np.ndarray:
+    """`[phases]`: the weight of the onsets near each candidate beat phase, each vote spread
+    over a triangle of `tolerance` candidates (see `structdiff.analysis.beats.phase_weights`)."""
+    votes = np.zeros(phases)
+    for i in range(times.shape[0]):  # in note order, as bincount adds
+        weight = min(max(durations[i] / tpq, 0.25), 2.0) + (0.5 if pitches[i] < 55 else 0.0)
+        position = np.int64(np.rint((times[i] % tpq) / tpq * phases)) % phases
+        votes[position] += weight
+    total = np.zeros(phases)
+    for d in range(-tolerance, tolerance + 1):  # in the order of numpy's sum of rolls
+        for j in range(phases):
+            total[j] += (tolerance + 1 - abs(d)) * votes[(j - d) % phases]
+    return total

@@ -225,3 +225,53 @@ def test_track_profiles_match_mono_share_and_numpys_median():
             count[s:s + d] += 1
         sounding = count[count > 0]
         assert share == ((sounding == 1).mean() if len(sounding) else 1.0)
+
+
+def test_phase_weights_match_numpy():
+    from structdiff.analysis.beats import PHASE_TOLERANCE, PHASES
+
+    rng = np.random.default_rng(7)
+    for tpq in (96, 480, 384):
+        n = 300
+        times = rng.integers(0, 100 * tpq, n)
+        times[:50] = (times[:50] // tpq) * tpq + tpq // 48  # exactly half a candidate away
+        durations, pitches = rng.integers(1, 4 * tpq, n), rng.integers(30, 90, n)
+        weight = np.clip(durations / tpq, 0.25, 2.0) + (pitches < 55) * 0.5
+        position = np.round((times % tpq) / tpq * PHASES).astype(np.int64) % PHASES
+        votes = np.bincount(position, weights=weight, minlength=PHASES)
+        want = np.zeros(PHASES)
+        for d in range(-PHASE_TOLERANCE, PHASE_TOLERANCE + 1):
+            want += (PHASE_TOLERANCE + 1 - abs(d)) * np.roll(votes, d)
+        got = kernels.phase_weights(times, durations, pitches, tpq, PHASES, PHASE_TOLERANCE)
+        assert np.array_equal(got, want)
+
+
+def test_bar_evidence_matches_numpy():
+    from structdiff.analysis.beats import CHANGE_WEIGHT, STRENGTH_WEIGHT
+
+    rng = np.random.default_rng(8)
+    tpq, n, shift = 480, 400, 37
+    times = np.sort(rng.integers(0, 200 * tpq, n))
+    durations, pitches = rng.integers(1, 4 * tpq, n), rng.integers(30, 90, n)
+    drums = rng.random(n) < 0.2
+    t = times + shift
+    beat = np.floor((t + tpq // 8) / tpq).astype(np.int64)
+    n_beats = int(beat.max()) + 1
+    pitched = ~drums
+    chroma = np.zeros((n_beats, 12))
+    np.add.at(chroma, (beat[pitched], pitches[pitched] % 12),
+              np.clip(durations[pitched] / tpq, 0.25, 4.0))
+    norm = np.linalg.norm(chroma, axis=1, keepdims=True)
+    unit = np.divide(chroma, norm, out=np.zeros_like(chroma), where=norm > 0)
+    change = np.zeros(n_beats)
+    change[1:] = 1.0 - (unit[1:] * unit[:-1]).sum(axis=1)
+    change[norm[:, 0] == 0] = 0.0
+    on_beat = np.abs(t - beat * tpq) <= tpq // 8
+    strength = np.zeros(n_beats)
+    np.add.at(strength, beat[on_beat], np.clip(durations[on_beat] / tpq, 0.25, 4.0)
+              * (1.0 + (pitched[on_beat] & (pitches[on_beat] < 55))))
+    strength = strength / max(float(strength.mean()), 1e-9)
+    want = CHANGE_WEIGHT * change + STRENGTH_WEIGHT * strength
+    got = kernels.bar_evidence(times, durations, pitches, drums, tpq, shift, CHANGE_WEIGHT,
+                               STRENGTH_WEIGHT)
+    assert np.array_equal(got, want)
