@@ -121,6 +121,8 @@ def _bar_scores(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
     than on other beats (harmony changes, long notes, low notes), after shifting by `shift`."""
     from structdiff.analysis import kernels
 
+    if len(times) and int(times.min()) + shift < 0:
+        raise ValueError("onsets before tick 0")
     evidence = kernels.bar_evidence(times.astype(np.int64), durations.astype(np.int64),
                                     pitches.astype(np.int64), drums.astype(np.bool_), int(tpq),
                                     int(shift), CHANGE_WEIGHT, STRENGTH_WEIGHT)
