@@ -296,12 +296,8 @@ def melody_sections(
     if L == 0:
         return []
     melodic = melodic_bars(song, melody)
-    runs: list[list] = []  # [start, end, melodic]
-    for b in range(L):
-        if runs and runs[-1][2] == melodic[b]:
-            runs[-1][1] = b + 1
-        else:
-            runs.append([b, b + 1, bool(melodic[b])])
+    cuts = [0, *(np.flatnonzero(np.diff(melodic.astype(np.int8))) + 1).tolist(), L]
+    runs = [[a, b, bool(melodic[a])] for a, b in zip(cuts[:-1], cuts[1:])]  # [start, end, melodic]
     for run in runs:  # a short rest inside the melody belongs to it
         if not run[2] and run[1] - run[0] < min_rest_bars and 0 < run[0] and run[1] < L:
             run[2] = True

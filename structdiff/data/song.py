@@ -90,7 +90,7 @@ class Key:
         return f"{PITCH_CLASS_NAMES[self.tonic]} {self.mode}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a song's analysis makes hundreds of them
 class Chord:
     onset: int  # step
     duration: int  # steps
