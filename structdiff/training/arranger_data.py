@@ -12,6 +12,7 @@ a song of a corpus that has only some roles (Groove: drums) trains those roles a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import partial
 
@@ -269,6 +270,10 @@ class ArrangeDataModule(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         if self.stream:
             from structdiff.training.streaming import StreamingWindows
+
+            # Lightning warns that an iterable dataset's length may be wrong with several
+            # workers: this one gives each worker its own share of the length and the shards
+            warnings.filterwarnings("ignore", message=".*IterableDataset. has .__len__. defined")
 
             world = self.trainer.world_size if self.trainer is not None else 1
             ds = StreamingWindows(
