@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -212,16 +214,26 @@ def time_parse(files: list[Path]) -> float:
     return time.perf_counter() - t
 
 
-def time_miditoolkit(files: list[Path]) -> float:
-    import miditoolkit
+MIDITOOLKIT = """
+import sys, time
+import miditoolkit
+files = sys.stdin.read().splitlines()
+t = time.perf_counter()
+for f in files:
+    try:
+        miditoolkit.MidiFile(f)
+    except Exception:  # mido refuses a few real files (an odd key signature): still timed
+        pass
+print(time.perf_counter() - t)
+"""
 
-    t = time.perf_counter()
-    for f in files:
-        try:
-            miditoolkit.MidiFile(str(f))
-        except Exception:  # mido refuses a few real files (an odd key signature): still timed
-            pass
-    return time.perf_counter() - t
+
+def time_miditoolkit(files: list[Path]) -> float:
+    """Seconds for miditoolkit to parse `files`, in a fresh process: a pure-Python parser is
+    slowed by a large heap, which this process has after writing the generated sets."""
+    out = subprocess.run([sys.executable, "-c", MIDITOOLKIT], input="\n".join(map(str, files)),
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
 
 
 def link_real_files(folders: list[Path], into: Path, repeat: int = 1) -> int:
@@ -308,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="link each real file this many times (a longer run, in which a "
                              "worker's start-up weighs less)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating runs of miditoolkit and (c), medians reported")
     parser.add_argument("--files", type=int, default=200, help="pop-like MIDI files to generate")
     parser.add_argument("--chorales", type=int, default=100, help="chorales to write as MIDI")
     parser.add_argument("--out", type=Path, help="also write the Markdown table to this file")
@@ -339,23 +353,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"{np.mean(sizes) / 1024:.0f} KiB on average) and {n_chorales} chorales "
                   f"in {time.perf_counter() - t:.1f} s", file=sys.stderr)
 
-        rows, breakdowns = [], {}
+        rows, breakdowns, ratios = [], {}, {}
         for name, folder in sets.items():
             files = sorted(folder.iterdir())
             n = len(files)
             if not n:
                 continue
             time_parse(files[:5])  # warm up imports
+            # this machine's speed drifts by a third from minute to minute: the yardstick and
+            # (c) are timed alternately, `--rounds` times, and each is the median of its runs
+            baseline, with_analysis = [], []
+            for _ in range(args.rounds):
+                baseline.append(n / time_miditoolkit(files))
+                shutil.rmtree(tmp / "out_c", ignore_errors=True)
+                with_analysis.append(n / time_prepare(folder, tmp / "out_c", 1, True))
+            ratios[name] = [c / m for c, m in zip(with_analysis, baseline, strict=True)]
             rates = {
-                "miditoolkit": n / time_miditoolkit(files),
+                "miditoolkit": float(np.median(baseline)),
                 "symusic only": n / time_symusic(files),
                 "(a) parse": n / time_parse(files),
                 "(b) + roles + shards": n / time_prepare(folder, tmp / "out_b", 1, False),
-                "(c) + analysis": n / time_prepare(folder, tmp / "out_c", 1, True),
+                "(c) + analysis": float(np.median(with_analysis)),
                 f"(c) on {cores} workers, per core":
                     n / time_prepare(folder, tmp / "out_d", cores, True) / cores,
             }
-            rates["(c) / miditoolkit"] = rates["(c) + analysis"] / rates["miditoolkit"]
+            rates["(c) / miditoolkit"] = float(np.median(ratios[name]))
             rows.append((name, n, rates))
             breakdowns[name] = stage_breakdown(files)
 
@@ -371,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {name} | {n} | " + " | ".join(
             f"{rates[c]:.1f}x" if c.endswith("miditoolkit") and c != "miditoolkit"
             else f"{rates[c]:.0f}" for c in columns) + " |")
+    lines += ["", f"(c) / miditoolkit in each of {args.rounds} alternating rounds "
+              "(the table gives the median):", ""]
+    lines += [f"- {name}: " + ", ".join(f"{r:.1f}x" for r in ratios[name]) for name in ratios]
     lines += ["", "Milliseconds per file by stage (one process):", "",
               "| set | " + " | ".join(next(iter(breakdowns.values()))) + " |",
               "|---|" + "---:|" * len(next(iter(breakdowns.values())))]
