@@ -383,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
 
     columns = list(rows[0][2])
     lines = [
+        "`.venv/bin/python evaluation/bench_prepare.py "
+        + " ".join(sys.argv[1:] if argv is None else argv) + "`",
+        "",
         f"Files/s per core ({cores} cores, Python {sys.version.split()[0]}); budget: "
         f">= {BUDGET_FILES_PER_S} files/s per core for parsing pop MIDI.",
         "",
