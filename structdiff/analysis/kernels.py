@@ -1,14 +1,21 @@
-"""Compiled inner loops of the analysis (numba), each the exact equivalent of a numpy version.
+"""Compiled inner loops of the analysis and the beat grid (numba), each the exact equivalent
+of the numpy code it replaced.
 
-`prepare` analyzes every file of a corpus; these loops were its cost (a Viterbi pass over
-every beat, a sweep over every step of a song). numba compiles them once per machine (the
-machine code is cached beside this file, or in numba's user cache when that is read-only), so
-a worker process loads them in milliseconds. Each kernel does the same floating-point
-operations in the same order as the numpy code it replaces, so results are identical, not
-merely close (`tests/analysis/test_kernels.py` checks both against each other on real songs).
+`prepare` reads and analyzes every file of a corpus; these loops were its cost (a Viterbi pass
+over every beat, sweeps over every step, votes of every onset). numba compiles them the first
+time on a machine (about 10 s; the machine code is cached beside this file, or in numba's user
+cache when that is read-only); after that, the first call in a process loads numba's compiler
+state (about half a second) and each kernel in milliseconds. Each kernel does numpy's
+floating-point operations in numpy's order (its pairwise summation included: `_pairwise_sum`),
+so results are identical, not merely close: `tests/analysis/test_kernels.py` checks each
+against the numpy code it replaced, on random inputs and a real chorale, and plans came out
+identical on 1,518 real songs.
 
-Imported lazily by the analysis functions: importing `structdiff.analysis.chords` does not
-import numba (the generation command's cold start does not pay for it).
+Kernels index without bounds checks: their callers refuse inputs that would index out of
+bounds (pitches outside 0..127, negative starts) before calling them.
+
+Imported lazily by the functions that use them: importing `structdiff.analysis.chords` does not
+import numba, and generating a song never does.
 """
 
 from __future__ import annotations
