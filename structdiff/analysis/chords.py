@@ -190,22 +190,10 @@ def segment_bounds(song: Song, per_beat: bool = True) -> tuple[np.ndarray, np.nd
     return (np.append(edges, int(song.end)).astype(np.int64), units.astype(np.float64))
 
 
-def mono_share(notes: np.ndarray) -> float:
-    """The share of the steps on which `notes` `[N, 4]` sound where exactly one sounds (1.0
-    for no notes)."""
-    if not len(notes):
-        return 1.0
-    from structdiff.analysis import kernels
-
-    starts, durations = notes[:, START].astype(np.int64), notes[:, DURATION].astype(np.int64)
-    if starts.min() < 0 or durations.min() < 0:
-        raise ValueError("notes must have non-negative starts and durations")
-    return kernels.mono_share(starts, durations)
-
-
 def line_weights(song: Song) -> list[float]:
     """The weight of each track's notes in chord recognition: `LINE_WEIGHT` for a melodic line
-    over an accompaniment, else 1 (drums 0). See `LINE_MONO_SHARE`."""
+    over an accompaniment, else 1 (drums 0). See `LINE_MONO_SHARE`. Refuses notes the compiled
+    loops would index out of bounds with (pitches outside 0..127, negative starts)."""
     from structdiff.analysis import kernels
 
     pitched = [i for i, t in enumerate(song.tracks) if not t.is_drum and t.n_notes]
@@ -236,15 +224,14 @@ def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np
     accompaniment counts less); the bass histogram counts, for every step, the pitch class of
     the lowest note sounding then, whatever its weight. Drums are left out.
     """
+    from structdiff.analysis import kernels
+
+    # line_weights refuses pitches outside 0..127, which the compiled loop would index with
     parts = [(t.notes, w) for t, w in zip(song.tracks, line_weights(song)) if w > 0]
     notes = song.all_notes() if not parts else np.concatenate([n for n, _ in parts])
     weight = np.concatenate([np.full(len(n), w) for n, w in parts]) if parts else np.zeros(0)
-    from structdiff.analysis import kernels
-
     n_steps = int(bounds[-1])
     pitches = notes[:, PITCH].astype(np.int64)
-    if len(pitches) and (pitches.min() < 0 or pitches.max() > 127):
-        raise ValueError("pitches must lie in 0..127")
     starts = np.clip(notes[:, START], 0, n_steps).astype(np.int64)
     ends = np.clip(notes[:, START] + notes[:, DURATION], 0, n_steps).astype(np.int64)
     bounds = np.asarray(bounds, dtype=np.int64)

@@ -245,8 +245,10 @@ def bar_grid(
     tss = sorted(time_signatures, key=lambda t: t.step) or [TimeSignature(0, 4, 4)]
     if tss[0].step > 0:
         tss.insert(0, TimeSignature(0, 4, 4))
+    if end <= 0:
+        return np.zeros(1, dtype=np.int64)  # one bar, at 0
     runs, pos, i = [], 0, 0  # a run of bars per meter (np.arange), not a loop per bar
-    while pos < end or not runs:
+    while pos < end:
         while i + 1 < len(tss) and tss[i + 1].step <= pos:
             i += 1
         change = tss[i + 1].step if i + 1 < len(tss) else None
@@ -256,10 +258,6 @@ def bar_grid(
             continue
         length = tss[i].bar_steps(steps_per_quarter)
         stop = end if change is None or change >= end else change
-        if stop <= pos:  # nothing left before the end: one bar, as `while ... or not runs`
-            runs.append(np.array([pos]))
-            pos += length if change is None or not pos < change < pos + length else change
-            continue
         runs.append(np.arange(pos, stop, length))
         # the meter's last bar ends at the next change (cut short there), else past the end
         pos = change if change is not None and change < end else int(runs[-1][-1]) + length

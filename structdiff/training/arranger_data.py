@@ -31,7 +31,7 @@ from structdiff.data.arrange_tensor import (
     transpose_song,
     window_starts,
 )
-from structdiff.data.corpus import STYLES
+from structdiff.data.corpus import STYLES, style_index
 from structdiff.data.parts import PartLayout, Parts, encode_parts
 from structdiff.data.song import Song
 
@@ -107,7 +107,7 @@ class WindowDataset(Dataset):
             start = int(self.epoch_rng.choice(self.examples[e].starts))
         ex = self.examples[e]
         item = window(ex, start, self.window_steps)
-        item["style"] = self.styles.index(ex.style) if ex.style in self.styles else len(self.styles)
+        item["style"] = style_index(self.styles, ex.style)
         return item
 
 
@@ -226,7 +226,7 @@ class ArrangeDataModule(pl.LightningDataModule):
             self.examples[split] = examples
 
     def _keep(self, song: Song) -> bool:
-        return self.only_styles is None or song.style in self.only_styles
+        return self.only_styles is None or _style_in(song, self.only_styles)
 
     def _encode(self, song: Song) -> ArrangeExample | None:
         """The song's example, or None (its reason goes to `skipped`)."""
@@ -302,7 +302,7 @@ class ArrangeDataModule(pl.LightningDataModule):
         return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate)
 
 
-def _style_in(song: Song, styles: tuple[str, ...]) -> bool:
+def _style_in(song: Song, styles) -> bool:
     return song.style in styles
 
 

@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from structdiff.data.corpus import STYLES
+from structdiff.data.corpus import STYLES, style_index
 from structdiff.data.plan_tensor import (
     MAX_LABELS,
     PLAN_LAYOUT,
@@ -101,7 +101,7 @@ class PlanDataset(Dataset):
         if self.random_crop and L > n and self.rng.random() < 0.5:
             start = int(self.rng.integers(0, L - n + 1))
         item = crop(ex, start, n)
-        style = self.styles.index(ex.style) if ex.style in self.styles else len(self.styles)
+        style = style_index(self.styles, ex.style)
         item.update(style=style, mode=ex.mode)
         return item
 

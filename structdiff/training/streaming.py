@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
+from structdiff.data.corpus import style_index
 from structdiff.data.shards import read_shard
 from structdiff.data.song import Song
 
@@ -72,7 +73,8 @@ class StreamingWindows(IterableDataset):
         self.split = split
         self.keep = keep
         self.epoch = 0
-        self.held: deque[Path] = deque()  # the shards an iterator in this process holds now
+        # (shard, its examples) that an iterator in this process holds now
+        self.held: deque[tuple[Path, list]] = deque()
 
     def set_epoch(self, epoch: int) -> None:
         """Epoch `epoch`'s shard order and draws (a resumed run draws what it would have)."""
@@ -83,8 +85,7 @@ class StreamingWindows(IterableDataset):
 
     def consumer(self) -> tuple[int, int]:
         """(this consumer's index, the number of consumers): DataLoader workers of all ranks."""
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        worker, workers = _worker()
         return self.rank * workers + worker, self.world_size * workers
 
     def share(self) -> list[Path]:
@@ -99,8 +100,7 @@ class StreamingWindows(IterableDataset):
 
     def _windows(self) -> int:
         """Windows this consumer yields: its worker's part of the rank's `length`."""
-        info = torch.utils.data.get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        worker, workers = _worker()
         return self.length // workers + (worker < self.length % workers)
 
     def _examples(self, shard: Path) -> list:
@@ -120,21 +120,15 @@ class StreamingWindows(IterableDataset):
         n = self._windows()
         per_shard = math.ceil(n / len(share))  # draws before the oldest shard is replaced
         upcoming = deque(share)
-        buffer: deque[list] = deque()
-        self.held = deque()
+        buffer = self.held = deque()
 
         def load_next() -> None:
             shard = upcoming.popleft()
             upcoming.append(shard)  # a share shorter than the epoch is read again
-            buffer.append(self._examples(shard))
-            self.held.append(shard)
-
-        def drop_oldest() -> None:
-            buffer.popleft()
-            self.held.popleft()
+            buffer.append((shard, self._examples(shard)))
 
         def songs_held() -> tuple[list, np.ndarray]:
-            pool = [e for examples in buffer for e in examples]
+            pool = [e for _, examples in buffer for e in examples]
             weights = np.array([len(e.starts) for e in pool], dtype=float)
             return pool, weights / max(weights.sum(), 1.0)
 
@@ -143,7 +137,7 @@ class StreamingWindows(IterableDataset):
         pool, p = songs_held()
         for drawn in range(n):
             if drawn and drawn % per_shard == 0 and len(share) > len(buffer):
-                drop_oldest()
+                buffer.popleft()
                 load_next()
                 pool, p = songs_held()
             tries = 0
@@ -152,12 +146,17 @@ class StreamingWindows(IterableDataset):
                     raise ValueError(f"no {self.split} songs to train on in the shards of "
                                      f"{self.shards[0].parent}")
                 if len(buffer) >= self.buffer_shards:
-                    drop_oldest()
+                    buffer.popleft()
                 load_next()
                 pool, p = songs_held()
                 tries += 1
             example = pool[int(rng.choice(len(pool), p=p))]
             item = self.window(example, int(rng.choice(example.starts)))
-            item["style"] = (self.styles.index(example.style) if example.style in self.styles
-                             else len(self.styles))
+            item["style"] = style_index(self.styles, example.style)
             yield item
+
+
+def _worker() -> tuple[int, int]:
+    """(this DataLoader worker's id, the number of workers): (0, 1) in the main process."""
+    info = torch.utils.data.get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
