@@ -487,6 +487,8 @@ def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[tuple[_Job, list[dict]
     """
     pending = deque(jobs)
     analyze = any(job.analyze for job in jobs)
+    if analyze:  # loaded once here, the workers forked from this process start with it
+        _load_kernels()
     slots = [_worker_pool(analyze) for _ in range(workers)]
     running = {}  # future -> (slot, job)
 
@@ -534,15 +536,33 @@ def _settle_imports(analyze: bool) -> None:
     4.33 against 4.64 ms a file, medians of 4 alternating runs on the real set)."""
     import gc
 
-    import numpy as np
-
     from structdiff.data import io  # noqa: F401  (the readers)
 
     if analyze:
-        from structdiff.analysis import kernels
-
-        kernels.viterbi(np.zeros((1, 1)), 0.0)  # numba's compiler state, loaded once
+        _load_kernels()
     gc.freeze()
+
+
+def _load_kernels() -> None:
+    """Load numba's compiler state and the compiled kernels of reading and analysis by reading
+    and analyzing a small song made here (0.6 s; the first time on a machine it compiles them,
+    ~10 s). Done in `prepare`'s own process before it starts its workers, so that workers
+    forked from it (Linux) have them already: each worker, and each one restarted after a
+    crash, saves the 0.6 s. Never raises: a broken analysis is reported per file, later."""
+    import symusic
+
+    from structdiff.analysis import song_plan
+    from structdiff.data.midi import song_from_symusic
+
+    score = symusic.Score(480)
+    track = symusic.Track("warm-up", 0, False)
+    for i in range(64):  # a C major arpeggio in quarters, 16 bars
+        track.notes.append(symusic.Note(i * 480, 480, (60, 64, 67, 72)[i % 4], 80))
+    score.tracks.append(track)
+    try:
+        song_plan(song_from_symusic(score, find_beats=True))
+    except Exception:  # only a warm-up: each file's own analysis says what is wrong
+        pass
 
 
 def _die_with_parent() -> None:

@@ -97,7 +97,49 @@ def test_shard_loads_without_pickle(tmp_path):
     write_shard([_song()], tmp_path / "a.npz")
     with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
-        assert z["notes"].shape == (23, 4)
+        assert z["note_pitch"].shape == (23,) and z["note_pitch"].dtype == np.uint8
+        assert z["chords"].shape == (2, 5)
+
+
+def test_notes_and_chords_beyond_the_narrow_types_round_trip(tmp_path):
+    song = _song()
+    song.tracks[0].notes[3] = [2_000_000_000, 70_000, 300, -5]  # no uint8, an onset far away
+    song.tracks[0].notes[4, 0] = -2_000_000_000  # 4e9 steps back: no int32 difference
+    song.plan.chords.append(Chord(40, 8, 9, "a quality of its own", 4))
+    write_shard([song, _song()], tmp_path / "a.npz")
+    back = read_shard(tmp_path / "a.npz")
+    _assert_same(song, back[0])
+    _assert_same(_song(), back[1])
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
+        assert z["note_pitch"].dtype == np.int32 and z["note_onset_step"].dtype == np.int64
+
+
+def test_format_1_shards_are_still_read(tmp_path):
+    """What format 1 wrote: one [N, 4] note array and the chords in the JSON."""
+    import json
+
+    song = _song()
+    notes = np.concatenate([t.notes for t in song.tracks]).astype(np.int32)
+    meta = {"format": 1, "songs": [{
+        "source": song.source, "end": song.end, "steps_per_quarter": 4,
+        "time_signatures": [[ts.step, ts.numerator, ts.denominator]
+                            for ts in song.time_signatures],
+        "tempos": [[t.step, t.qpm] for t in song.tempos], "key_signature": [9, "minor"],
+        "fermatas": song.fermatas, "role_map": "band", "grid": "file",
+        "style": "string_quartet", "split": "validation",
+        "plan": {"key": [0, "major"], "chords": [[0, 8, 0, "maj", 0], [8, 12, 7, "dom7", 11]],
+                 "sections": [[0, 3, "A"], [3, 4, "B'"]], "phrase_ends": [2, 6]},
+        "tracks": [{"name": t.name, "role": t.role} for t in song.tracks]}]}
+    np.savez_compressed(
+        tmp_path / "old.npz", notes=np.asfortranarray(notes),
+        track_n_notes=np.array([t.n_notes for t in song.tracks]),
+        track_program=np.array([73, 0, 0], np.int16), track_is_drum=np.array([0, 0, 1], bool),
+        bars=song.bars, song_n_bars=np.array([len(song.bars)]),
+        meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    (back,) = read_shard(tmp_path / "old.npz")
+    _assert_same(song, back)
+    (bare,) = read_shard(tmp_path / "old.npz", notes=False)
+    assert bare.plan == song.plan and all(t.n_notes == 0 for t in bare.tracks)
 
 
 def test_empty_shard_and_atomic_write(tmp_path):
