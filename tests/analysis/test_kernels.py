@@ -275,3 +275,45 @@ def test_bar_evidence_matches_numpy():
     got = kernels.bar_evidence(times, durations, pitches, drums, tpq, shift, CHANGE_WEIGHT,
                                STRENGTH_WEIGHT)
     assert np.array_equal(got, want)
+
+
+def self_similarity_reference(song):
+    """The numpy `self_similarity` the `onset_jaccard` kernel replaced."""
+    from structdiff.analysis.sections import bar_features
+
+    chroma, rhythm, events = bar_features(song)
+    onsets = events.astype(np.float32)
+    both = onsets @ onsets.T
+    count = onsets.sum(axis=1)
+    union = count[:, None] + count[None, :] - both
+    literal = np.divide(both, union, out=np.ones_like(both), where=union > 0)
+    sim = 0.5 * literal + 0.25 * (chroma @ chroma.T) + 0.25 * (rhythm @ rhythm.T)
+    return np.clip(sim, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_self_similarity_matches_numpy_bit_for_bit(seed):
+    from structdiff.analysis.sections import self_similarity
+    from structdiff.data.song import Song, TimeSignature, Track
+
+    rng = np.random.default_rng(seed)
+    n_bars = int(rng.integers(1, 40))
+    n = int(rng.integers(0, 300)) if seed else 0  # seed 0: no notes at all
+    # repeated onsets (same bar, step, pitch) and empty bars included
+    notes = np.stack([rng.integers(0, n_bars * 16, n) // 2 * 2, rng.integers(1, 8, n),
+                      rng.integers(50, 60, n), np.full(n, 90)], axis=1).astype(np.int32)
+    pickup = int(rng.integers(0, 2)) * 4
+    tracks = [Track("a", 0, False, notes[: n // 2]), Track("b", 0, False, notes[n // 2:])]
+    song = Song(tracks=tracks,
+                bars=np.concatenate([[0], np.arange(pickup or 16, n_bars * 16, 16)]),
+                end=n_bars * 16 + 8, time_signatures=[TimeSignature(0, 4, 4)], tempos=[])
+    got = self_similarity(song)
+    np.testing.assert_array_equal(got, self_similarity_reference(song))
+    assert got.dtype == np.float64
+
+
+def test_self_similarity_matches_numpy_on_a_real_band_song(band_midi):
+    from structdiff.analysis.sections import self_similarity
+
+    song = read_song(band_midi)
+    np.testing.assert_array_equal(self_similarity(song), self_similarity_reference(song))
