@@ -583,3 +583,24 @@ def onset_jaccard(bar_index: np.ndarray, kinds: np.ndarray, n_bars: int) -> np.n
                 out[i, j] = value
                 out[j, i] = value
     return out
+
+
+@njit(cache=True)
+def in_note_order(notes: np.ndarray) -> bool:
+    """Whether notes `[N, 4]` are already in `structdiff.data.song.sort_notes`' order (start,
+    then pitch, then duration): one pass instead of building its sort key (files read in
+    order, as most are, skip the sort)."""
+    for i in range(1, notes.shape[0]):
+        a0, b0 = notes[i - 1, 0], notes[i, 0]
+        if a0 != b0:
+            if a0 > b0:
+                return False
+            continue
+        a2, b2 = notes[i - 1, 2], notes[i, 2]
+        if a2 != b2:
+            if a2 > b2:
+                return False
+            continue
+        if notes[i - 1, 1] > notes[i, 1]:
+            return False
+    return True

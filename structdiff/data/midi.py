@@ -82,6 +82,8 @@ def song_from_symusic(
     """Quantize a symusic `Score` (ticks) to a `Song` on a grid of `steps_per_quarter`. With
     `find_beats`, on the grid `structdiff.analysis.beats.find_grid` chooses (module
     docstring); else on the file's own."""
+    from structdiff.analysis import kernels  # numba: not imported by what only writes MIDI
+
     beats = Grid()
     if find_beats:
         beats = find_grid(score)
@@ -101,13 +103,15 @@ def song_from_symusic(
             notes = notes[keep]
         if len(notes):
             end = max(end, int((notes[:, 0] + notes[:, 1]).max()))
-        tracks.append(Track(t.name.strip(), int(t.program), bool(t.is_drum), sort_notes(notes)))
+        if not kernels.in_note_order(notes):  # symusic gives most tracks in order already
+            notes = sort_notes(notes)
+        tracks.append(Track(t.name.strip(), int(t.program), bool(t.is_drum), notes))
 
     time_signatures = _dedupe_by_step(
         [TimeSignature(int(ts.time), int(ts.numerator), int(ts.denominator))
          for ts in grid.time_signatures if ts.numerator > 0 and ts.denominator > 0]
     )
-    tempos = _dedupe_by_step([Tempo(int(tp.time), float(tp.qpm)) for tp in grid.tempos])
+    tempos = _tempos(grid.tempos.numpy())
     pickup = 0
     if beats.source == "notes":
         time_signatures = [TimeSignature(0, beats.beats_per_bar, 4)]
@@ -351,6 +355,20 @@ def _plan_from_meta(
     if not sections and not chords:
         return None
     return Plan(key=song.key_signature, chords=chords, sections=sections)
+
+
+def _tempos(tempos: dict[str, np.ndarray]) -> list[Tempo]:
+    """The last tempo at each step, sorted by step, from symusic's tempo arrays (``time`` in
+    steps, ``mspq``): `_dedupe_by_step` of symusic's `Tempo` objects, made only for the steps
+    kept (a file can change tempo every tick of a ritardando)."""
+    times, mspq = tempos["time"].astype(np.int64), tempos["mspq"]
+    if not len(times):
+        return []
+    order = np.argsort(times, kind="stable")
+    last = np.append(times[order][1:] != times[order][:-1], True)  # the last of each step
+    kept = order[last]
+    qpm = 60_000_000.0 / mspq[kept].astype(np.float64)  # symusic's own `Tempo.qpm`
+    return [Tempo(step, q) for step, q in zip(times[kept].tolist(), qpm.tolist())]
 
 
 def _dedupe_by_step(items: list) -> list:

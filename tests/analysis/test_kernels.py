@@ -317,3 +317,33 @@ def test_self_similarity_matches_numpy_on_a_real_band_song(band_midi):
 
     song = read_song(band_midi)
     np.testing.assert_array_equal(self_similarity(song), self_similarity_reference(song))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_in_note_order_says_what_sort_notes_would_leave_alone(seed):
+    from structdiff.data.song import sort_notes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 40))
+    notes = np.stack([np.sort(rng.integers(0, 8, n)), rng.integers(1, 3, n),
+                      rng.integers(60, 63, n), np.full(n, 80)], axis=1).astype(np.int32)
+    if seed % 2:  # half of them in order
+        notes = sort_notes(notes)
+    in_order = bool(np.array_equal(sort_notes(notes), notes))
+    assert kernels.in_note_order(notes) == in_order
+    assert kernels.in_note_order(sort_notes(notes))
+
+
+def test_tempos_from_arrays_match_symusics_objects():
+    import symusic
+
+    from structdiff.data.midi import _dedupe_by_step, _tempos
+    from structdiff.data.song import Tempo
+
+    score = symusic.Score(4)
+    for time, qpm in [(0, 120.0), (8, 97.3), (8, 61.0), (3, 240.0), (8, 77.7), (20, 33.3)]:
+        score.tempos.append(symusic.Tempo(time, qpm))
+    objects = _dedupe_by_step([Tempo(int(t.time), float(t.qpm)) for t in score.tempos])
+    assert _tempos(score.tempos.numpy()) == objects
+    assert [t.step for t in objects] == [0, 3, 8, 20]
+    assert _tempos(symusic.Score(4).tempos.numpy()) == []
