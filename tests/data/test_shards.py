@@ -111,7 +111,8 @@ def test_notes_and_chords_beyond_the_narrow_types_round_trip(tmp_path):
     _assert_same(song, back[0])
     _assert_same(_song(), back[1])
     with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
-        assert z["note_pitch"].dtype == np.int32 and z["note_onset_step"].dtype == np.int64
+        assert z["note_pitch"].dtype == np.uint16 and z["note_velocity"].dtype == np.int16
+        assert z["note_duration"].dtype == np.int32 and z["note_onset_step"].dtype == np.int64
 
 
 def test_format_1_shards_are_still_read(tmp_path):
