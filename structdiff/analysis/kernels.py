@@ -537,6 +537,23 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
 
 
 @njit(cache=True)
+def bar_similarity(literal: np.ndarray, chroma_sim: np.ndarray,
+                   rhythm_sim: np.ndarray) -> np.ndarray:
+    """`clip(0.5 * literal + 0.25 * chroma_sim + 0.25 * rhythm_sim, 0, 1)` `[L, L]` float64
+    in one pass, with numpy's roundings: `0.5 * literal` in float32 (as numpy does for a
+    float32 array), then float64, added left to right."""
+    n = literal.shape[0]
+    out = np.empty((n, n))
+    half = np.float32(0.5)
+    for i in range(n):
+        for j in range(n):
+            v = np.float64(half * literal[i, j]) + 0.25 * chroma_sim[i, j]
+            v = v + 0.25 * rhythm_sim[i, j]
+            out[i, j] = min(max(v, 0.0), 1.0) if v == v else v
+    return out
+
+
+@njit(cache=True)
 def onset_jaccard(bar_index: np.ndarray, kinds: np.ndarray, n_bars: int) -> np.ndarray:
     """`[L, L]` float32: the Jaccard similarity of each two bars' sets of onset kinds (1 where
     both are empty), for notes in bar `bar_index` `[N]` (0 <= b < n_bars) of kind `kinds` `[N]`

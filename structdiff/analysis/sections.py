@@ -87,8 +87,8 @@ def self_similarity(song: Song) -> np.ndarray:
 
     chroma, rhythm, bar_idx, kinds = _bar_profiles(song, 16)
     literal = kernels.onset_jaccard(bar_idx, kinds, song.n_bars)  # float32, as it always was
-    sim = 0.5 * literal + 0.25 * (chroma @ chroma.T) + 0.25 * (rhythm @ rhythm.T)
-    return np.clip(sim, 0.0, 1.0)
+    # the products stay numpy's (BLAS): the sums and the clip are done as numpy did them
+    return kernels.bar_similarity(literal, chroma @ chroma.T, rhythm @ rhythm.T)
 
 
 def phrase_ends(song: Song, chords: list[Chord] | None = None) -> list[int]:

@@ -6,6 +6,8 @@ Also resolves `music21:NAME` references to files of the corpus bundled with musi
 
 from __future__ import annotations
 
+import errno
+import stat
 from pathlib import Path
 
 from structdiff.data.song import MusicFileError, Song
@@ -50,16 +52,20 @@ def read_song(
     Raises `MusicFileError` with a one-line reason for anything that is not readable music.
     """
     path = resolve_path(ref)
-    if not path.exists():
-        raise MusicFileError(f"no such file: {path}")
-    if not path.is_file():
+    try:
+        st = path.stat()  # one system call for what exists(), is_file() and the size ask
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF):
+            raise
+        raise MusicFileError(f"no such file: {path}") from None
+    if not stat.S_ISREG(st.st_mode):
         raise MusicFileError(f"not a file: {path}")
     suffix = path.suffix.lower()
     if suffix not in MUSIC_SUFFIXES:
         raise MusicFileError(
             f"not a music file (expected {', '.join(MUSIC_SUFFIXES)}): {path}"
         )
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise MusicFileError(f"empty file: {path}")
     if steps_per_quarter < 1:
         raise ValueError(f"steps_per_quarter must be >= 1, got {steps_per_quarter}")
