@@ -37,7 +37,13 @@ t = time.perf_counter(); n = notes = 0
 for song in load_prepared(sys.argv[1]):
     n += 1; notes += sum(t.n_notes for t in song.tracks)
 s = time.perf_counter() - t
-print(n, notes, s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # ru_maxrss carries the forking parent's size across exec; VmHWM is this program's own
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+print(n, notes, s, peak)
 """
 
 
