@@ -44,7 +44,7 @@ def viterbi(emissions: np.ndarray, change_penalty: float) -> np.ndarray:
     path = np.empty(n_segments, dtype=np.int64)
     if n_segments == 0:
         return path
-    back = np.zeros((n_segments, n_states), dtype=np.int64)
+    back = np.empty((n_segments, n_states), dtype=np.int32)  # every entry below s = 0 is set
     score = emissions[0].copy()
     for s in range(1, n_segments):
         best = _argmax(score)
