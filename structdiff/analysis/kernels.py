@@ -135,10 +135,12 @@ def pitch_class_segments(
                 if count[p] > 0:
                     lowest = p
                     break
+        # numpy's version adds 0.0 where a class is silent (and to every bass class): a no-op
+        # here, as these sums start at +0.0 and so are never -0.0, the one value it changes
         for c in range(12):
             running[c] += active[t, c]
-            total[c] = total[c] + (running[c] if classes[c] > 0 else 0.0)
-            bass_total[c] = bass_total[c] + 0.0
+            if classes[c] > 0:
+                total[c] += running[c]
         if lowest >= 0:
             bass_total[lowest % 12] += 1.0
     n_segments = bounds.shape[0] - 1
