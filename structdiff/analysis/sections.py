@@ -77,7 +77,7 @@ def _bar_profiles(song: Song, n_positions: int) -> tuple[np.ndarray, ...]:
     for m in (chroma, rhythm):
         norm = np.linalg.norm(m, axis=1, keepdims=True)
         np.divide(m, norm, out=m, where=norm > 0)
-    return chroma, rhythm, bar_idx.astype(np.int64), kinds
+    return chroma, rhythm, np.asarray(bar_idx, dtype=np.int64), kinds
 
 
 def self_similarity(song: Song) -> np.ndarray:

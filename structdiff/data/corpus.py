@@ -50,6 +50,7 @@ STYLES = (
     "classical_other",
 )
 
+
 def style_index(styles, style: str | None) -> int:
     """A training example's style label: its index in a model's `styles`; any other style (or
     none) is the extra last label, `len(styles)`."""

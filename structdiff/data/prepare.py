@@ -543,12 +543,20 @@ def _settle_imports(analyze: bool) -> None:
     gc.freeze()
 
 
+_kernels_loaded = False
+
+
 def _load_kernels() -> None:
     """Load numba's compiler state and the compiled kernels of reading and analysis by reading
     and analyzing a small song made here (0.6 s; the first time on a machine it compiles them,
     ~10 s). Done in `prepare`'s own process before it starts its workers, so that workers
     forked from it (Linux) have them already: each worker, and each one restarted after a
-    crash, saves the 0.6 s. Never raises: a broken analysis is reported per file, later."""
+    crash, saves the 0.6 s. Never raises: a broken analysis is reported per file, later. Once
+    per process: a worker forked after it has run does nothing."""
+    global _kernels_loaded
+    if _kernels_loaded:
+        return
+    _kernels_loaded = True
     import symusic
 
     from structdiff.analysis import song_plan

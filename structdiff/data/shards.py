@@ -143,9 +143,9 @@ def read_shard(path: str | Path, notes: bool = True) -> list[Song]:
             arrays["track_n_notes"] = np.zeros_like(arrays["track_n_notes"])
         all_notes = _notes(arrays, meta["format"], notes)
         song_chords = _chords(arrays, meta)
+    except ShardError:
+        raise
     except (OSError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as e:
-        if isinstance(e, ShardError):
-            raise
         raise ShardError(f"corrupt shard {path}: {type(e).__name__}: {e}") from None
 
     note_ends = np.cumsum(arrays["track_n_notes"])

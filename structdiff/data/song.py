@@ -119,7 +119,6 @@ _CHORD_SETTERS = tuple(Chord.__dict__[f].__set__
                        for f in ("onset", "duration", "root", "quality", "bass"))
 
 
-
 @dataclass(frozen=True)
 class Section:
     start_bar: int
