@@ -1,9 +1,12 @@
 """One sampling loop for every sampler: DDPM (ancestral), DDIM and DPM-Solver++.
 
 The loop is diffusers' own: set the timesteps, then for each t ask the denoiser for its prediction
-and let the scheduler step. The denoiser is passed to the call, sees only (x_t, t, cond) and never
-the betas; the scheduler comes from the `NoiseSchedule` it was trained with, so any sampler swaps
-in without retraining, at any number of steps (respaced, not retrained).
+and let the scheduler step. DDIM, the default, steps with `ddim.DDIM` (diffusers' arithmetic bit
+for bit, without importing diffusers: a command-line start saves 0.7-0.9 s); DDPM and
+DPM-Solver++ are diffusers' schedulers. The denoiser is passed to the call, sees only
+(x_t, t, cond) and never the betas; the scheduler comes from the `NoiseSchedule` it was trained
+with, so any sampler swaps in without retraining, at any number of steps (respaced, not
+retrained).
 
 Known regions (infilling, accompaniment, continuation): `known` holds x0 values and `mask` says
 where they apply. They reach the denoiser in `cond` under two keys, exactly as a model trained
@@ -31,8 +34,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from structdiff.diffusion.ddim import randn
 from structdiff.diffusion.schedule import NoiseSchedule
-from structdiff.diffusion.schedulers import randn, scheduler_class
 
 CONTEXT_KEY = "context"
 MASK_KEY = "mask"
@@ -90,11 +93,12 @@ def sample(
     (0./1.), both `[B, ...]`; `cond` must not hold these keys already.
     """
     shape = _check_shape(shape)
-    scheduler = schedule.make_scheduler(sampler)
     grid = schedule.timesteps(steps)
+    is_ddim = str(sampler).lower() == "ddim"
+    scheduler = schedule.ddim_sampler(len(grid)) if is_ddim else schedule.make_scheduler(sampler)
     if not isinstance(eta, int | float) or eta < 0:
         raise ValueError(f"eta must be a number >= 0, got {eta!r}")
-    if eta != 0 and not _is_ddim(scheduler):
+    if eta != 0 and not is_ddim:
         raise ValueError(f"eta applies to the 'ddim' sampler only, got eta={eta} with {sampler!r}")
     if device is None and known is not None:
         device = known.device
@@ -112,8 +116,8 @@ def sample(
     # steps during which the guided region is held to the noised guide
     n_guided = round((1.0 - float(guide_strength)) * len(grid)) if guided is not None else 0
 
-    _set_timesteps(scheduler, grid, device)
-    step_kwargs = {"eta": float(eta)} if _is_ddim(scheduler) else {}
+    if not is_ddim:  # diffusers' schedulers visit exactly the grid (DDIM goes by its stride)
+        scheduler.set_timesteps(timesteps=grid.tolist(), device=device)
     x = randn(shape, generator=generator, device=torch.device(device), dtype=dtype)
     if keep is not None:
         x = _replace_known(x, known, keep, schedule, int(grid[0]), generator)
@@ -125,8 +129,11 @@ def sample(
         if not isinstance(prediction, torch.Tensor) or prediction.shape != x.shape:
             got = tuple(prediction.shape) if isinstance(prediction, torch.Tensor) else prediction
             raise ValueError(f"denoiser must return a tensor of shape {shape}, got {got!r}")
-        step = scheduler.step(prediction.to(dtype), t, x, generator=generator, **step_kwargs)
-        x = step.prev_sample.to(dtype)
+        if is_ddim:
+            x = scheduler.step(prediction.to(dtype), t, x, eta=float(eta), generator=generator)
+        else:
+            x = scheduler.step(prediction.to(dtype), t, x, generator=generator).prev_sample
+        x = x.to(dtype)
         if keep is not None and i + 1 < len(grid):
             x = _replace_known(x, known, keep, schedule, int(grid[i + 1]), generator)
         if i + 1 < n_guided:
@@ -136,21 +143,6 @@ def sample(
     if keep is not None:
         x = torch.where(keep, known, x)
     return x
-
-
-def _is_ddim(scheduler) -> bool:
-    return isinstance(scheduler, scheduler_class("DDIMScheduler"))
-
-
-def _set_timesteps(scheduler, grid: torch.Tensor, device) -> None:
-    """Make the scheduler visit exactly `grid` `[steps]` (see `NoiseSchedule.timesteps`)."""
-    if _is_ddim(scheduler):
-        # DDIM takes no custom timesteps and never reads its own: its step goes back from the t
-        # it is given by the fixed stride T // steps, which the grid matches (to within one
-        # training step when steps does not divide T, and exactly at the last step).
-        scheduler.set_timesteps(len(grid), device=device)
-    else:
-        scheduler.set_timesteps(timesteps=grid.tolist(), device=device)
 
 
 def _replace_known(

@@ -3,11 +3,13 @@
 A `NoiseSchedule` names a forward process x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps over
 `num_train_timesteps` discrete steps (ab = alphas_cumprod) and what the denoiser predicts. Training
 uses `add_noise`, `target`, `x0_from` and `snr`; sampling asks `make_scheduler` for a diffusers
-scheduler built from the same config (same betas, same prediction type), so the two agree.
+scheduler built from the same config (same betas, same prediction type), so the two agree, or
+`ddim_sampler` for the default sampler's own step, which needs no diffusers import (see `ddim.py`).
 
-The betas come from diffusers (its `linear` and `squaredcos_cap_v2` schedules, stored there in
-float32); their cumulative product is taken here in float64, as improved-diffusion does, and
-differs from the scheduler's float32 product by less than 1e-6 relative.
+The betas are diffusers' `linear` and `squaredcos_cap_v2` schedules in float32, computed in
+`ddim.betas` (tested equal to diffusers'); their cumulative product is taken here in float64, as
+improved-diffusion does, and differs from the scheduler's float32 product by less than 1e-6
+relative.
 
 Shapes: B batch; `...` any trailing shape. Timesteps `t` are a LongTensor `[B]` of training steps
 in [0, num_train_timesteps), and per-step coefficients broadcast over the trailing shape.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from structdiff.diffusion import ddim
 from structdiff.diffusion.schedulers import scheduler_class
 
 SCHEDULES = {"linear": "linear", "cosine": "squaredcos_cap_v2"}  # ours -> diffusers beta_schedule
@@ -63,9 +66,10 @@ class NoiseSchedule:
             )
         object.__setattr__(self, "schedule", schedule)
         object.__setattr__(self, "prediction", prediction)
-        # Build a scheduler only to read its betas: the sampler gets the very same numbers.
-        ddpm = scheduler_class("DDPMScheduler")
-        betas = ddpm(**self._diffusers_config()).betas.to(torch.float64)
+        # The very betas diffusers' schedulers compute from `_diffusers_config` (float32).
+        scale = 1000 / steps
+        betas = ddim.betas(schedule, steps, LINEAR_BETA_START * scale,
+                           LINEAR_BETA_END * scale).to(torch.float64)
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "alphas_cumprod", torch.cumprod(1.0 - betas, dim=0))
 
@@ -174,6 +178,11 @@ class NoiseSchedule:
             raise ValueError(f"steps must be between 1 and num_train_timesteps={T}, got {steps}")
         k = np.arange(steps, dtype=np.int64)
         return torch.from_numpy((steps - k) * T // steps - 1)
+
+    def ddim_sampler(self, steps: int) -> ddim.DDIM:
+        """The default sampler without diffusers: DDIM over this schedule in `steps` steps, equal
+        bit for bit to `make_scheduler('ddim')` after `set_timesteps(steps)`."""
+        return ddim.DDIM(self.betas.to(torch.float32), self.prediction, steps)
 
     def make_scheduler(self, sampler: str):
         """A fresh diffusers scheduler for `sampler` ('ddpm', 'ddim' or 'dpmsolver++', any case)
