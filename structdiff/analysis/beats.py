@@ -76,12 +76,13 @@ def _onsets(score) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         times.append(arr["time"])
         durations.append(arr["duration"])
         pitches.append(arr["pitch"])
-        drums.append(np.full(len(arr["time"]), bool(t.is_drum)))
+        drums.append((len(arr["time"]), bool(t.is_drum)))
     if not times:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, np.zeros(0, dtype=bool)
+    counts, flags = zip(*drums)
     return (np.concatenate(times).astype(np.int64), np.concatenate(durations).astype(np.int64),
-            np.concatenate(pitches).astype(np.int64), np.concatenate(drums))
+            np.concatenate(pitches).astype(np.int64), np.repeat(np.array(flags, bool), counts))
 
 
 def _onset_weight(durations: np.ndarray, pitches: np.ndarray, tpq: int) -> np.ndarray:
@@ -106,12 +107,14 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
 def _phase(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray, tpq: int) -> int:
     """The beat's tick phase (0 <= phase < tpq): the best candidate of `phase_weights`, refined
     to the weighted mean position of the onsets near it."""
+    from structdiff.analysis import kernels
+
     centre = int(np.argmax(phase_weights(times, durations, pitches, tpq))) * tpq / PHASES
-    offset = (times - centre + tpq / 2) % tpq - tpq / 2  # from the candidate, in ticks
-    near = np.abs(offset) <= 1.5 * tpq / PHASES
-    weight = _onset_weight(durations, pitches, tpq)
-    if near.any():
-        centre += float(np.average(offset[near], weights=weight[near]))
+    # the weighted (`_onset_weight`) mean offset of the onsets within 1.5 candidates of it
+    centre = kernels.phase_refined(np.asarray(times, dtype=np.int64),
+                                   np.asarray(durations, dtype=np.int64),
+                                   np.asarray(pitches, dtype=np.int64), int(tpq), float(centre),
+                                   1.5 * tpq / PHASES)
     return int(round(centre)) % tpq
 
 

@@ -194,6 +194,12 @@ def line_weights(song: Song) -> list[float]:
     """The weight of each track's notes in chord recognition: `LINE_WEIGHT` for a melodic line
     over an accompaniment, else 1 (drums 0). See `LINE_MONO_SHARE`. Refuses notes the compiled
     loops would index out of bounds with (pitches outside 0..127, negative starts)."""
+    return _line_weights(song)[0]
+
+
+def _line_weights(song: Song) -> tuple[list[float], list[int], np.ndarray]:
+    """`line_weights`, the indices of the pitched tracks with notes, and their notes `[N, 4]`
+    (int64, in track order), which `pitch_class_segments` reuses."""
     from structdiff.analysis import kernels
 
     pitched = [i for i, t in enumerate(song.tracks) if not t.is_drum and t.n_notes]
@@ -213,7 +219,7 @@ def line_weights(song: Song) -> list[float]:
     for i in pitched:
         line = accompanied and shares[i] >= LINE_MONO_SHARE and heights[i] > lowest
         weights[i] = LINE_WEIGHT if line else 1.0
-    return weights
+    return weights, pitched, notes
 
 
 def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,18 +232,22 @@ def pitch_class_segments(song: Song, bounds: np.ndarray) -> tuple[np.ndarray, np
     """
     from structdiff.analysis import kernels
 
-    # line_weights refuses pitches outside 0..127, which the compiled loop would index with
-    parts = [(t.notes, w) for t, w in zip(song.tracks, line_weights(song)) if w > 0]
-    notes = song.all_notes() if not parts else np.concatenate([n for n, _ in parts])
-    weight = np.concatenate([np.full(len(n), w) for n, w in parts]) if parts else np.zeros(0)
+    # _line_weights refuses pitches outside 0..127 and negative starts or durations, which the
+    # compiled loop would index with; every pitched track it weighs gets a weight above 0
+    weights, pitched, notes = _line_weights(song)
+    if pitched:
+        weight = np.repeat([weights[i] for i in pitched],
+                           [song.tracks[i].n_notes for i in pitched]).astype(np.float64)
+    else:  # no pitched notes: nothing sounds (drum notes, if any, weigh nothing)
+        notes, weight = np.zeros((0, 4), np.int64), np.zeros(0)
     n_steps = int(bounds[-1])
-    pitches = notes[:, PITCH].astype(np.int64)
-    starts = np.clip(notes[:, START], 0, n_steps).astype(np.int64)
-    ends = np.clip(notes[:, START] + notes[:, DURATION], 0, n_steps).astype(np.int64)
+    pitches = notes[:, PITCH]
+    starts = np.minimum(notes[:, START], n_steps)
+    ends = np.minimum(notes[:, START] + notes[:, DURATION], n_steps)
     bounds = np.asarray(bounds, dtype=np.int64)
     if len(bounds) < 1 or bounds.min() < 0 or bounds.max() > n_steps:
         raise ValueError("bounds must lie in 0..bounds[-1]")
-    return kernels.pitch_class_segments(starts, ends, pitches, weight.astype(np.float64), bounds)
+    return kernels.pitch_class_segments(starts, ends, pitches.copy(), weight, bounds)
 
 
 def chord_emissions(pcs: np.ndarray, bass: np.ndarray,

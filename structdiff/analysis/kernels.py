@@ -211,6 +211,23 @@ def longest_runs(flags: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
 
 
 @njit(cache=True)
+def silent_runs(starts: np.ndarray, ends: np.ndarray, n: int, lo: np.ndarray,
+                hi: np.ndarray) -> np.ndarray:
+    """`longest_runs` of the steps 0 .. n-1 where none of the notes [starts, ends) `[N]` sounds
+    (a note's start and end are clipped to n), for each window [lo[i], hi[i]) `[W]`."""
+    sounding = np.zeros(n + 1, dtype=np.int64)
+    for i in range(starts.shape[0]):
+        sounding[min(starts[i], n)] += 1
+        sounding[min(ends[i], n)] -= 1
+    silent = np.empty(n, dtype=np.bool_)
+    count = 0
+    for t in range(n):
+        count += sounding[t]
+        silent[t] = count == 0
+    return longest_runs(silent, lo, hi)
+
+
+@njit(cache=True)
 def repeat_runs(sim: np.ndarray, threshold: float, min_run: int) -> np.ndarray:
     """Runs `[R, 3]` (start, end, lag) of at least `min_run` and at most `lag` bars along each
     diagonal `lag` of `sim` `[L, L]` whose bars are all >= `threshold` alike, leaving out runs
@@ -536,6 +553,29 @@ def phase_weights(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray,
         for j in range(phases):
             total[j] += (tolerance + 1 - abs(d)) * votes[(j - d) % phases]
     return total
+
+
+@njit(cache=True)
+def phase_refined(times: np.ndarray, durations: np.ndarray, pitches: np.ndarray, tpq: int,
+                  centre: float, window: float) -> float:
+    """`centre` moved to the weighted mean offset of the onsets within `window` ticks of it
+    (modulo a quarter), weighted as `phase_weights` weighs them; unmoved when none is near.
+    As numpy's `np.average` of the offsets computes it (pairwise sums), bit for bit."""
+    n = times.shape[0]
+    products = np.empty(n)
+    weights = np.empty(n)
+    k = 0
+    half = tpq / 2
+    for i in range(n):
+        offset = (times[i] - centre + half) % tpq - half
+        if abs(offset) <= window:
+            weight = min(max(durations[i] / tpq, 0.25), 2.0) + (0.5 if pitches[i] < 55 else 0.0)
+            products[k] = offset * weight
+            weights[k] = weight
+            k += 1
+    if k == 0:
+        return centre
+    return centre + _pairwise_sum(products, k) / _pairwise_sum(weights, k)
 
 
 @njit(cache=True)

@@ -159,8 +159,9 @@ def segment(
     """
     L = song.n_bars
     melody = melody_notes(song)
-    if melody is not None and min_bars is None and melody_share(song, melody) >= MIN_MELODY_SHARE:
-        sections = melody_sections(song, melody)
+    melodic = melodic_bars(song, melody) if melody is not None and min_bars is None else None
+    if melodic is not None and L and melodic.mean() >= MIN_MELODY_SHARE:  # melody_share
+        sections = melody_sections(song, melody, melodic=melodic)
         return sections, [s.start_bar + s.n_bars - 1 for s in sections[:-1]]
     ends = phrase_ends(song, chords)
     if min_bars is None:
@@ -258,12 +259,6 @@ def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:
     beat into bar b, in units of two beats, at most 1 (0 for bar 0): where a phrase ends and
     the next one (often with a pickup) begins."""
     L = song.n_bars
-    sounding = np.zeros(song.end + 1, dtype=np.int64)
-    if len(melody):
-        sounding = (np.bincount(np.minimum(melody[:, START], song.end), minlength=song.end + 1)
-                    - np.bincount(np.minimum(melody[:, START] + melody[:, DURATION], song.end),
-                                  minlength=song.end + 1))
-    silent = np.cumsum(sounding)[: song.end] == 0
     out = np.zeros(L)
     if L < 2:
         return out
@@ -272,7 +267,9 @@ def melody_silence(song: Song, melody: np.ndarray) -> np.ndarray:
     starts = song.bars[1:].astype(np.int64)
     lo = starts - (starts - song.bars[:-1]) // 2
     beats = song.bar_meters()[0][1:]
-    longest = kernels.longest_runs(silent, lo, starts + beats)
+    onsets = melody[:, START].astype(np.int64)
+    longest = kernels.silent_runs(onsets, onsets + melody[:, DURATION], int(song.end), lo,
+                                  starts + beats)
     out[1:] = np.minimum(longest / (2 * beats), 1.0)
     return out
 
@@ -284,9 +281,12 @@ def melody_sections(
     rest_weight: float = 1.0,
     repeat_weight: float = 2.0,
     label_threshold: float = 0.5,
+    *,
+    melodic: np.ndarray | None = None,
 ) -> list[Section]:
     """Sections of a song with a melody `[N, 4]` (notes), as people label pop forms: one per
     phrase (a verse of two like phrases is `A4 A4`, as POP909's human forms write it).
+    `melodic` is `melodic_bars(song, melody)` where the caller has it already.
 
     1. Bars without a melody onset are rests; a run of at least `min_rest_bars` of them is a
        section of its own: `i` at the start, `o` at the end, `x` between (interludes).
@@ -302,7 +302,8 @@ def melody_sections(
     L = song.n_bars
     if L == 0:
         return []
-    melodic = melodic_bars(song, melody)
+    if melodic is None:
+        melodic = melodic_bars(song, melody)
     cuts = [0, *(np.flatnonzero(np.diff(melodic.astype(np.int8))) + 1).tolist(), L]
     runs = [[a, b, bool(melodic[a])] for a, b in zip(cuts[:-1], cuts[1:])]  # [start, end, melodic]
     for run in runs:  # a short rest inside the melody belongs to it

@@ -562,13 +562,25 @@ def _load_kernels() -> None:
     from structdiff.analysis import song_plan
     from structdiff.data.midi import song_from_symusic
 
-    score = symusic.Score(480)
-    track = symusic.Track("warm-up", 0, False)
-    for i in range(64):  # a C major arpeggio in quarters, 16 bars
-        track.notes.append(symusic.Note(i * 480, 480, (60, 64, 67, 72)[i % 4], 80))
-    score.tracks.append(track)
+    def warm_up(offset: int, tune: bool) -> None:
+        """A C major arpeggio in quarters, 16 bars, from tick `offset`, with or without a tune
+        in halves over it (the melody's kernels)."""
+        score = symusic.Score(480)
+        tracks = [symusic.Track("warm-up", 0, False), symusic.Track("warm-up tune", 0, False)]
+        for i in range(64):
+            tracks[0].notes.append(symusic.Note(offset + i * 480, 480, (60, 64, 67, 72)[i % 4], 80))
+            if tune and i % 2 == 0:
+                tracks[1].notes.append(symusic.Note(offset + i * 480, 960,
+                                                    (76, 77, 79, 77)[i % 8 // 2], 90))
+        score.tracks.extend(tracks if tune else tracks[:1])
+        song = song_from_symusic(score, find_beats=True)
+        if tune:
+            song.tracks[1].role = "melody"
+        song_plan(song)
+
     try:
-        song_plan(song_from_symusic(score, find_beats=True))
+        warm_up(0, tune=True)
+        warm_up(200, tune=False)  # off the file's beat: the beat finder's own kernels too
     except Exception:  # only a warm-up: each file's own analysis says what is wrong
         pass
 

@@ -347,3 +347,53 @@ def test_tempos_from_arrays_match_symusics_objects():
     assert _tempos(score.tempos.numpy()) == objects
     assert [t.step for t in objects] == [0, 3, 8, 20]
     assert _tempos(symusic.Score(4).tempos.numpy()) == []
+
+
+def phase_refined_reference(times, durations, pitches, tpq, centre, window):
+    from structdiff.analysis.beats import _onset_weight
+
+    offset = (times - centre + tpq / 2) % tpq - tpq / 2
+    near = np.abs(offset) <= window
+    weight = _onset_weight(durations, pitches, tpq)
+    if near.any():
+        centre += float(np.average(offset[near], weights=weight[near]))
+    return centre
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_phase_refined_matches_numpys_average_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([0, 1, 5, 9, 130, 300, 2000]))
+    tpq = int(rng.choice([96, 480, 384]))
+    times = rng.integers(0, 200 * tpq, n)
+    durations = rng.integers(1, 3 * tpq, n)
+    pitches = rng.integers(20, 100, n)
+    for candidate in (0, 3, 12, 23):
+        centre = candidate * tpq / 24
+        window = 1.5 * tpq / 24 * float(rng.choice([1, 8]))  # a wide one: most onsets near
+        got = kernels.phase_refined(times, durations, pitches, tpq, centre, window)
+        want = phase_refined_reference(times, durations, pitches, tpq, centre, window)
+        assert got == want, (n, tpq, candidate)
+
+
+def melody_silence_runs_reference(starts, durations, end, lo, hi):
+    sounding = np.zeros(end + 1, dtype=np.int64)
+    if len(starts):
+        sounding = (np.bincount(np.minimum(starts, end), minlength=end + 1)
+                    - np.bincount(np.minimum(starts + durations, end), minlength=end + 1))
+    silent = np.cumsum(sounding)[:end] == 0
+    return kernels.longest_runs(silent, lo, hi)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_silent_runs_match_numpys_sounding_count(seed):
+    rng = np.random.default_rng(seed)
+    end = int(rng.integers(1, 400))
+    n = int(rng.choice([0, 1, 10, 60]))
+    starts = rng.integers(0, end + 20, n)  # some past the end
+    durations = rng.integers(0, 40, n)
+    lo = rng.integers(0, end, 30)
+    hi = lo + rng.integers(0, 50, 30)  # some past the end
+    got = kernels.silent_runs(starts, starts + durations, end, lo, hi)
+    np.testing.assert_array_equal(got, melody_silence_runs_reference(starts, durations, end, lo,
+                                                                     hi))
