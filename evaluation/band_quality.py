@@ -99,14 +99,16 @@ def arranged_song(arranger, real: Song, roles: list[str], style: str | None, see
 
 
 def generated_song(planner, arranger, real: Song, roles: list[str], style: str | None,
-                   seed: int, steps: int, harmony: float = DEFAULT_HARMONY) -> Song:
+                   seed: int, steps: int, harmony: float = DEFAULT_HARMONY,
+                   guidance: float = 1.0) -> Song:
     """A new song as long as `real`, in its meter, key, style and tempo, for `roles`."""
     templates = role_templates(real, roles)
     instruments = ",".join(f"{r}={t.program}" for r, t in templates.items())
     ts = real.time_signature_at(0)
     key = real.plan.key.name if real.plan is not None and real.plan.key else None
     song = new_song(planner, arranger,
-                    Options(style=style, seed=seed, steps=steps, harmony=harmony),
+                    Options(style=style, seed=seed, steps=steps, harmony=harmony,
+                            guidance=guidance),
                     n_bars=real.n_bars, key=key, meter=(ts.numerator, ts.denominator),
                     instruments=instruments, tempo=real.tempo_qpm)
     # tracks of a drum role are drum tracks, whatever the pipeline's default

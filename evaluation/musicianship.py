@@ -1,7 +1,7 @@
 """Real or generated? The classifier two-sample test on the shipped models (issue 11's ruler).
 
     .venv/bin/python evaluation/musicianship.py [--sets chorale band] [--n 36] [--bars 32]
-        [--arranger DIR] [--steps N] [--harmony X]
+        [--arranger DIR] [--steps N] [--harmony X] [--guidance G] [--no-floors]
         [--out evaluation/results/musicianship.md]
 
 - chorale: the test split's Bach chorales (music21 corpus, `datasets/music21/test.txt`)
@@ -64,7 +64,7 @@ def features(songs) -> list[np.ndarray]:
 
 
 def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path | None = None,
-                 steps: int | None = None, generate: bool = True):
+                 steps: int | None = None, generate: bool = True, guidance: float = 1.0):
     """The test chorales (analyzed) and, with `generate`, as many new chorale-style songs."""
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
              if line.strip().startswith("bach/")][:n]
@@ -82,13 +82,14 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
     if harmony is None:
         harmony = float(arranger.meta.get("default_harmony", 2.0))
     generated = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=steps,
-                                                     harmony=harmony),
+                                                     harmony=harmony, guidance=guidance),
                           n_bars=bars)
                  for i in tqdm(range(len(real)), desc="generating chorales", unit="song")]
     return real, generated
 
 
-def band_sets(n: int, bars: int):
+def band_sets(n: int, bars: int, harmony: float | None = None, steps: int | None = None,
+              guidance: float = 1.0):
     from structdiff.data.prepare import load_prepared
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -105,9 +106,11 @@ def band_sets(n: int, bars: int):
         roles = [r for r in song.roles if r in arranger.roles]
         style = song.style if song.style in set(arranger.styles) & set(planner.styles) else None
         try:
-            new = generated_song(planner, arranger, song, roles, style, i,
-                                 int(arranger.meta.get("default_steps", 10)),
-                                 float(arranger.meta.get("default_harmony", 1.0)))
+            new = generated_song(
+                planner, arranger, song, roles, style, i,
+                steps or int(arranger.meta.get("default_steps", 10)),
+                float(arranger.meta.get("default_harmony", 1.0)) if harmony is None else harmony,
+                guidance)
         except ValueError:
             continue
         real.append(song)
@@ -122,10 +125,14 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--arranger", type=Path, help="chorale set: an arranger bundle's folder "
                         "(default: the one `generate --style chorale` uses)")
-    parser.add_argument("--steps", type=int, help="chorale set: denoising steps or unmasking "
-                        "rounds (default: the arranger's)")
-    parser.add_argument("--harmony", type=float, help="chorale set: the harmony lean "
-                        "(default: the arranger's)")
+    parser.add_argument("--steps", type=int, help="denoising steps or unmasking rounds "
+                        "(default: each arranger's)")
+    parser.add_argument("--harmony", type=float, help="the harmony lean (default: each "
+                        "arranger's)")
+    parser.add_argument("--guidance", type=float, default=1.0,
+                        help="classifier-free guidance on the style (default 1: none)")
+    parser.add_argument("--no-floors", action="store_true",
+                        help="only generated against real: no floors, no control")
     parser.add_argument("--out", type=Path, default=Path("evaluation/results/musicianship.md"))
     args = parser.parse_args()
     started = time.perf_counter()
@@ -134,13 +141,17 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name in args.sets:
         real, generated = chorale_sets(args.n, args.bars, args.harmony, args.arranger,
-                                       args.steps) if name == "chorale" else \
-            band_sets(args.n, args.bars)
+                                       args.steps, guidance=args.guidance) \
+            if name == "chorale" else \
+            band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance)
         fr, fg = features(real), features(generated)
         lines += [f"# {name}: generated against real", ""]
         lines.append(classifier_markdown(two_sample_test(fr, fg),
                                          f"{name}: {len(generated)} generated songs against "
                                          f"{len(real)} real test songs"))
+        if args.no_floors:
+            print(f"{name} done at {time.perf_counter() - started:.0f} s", flush=True)
+            continue
         # two halves of the real songs drawn at random (the corpus lists songs by source)
         order = rng.permutation(len(real))
         first, second = order[: len(real) // 2], order[len(real) // 2 :]

@@ -663,3 +663,18 @@ def in_note_order(notes: np.ndarray) -> bool:
         if notes[i - 1, 1] > notes[i, 1]:
             return False
     return True
+
+
+@njit(cache=True)
+def note_order(notes: np.ndarray) -> np.ndarray:
+    """The stable order `[N]` that `structdiff.data.song.sort_notes` puts notes `[N, 4]` in
+    (start, then pitch, then duration), from the same packed int64 key; an empty array when
+    a field is outside that key's ranges (the caller then sorts with `sort_notes` itself)."""
+    n = notes.shape[0]
+    key = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        start, duration, pitch = np.int64(notes[i, 0]), np.int64(notes[i, 1]), np.int64(notes[i, 2])
+        if not (0 <= start < 2**30 and 0 <= pitch < 128 and 0 <= duration < 2**26):
+            return np.empty(0, dtype=np.int64)
+        key[i] = (start << 33) | (pitch << 26) | duration
+    return np.argsort(key, kind="mergesort")

@@ -64,8 +64,9 @@ def key_profile_scores(pc_hist: np.ndarray, profile: str = "albrecht_shanahan") 
     if hist.shape[-1] != 12:
         raise ValueError(f"pitch-class histogram must end in 12 bins, got shape {hist.shape}")
     t, t_norm = _centred_templates(profile)  # [24, 12], [24]
-    h = hist - hist.mean(axis=-1, keepdims=True)  # [..., 12]
-    norm = np.linalg.norm(h, axis=-1, keepdims=True) * t_norm  # [..., 24]
+    # the mean and np.linalg.norm as numpy computes them, without their wrappers' overhead
+    h = hist - np.add.reduce(hist, axis=-1, keepdims=True) / 12  # [..., 12]
+    norm = np.sqrt(np.add.reduce(h * h, axis=-1, keepdims=True)) * t_norm  # [..., 24]
     return np.divide(h @ t.T, norm, out=np.zeros(norm.shape), where=norm > 0)
 
 

@@ -75,7 +75,7 @@ def _bar_profiles(song: Song, n_positions: int) -> tuple[np.ndarray, ...]:
                              minlength=L * n_positions).reshape(L, n_positions)
         kinds = (np.minimum(offset, longest - 1) * 128 + pitches).astype(np.int64)
     for m in (chroma, rhythm):
-        norm = np.linalg.norm(m, axis=1, keepdims=True)
+        norm = np.sqrt(np.add.reduce(m * m, axis=1, keepdims=True))  # np.linalg.norm's sum
         np.divide(m, norm, out=m, where=norm > 0)
     return chroma, rhythm, np.asarray(bar_idx, dtype=np.int64), kinds
 
@@ -160,7 +160,7 @@ def segment(
     L = song.n_bars
     melody = melody_notes(song)
     melodic = melodic_bars(song, melody) if melody is not None and min_bars is None else None
-    if melodic is not None and L and melodic.mean() >= MIN_MELODY_SHARE:  # melody_share
+    if melodic is not None and L and np.count_nonzero(melodic) / L >= MIN_MELODY_SHARE:
         sections = melody_sections(song, melody, melodic=melodic)
         return sections, [s.start_bar + s.n_bars - 1 for s in sections[:-1]]
     ends = phrase_ends(song, chords)

@@ -104,7 +104,8 @@ def song_from_symusic(
         if len(notes):
             end = max(end, int((notes[:, 0] + notes[:, 1]).max()))
         if not kernels.in_note_order(notes):  # symusic gives most tracks in order already
-            notes = sort_notes(notes)
+            order = kernels.note_order(notes)  # sort_notes' order, compiled
+            notes = notes[order] if len(order) == len(notes) else sort_notes(notes)
         tracks.append(Track(t.name.strip(), int(t.program), bool(t.is_drum), notes))
 
     time_signatures = _dedupe_by_step(

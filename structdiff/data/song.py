@@ -211,7 +211,7 @@ class Song:
     def bar_of(self, step: int | np.ndarray) -> np.ndarray:
         """Index of the bar that contains `step` (clipped to the song's bars)."""
         # minimum/maximum, not np.clip: the same result, a third of the time on small arrays
-        return np.minimum(np.maximum(np.searchsorted(self.bars, step, side="right") - 1, 0),
+        return np.minimum(np.maximum(np.asarray(self.bars).searchsorted(step, side="right") - 1, 0),
                           self.n_bars - 1)
 
     def time_signature_at(self, step: int) -> TimeSignature:
@@ -239,7 +239,7 @@ class Song:
         if all(a <= b for a, b in zip(steps, steps[1:])):
             # the last meter (in list order) starting at or before the bar; before the first
             # meter, the first
-            index = np.maximum(np.searchsorted(steps, self.bars, side="right") - 1, 0)
+            index = np.maximum(np.asarray(steps).searchsorted(self.bars, side="right") - 1, 0)
         else:
             index = np.array([max((i for i, ts in enumerate(tss) if ts.step <= b), default=0)
                               for b in self.bars.tolist()], dtype=np.int64)

@@ -397,3 +397,20 @@ def test_silent_runs_match_numpys_sounding_count(seed):
     got = kernels.silent_runs(starts, starts + durations, end, lo, hi)
     np.testing.assert_array_equal(got, melody_silence_runs_reference(starts, durations, end, lo,
                                                                      hi))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_note_order_is_sort_notes_order(seed):
+    from structdiff.data.song import sort_notes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.choice([0, 1, 7, 200, 3000]))
+    notes = np.stack([rng.integers(0, 64, n), rng.integers(0, 4, n), rng.integers(60, 64, n),
+                      rng.integers(1, 128, n)], axis=1).astype(np.int32)  # many ties
+    order = kernels.note_order(notes)
+    assert len(order) == n
+    np.testing.assert_array_equal(notes[order], sort_notes(notes))
+    if n:
+        wide = notes.copy()
+        wide[0, 1] = 2**26  # a duration past the packed key: the caller must sort itself
+        assert len(kernels.note_order(wide)) == 0
