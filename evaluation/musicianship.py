@@ -89,14 +89,14 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
 
 
 def band_sets(n: int, bars: int, harmony: float | None = None, steps: int | None = None,
-              guidance: float = 1.0):
+              guidance: float = 1.0, arranger: Path | None = None):
     from structdiff.data.prepare import load_prepared
 
     sys.path.insert(0, str(Path(__file__).parent))
     from band_quality import generated_song
 
     folder = SHIPPED_SETS["band"]
-    planner, arranger = load_planner(folder), load_arranger(folder)
+    planner, arranger = load_planner(folder), load_arranger(arranger or folder)
     tests = [s for s in load_prepared(Path("data/band"), "test") if s.plan is not None]
     rng = np.random.default_rng(0)
     picks = sorted(rng.choice(len(tests), min(n, len(tests)), replace=False).tolist())
@@ -123,8 +123,8 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["chorale", "band"])
     parser.add_argument("--n", type=int, default=36, help="songs per set (default 36)")
     parser.add_argument("--bars", type=int, default=32)
-    parser.add_argument("--arranger", type=Path, help="chorale set: an arranger bundle's folder "
-                        "(default: the one `generate --style chorale` uses)")
+    parser.add_argument("--arranger", type=Path, help="an arranger bundle's folder (default: "
+                        "the one `generate --style chorale` uses, the shipped band one)")
     parser.add_argument("--steps", type=int, help="denoising steps or unmasking rounds "
                         "(default: each arranger's)")
     parser.add_argument("--harmony", type=float, help="the harmony lean (default: each "
@@ -143,7 +143,7 @@ def main() -> None:
         real, generated = chorale_sets(args.n, args.bars, args.harmony, args.arranger,
                                        args.steps, guidance=args.guidance) \
             if name == "chorale" else \
-            band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance)
+            band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance, args.arranger)
         fr, fg = features(real), features(generated)
         lines += [f"# {name}: generated against real", ""]
         lines.append(classifier_markdown(two_sample_test(fr, fg),
