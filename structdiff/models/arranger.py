@@ -52,7 +52,7 @@ from torch import nn
 
 from structdiff.analysis.chords import CHORD_TONES
 from structdiff.data.arrange_tensor import feature_slice
-from structdiff.data.tokens import HOLD, N_SPECIAL
+from structdiff.data.tokens import HOLD, N_SPECIAL, REST
 from structdiff.models.planner import count_parameters, timestep_embedding
 
 __all__ = ["DIFFUSIONS", "PITCH_FEATURES", "Arranger", "ArrangerConfig", "count_parameters",
@@ -82,6 +82,9 @@ class ArrangerConfig:
     # plan chord's tones, and writes a pitch-class logit added to every pitch of that class
     pitch_classes: bool = False
     pitch_low: int = 33  # pitch of the first pitch token (structdiff.data.tokens)
+    # 'learned': a free embedding of every token value; 'pitch': a fixed one in which near
+    # pitches lie near each other (`pitch_embedding`)
+    token_embedding: str = "learned"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -168,6 +171,37 @@ class _Block(nn.Module):
 
 _KINDS = ("mono", "poly", "drums")
 DIFFUSIONS = ("gaussian", "masked")
+TOKEN_EMBEDDINGS = ("learned", "pitch")
+
+
+def pitch_embedding(vocab: int, emb_dim: int) -> torch.Tensor:
+    """A fixed token embedding `[vocab, emb_dim]`, rows of norm sqrt(emb_dim), in which the
+    distance between two pitch tokens grows with the interval between them.
+
+    Three dimensions say what a token is (REST, HOLD, or a pitch; REST and HOLD are those axes
+    alone); the rest hold the pitch's height as sines and cosines of periods 2n, n, n/2, ...
+    pitches (n the number of pitch tokens), the first of them too long to wrap round. Under
+    Gaussian noise a note is then told from a rest first, its register next and its exact
+    pitch last, and an estimate between two near pitches lies between them, where a learned
+    embedding of 68 pitches in 12 dimensions puts every pitch about as far from every other
+    (issue 11: the shipped band arranger's neighbouring pitch tokens had a mean cosine of 0.06,
+    its melodies moved by step 13% of the time against POP909's 50%).
+    """
+    pairs = (emb_dim - 3) // 2
+    if pairs < 1:
+        raise ValueError(f"a pitch embedding needs emb_dim >= 5, got {emb_dim}")
+    n = vocab - N_SPECIAL
+    out = torch.zeros(vocab, emb_dim, dtype=torch.float64)
+    out[REST, 0] = out[HOLD, 1] = math.sqrt(emb_dim)
+    kind, height = emb_dim / 4, 3 * emb_dim / 4  # squared norms of the two parts of a pitch
+    out[N_SPECIAL:, 2] = math.sqrt(kind)
+    pitch = torch.arange(n, dtype=torch.float64)
+    for k in range(pairs):
+        angle = 2 * math.pi * pitch / (2 * n / 2 ** k)
+        share = (pairs - k) / (pairs * (pairs + 1) / 2)
+        out[N_SPECIAL:, 3 + 2 * k] = torch.cos(angle) * math.sqrt(height * share)
+        out[N_SPECIAL:, 4 + 2 * k] = torch.sin(angle) * math.sqrt(height * share)
+    return out.float()
 PITCH_FEATURES = 16  # per step: sounding pitch class (12), height, sounding, onset, masked
 
 
@@ -233,7 +267,13 @@ class Arranger(nn.Module):
                                  persistent=False)  # [Q, 12 roots, 12 pitch classes]
             self.plan_pc = nn.Linear(24, d)  # the chord's tones and its bass, as pitch classes
             self.out_pc = nn.Linear(d, S * 12)
-        if "mono" in kinds:
+        if cfg.token_embedding not in TOKEN_EMBEDDINGS:
+            raise ValueError(f"token_embedding must be one of {', '.join(TOKEN_EMBEDDINGS)}, "
+                             f"got {cfg.token_embedding!r}")
+        if "mono" in kinds and cfg.token_embedding == "pitch":
+            self.register_buffer("fixed_embedding", pitch_embedding(cfg.vocab, E),
+                                 persistent=False)
+        elif "mono" in kinds:
             self.embedding = nn.Embedding(cfg.vocab, E)
             nn.init.normal_(self.embedding.weight)
         out_size = {"mono": cfg.vocab, "poly": 2 * cfg.poly_pitches, "drums": cfg.n_drums}
@@ -326,6 +366,8 @@ class Arranger(nn.Module):
 
     def token_embeddings(self) -> torch.Tensor:
         """The diffused embedding of every token value `[vocab, E]`, rows of norm sqrt(E)."""
+        if self.cfg.token_embedding == "pitch":
+            return self.fixed_embedding
         return F.normalize(self.embedding.weight, dim=-1) * math.sqrt(self.cfg.emb_dim)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -109,6 +109,8 @@ class ArrangerModule(DiffusionModule):
         pitch_classes: a masked arranger's network also reads the sounding pitch class of
             every step and the plan chord's tones, and writes a logit per pitch class
             (`ArrangerConfig.pitch_classes`).
+        token_embedding: 'learned' (a free embedding of the mono tokens) or 'pitch' (a fixed
+            one in which near pitches lie near each other; `arranger.pitch_embedding`).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
@@ -150,6 +152,7 @@ class ArrangerModule(DiffusionModule):
         diffusion: str = "gaussian",
         masked_order: str = "confidence",
         pitch_classes: bool = False,
+        token_embedding: str = "learned",
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 200,
@@ -180,7 +183,7 @@ class ArrangerModule(DiffusionModule):
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
             max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
             n_drums=len(DRUM_CLASSES), diffusion=diffusion, pitch_classes=pitch_classes,
-            pitch_low=pitch_low,
+            pitch_low=pitch_low, token_embedding=token_embedding,
         )
         if masked_order not in ORDERS:
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "

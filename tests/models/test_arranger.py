@@ -7,7 +7,13 @@ from torch import nn
 from structdiff.analysis.chords import QUALITIES
 from structdiff.data.arrange_tensor import PLAN_FEATURES, feature_slice
 from structdiff.data.tokens import HOLD, REST, vocab_size
-from structdiff.models.arranger import PITCH_FEATURES, Arranger, ArrangerConfig, pitch_features
+from structdiff.models.arranger import (
+    PITCH_FEATURES,
+    Arranger,
+    ArrangerConfig,
+    pitch_embedding,
+    pitch_features,
+)
 
 B, K, T = 2, 4, 32  # 8 tokens of 4 steps per track
 N = T // 4
@@ -327,3 +333,39 @@ def test_pitch_classes_need_a_masked_arranger():
     with pytest.raises(ValueError, match="pitch_classes needs a masked arranger"):
         Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
                                 pitch_classes=True))
+
+
+def test_pitch_embedding_puts_near_pitches_near():
+    V, E = vocab_size(68), 12
+    emb = pitch_embedding(V, E)
+    assert emb.shape == (V, E)
+    assert torch.allclose(emb.norm(dim=-1), torch.full((V,), E**0.5))
+    d = torch.cdist(emb.double(), emb.double())
+    # from any pitch, the distance grows with the interval up to two octaves, up or down
+    for p in range(2, V):
+        up = d[p, p : min(V, p + 25)]
+        down = d[p, max(2, p - 24) : p + 1].flip(0)
+        assert torch.all(up[1:] > up[:-1]) and torch.all(down[1:] > down[:-1])
+    # a rest or a hold is farther from every pitch than the pitches within an octave
+    assert d[REST, 2:].min() > d[2:14, 2:14].max() and d[HOLD, 2:].min() > d[2:14, 2:14].max()
+    assert d[REST, HOLD] > 0
+    with pytest.raises(ValueError, match="emb_dim >= 5"):
+        pitch_embedding(V, 4)
+
+
+def test_pitch_embedded_arranger_has_no_learned_embedding_and_decodes_every_token():
+    cfg = ArrangerConfig(vocab=vocab_size(24), n_roles=2, n_styles=1, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=16, n_layers=1, n_heads=2,
+                         token_embedding="pitch")
+    m = Arranger(cfg)
+    assert not hasattr(m, "embedding")
+    assert not any("embedding" in k for k in m.state_dict())  # rebuilt from the config
+    tokens = torch.arange(cfg.vocab)
+    assert torch.equal(m.embed(tokens), pitch_embedding(cfg.vocab, 8))
+    assert torch.equal(m.nearest_tokens(m.embed(tokens)), tokens)
+    # an estimate halfway between two pitches a tone apart is read as one of them
+    mid = (m.embed(torch.tensor(10)) + m.embed(torch.tensor(12))) / 2
+    assert m.nearest_tokens(mid).item() in (10, 11, 12)
+    with pytest.raises(ValueError, match="token_embedding must be one of"):
+        Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
+                                token_embedding="random"))

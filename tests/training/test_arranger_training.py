@@ -211,3 +211,26 @@ def test_step_padding_repeats_token_padding_over_its_steps():
     pad = step_padding(_plans(n=1))
     assert pad.shape == (1, 8 * STEPS_PER_TOKEN)
     assert pad[0].tolist() == [False] * 24 + [True] * 8
+
+
+def test_a_pitch_embedded_arranger_starts_from_a_learned_ones_weights_and_ships(trained,
+                                                                                 tmp_path):
+    """`token_embedding: pitch` from a bundle with a learned embedding: every other weight is
+    taken, the embedding is the fixed one, and the exported bundle loads with it."""
+    from structdiff.models.arranger import pitch_embedding
+    from structdiff.models.bundle import read_state
+    from structdiff.training.arranger_module import ArrangerModule
+
+    meta = json.loads((trained / "arranger.json").read_text())["config"]
+    settings = {k: meta[k] for k in ("d_model", "n_layers", "n_heads", "emb_dim")}
+    module = ArrangerModule(**settings, token_embedding="pitch", init_from=str(trained))
+    shipped = read_state(trained, "arranger")
+    state = module.model.state_dict()
+    assert set(shipped) - set(state) == {"embedding.weight"}
+    assert all(torch.equal(state[k], shipped[k]) for k in state)
+    fixed = pitch_embedding(meta["vocab"], meta["emb_dim"])
+    assert torch.equal(module.model.token_embeddings(), fixed)
+    module.save(str(tmp_path), {"steps": 0})
+    bundle = load_arranger(tmp_path)
+    assert bundle.model.cfg.token_embedding == "pitch"
+    assert torch.equal(bundle.model.token_embeddings(), fixed)
