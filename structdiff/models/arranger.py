@@ -5,7 +5,9 @@ slot holds its *kind*'s representation (`structdiff.data.parts`), padded with ze
 channels:
 
 - mono (voices, melody, bass): per-step tokens (rest / hold / pitch) in a learned `emb_dim`-wide
-  embedding, each row normalized to norm sqrt(emb_dim); the network predicts x0 as class logits
+  embedding, each row normalized to norm sqrt(emb_dim), or (`token_embedding="pitch"`, the
+  shipped band arranger) a fixed one in which near pitches lie near each other
+  (`pitch_embedding`); the network predicts x0 as class logits
   per step (cross-entropy) and the x0 estimate is the softmax-weighted mean of the embeddings;
 - poly (keys, guitar, strings): the roll `[P, 2]` (onset, sustain) per step as +-1 values; the
   network predicts a logit per cell (binary cross-entropy, output bias at the base rate) and the
