@@ -204,6 +204,8 @@ def pitch_embedding(vocab: int, emb_dim: int) -> torch.Tensor:
         out[N_SPECIAL:, 3 + 2 * k] = torch.cos(angle) * math.sqrt(height * share)
         out[N_SPECIAL:, 4 + 2 * k] = torch.sin(angle) * math.sqrt(height * share)
     return out.float()
+
+
 PITCH_FEATURES = 16  # per step: sounding pitch class (12), height, sounding, onset, masked
 
 
