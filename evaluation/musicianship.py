@@ -41,7 +41,12 @@ from structdiff.metrics.musicianship import (
     window_features,
 )
 from structdiff.metrics.report import write_atomic
-from structdiff.models.bundle import SHIPPED_DIR, SHIPPED_SETS, arranger_for_style
+from structdiff.models.bundle import (
+    SHIPPED_DIR,
+    SHIPPED_SETS,
+    arranger_for_style,
+    planner_for_style,
+)
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import Options, new_song
 from structdiff.pipeline.plan import load_planner
@@ -64,7 +69,8 @@ def features(songs) -> list[np.ndarray]:
 
 
 def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path | None = None,
-                 steps: int | None = None, generate: bool = True, guidance: float = 1.0):
+                 steps: int | None = None, generate: bool = True, guidance: float = 1.0,
+                 planner: Path | None = None):
     """The test chorales (analyzed) and, with `generate`, as many new chorale-style songs."""
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
              if line.strip().startswith("bach/")][:n]
@@ -75,8 +81,8 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
         real.append(song)
     if not generate:
         return real, []
-    # the arranger `generate --style chorale` uses: the classical set's own for chorales
-    planner = load_planner()
+    # the models `generate --style chorale` uses: the classical set's own for chorales
+    planner = load_planner(planner or planner_for_style(SHIPPED_DIR, "chorale"))
     arranger = load_arranger(arranger or arranger_for_style(SHIPPED_DIR, "chorale"))
     steps = steps or int(arranger.meta.get("default_steps", 20))
     if harmony is None:
@@ -125,6 +131,8 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--arranger", type=Path, help="an arranger bundle's folder (default: "
                         "the one `generate --style chorale` uses, the shipped band one)")
+    parser.add_argument("--planner", type=Path, help="a planner bundle's folder for the "
+                        "chorale set (default: the one `generate --style chorale` uses)")
     parser.add_argument("--steps", type=int, help="denoising steps or unmasking rounds "
                         "(default: each arranger's)")
     parser.add_argument("--harmony", type=float, help="the harmony lean (default: each "
@@ -141,7 +149,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for name in args.sets:
         real, generated = chorale_sets(args.n, args.bars, args.harmony, args.arranger,
-                                       args.steps, guidance=args.guidance) \
+                                       args.steps, guidance=args.guidance,
+                                       planner=args.planner) \
             if name == "chorale" else \
             band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance, args.arranger)
         fr, fg = features(real), features(generated)

@@ -9,10 +9,13 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
         --out out/exp/musicianship_arrangers.json
 
-A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance`;
+A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans`;
 order, resample and temperature set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
-classifier-free guidance scale on the style (`generate --guidance`, default 1: none). Prints
+classifier-free guidance scale on the style (`generate --guidance`, default 1: none); plans is
+`planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
+chorale of the same index) or `real` (each test chorale's own analyzed plan, arranged anew in
+all four voices: what the arranger alone gives away). Prints
 one table row per variant as it goes and writes them all, with every feature's means, to
 `--out` (JSON). The verdicts are in `evaluation/results/musicianship_arrangers.md`.
 """
@@ -23,6 +26,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,7 @@ from tqdm import tqdm
 from structdiff.metrics.evaluate import compare, score_songs
 from structdiff.metrics.musical import PITCH_METRICS, RHYTHM_METRICS
 from structdiff.metrics.musicianship import two_sample_test
+from structdiff.models.bundle import SHIPPED_DIR, planner_for_style
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import Options, new_song
 from structdiff.pipeline.plan import load_planner
@@ -65,18 +70,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True,
                         help="label|arranger folder|steps|harmony|order|resample|temperature|"
-                        "guidance")
+                        "guidance|plans")
+    parser.add_argument("--planner", type=Path,
+                        help="the planner of the 'planned' variants (default: the one "
+                        "`generate --style chorale` uses)")
     parser.add_argument("--n", type=int, default=36)
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     real, _ = chorale_sets(args.n, args.bars, generate=False)
     fr = features(real)
-    planner = load_planner()
+    planner = load_planner(args.planner or planner_for_style(SHIPPED_DIR, "chorale"))
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
-        label, folder, steps, harmony, order, resample, temperature, guidance = (
-            spec.split("|") + [""] * 8)[:8]
+        label, folder, steps, harmony, order, resample, temperature, guidance, plans = (
+            spec.split("|") + [""] * 9)[:9]
+        if plans not in ("", "planned", "length", "real"):
+            parser.error(f"plans must be 'planned', 'length' or 'real', got {plans!r}")
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
                            ("temperature", temperature and float(temperature))):
@@ -87,7 +97,8 @@ def main() -> None:
                                                          steps=int(steps),
                                                          harmony=float(harmony),
                                                          guidance=float(guidance or 1.0)),
-                              n_bars=args.bars)
+                              n_bars=real[i].n_bars if plans == "length" else args.bars,
+                              plan_song=replace(real[i], tracks=[]) if plans == "real" else None)
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
         test = two_sample_test(fr, features(generated))
@@ -97,6 +108,8 @@ def main() -> None:
             "label": label, "arranger": folder, "steps": int(steps), "harmony": float(harmony),
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
             "temperature": arranger.meta.get("temperature"), "guidance": float(guidance or 1.0),
+            "plans": plans or "planned",
+            "planner": str(args.planner or planner_for_style(SHIPPED_DIR, "chorale")),
             "seconds": round(seconds, 1),
             "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
             "means": means, "rows_within": rows_ok, "muspy_oa": muspy_oa(real, generated),

@@ -468,7 +468,12 @@ def cmd_prepare(args) -> int:
 def cmd_plan(args) -> int:
     from structdiff.analysis.schema import analysis_dict
     from structdiff.metrics.report import write_atomic
-    from structdiff.models.bundle import BundleError, set_for_role_map, set_for_style
+    from structdiff.models.bundle import (
+        BundleError,
+        planner_for_style,
+        set_for_role_map,
+        set_for_style,
+    )
     from structdiff.pipeline.plan import generate_plan, load_planner
 
     meter = _parse_meter(args.meter)
@@ -481,8 +486,8 @@ def cmd_plan(args) -> int:
         if args.model is not None:
             bundle = load_planner(args.model)
         else:  # the shipped set that knows the style (the band set without one)
-            bundle = load_planner(set_for_style(args.style) if args.style
-                                  else set_for_role_map(None))
+            bundle = load_planner(planner_for_style(set_for_style(args.style), args.style)
+                                  if args.style else set_for_role_map(None))
     except BundleError as e:
         raise UsageError(str(e)) from None
     plan, song = generate_plan(
@@ -526,6 +531,7 @@ def cmd_generate(args) -> int:
     from structdiff.models.bundle import (
         BundleError,
         arranger_for_style,
+        planner_for_style,
         read_bundle_meta,
         set_for_role_map,
         set_for_style,
@@ -577,7 +583,7 @@ def cmd_generate(args) -> int:
             song.plan = song_plan(song)
         shipped = shipped or set_for_role_map(song.role_map if song else None)
         arranger = load_arranger(args.arranger or arranger_for_style(shipped, args.style))
-        planner = load_planner(args.planner or shipped) if not (
+        planner = load_planner(args.planner or planner_for_style(shipped, args.style)) if not (
             args.accompany or args.regenerate or args.plan) else None
     except BundleError as e:
         raise UsageError(str(e)) from None

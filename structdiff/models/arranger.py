@@ -87,6 +87,9 @@ class ArrangerConfig:
     # 'learned': a free embedding of every token value; 'pitch': a fixed one in which near
     # pitches lie near each other (`pitch_embedding`)
     token_embedding: str = "learned"
+    # track attention's reach in time: 0, every track at the same time token (as trained
+    # before); n, every track's tokens within n time tokens either side (`track_span`)
+    track_span: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +136,20 @@ class _Attention(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
         return h + gate * self.proj(rearrange(a, "s h l e -> s l (h e)"))
 
+    def neighbours(self, h, c, span: int, bias):
+        """Self-attention of h `[B, K, N, D]` in which each token attends to every track's
+        tokens within `span` time tokens of its own (the window's ends padded with zeros); c
+        `[B, D]`, bias `[B N, H, K, K (2 span + 1)]` masks and weights those keys."""
+        B = h.shape[0]
+        shift, scale, gate = self.modulation(c)[:, None, None].chunk(3, -1)
+        x = self.norm(h) * (1 + scale) + shift
+        q = rearrange(self.q(x), "b k n (h e) -> (b n) h k e", h=self.n_heads)
+        kv = F.pad(self.kv(x), (0, 0, span, span)).unfold(2, 2 * span + 1, 1)
+        k, v = rearrange(kv, "b k n (two h e) w -> two (b n) h (k w) e", two=2, h=self.n_heads)
+        p = self.dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        return h + gate * self.proj(rearrange(a, "(b n) h k e -> b k n (h e)", b=B))
+
 
 class _MLP(nn.Module):
     def __init__(self, d: int, dropout: float):
@@ -157,15 +174,21 @@ class _Block(nn.Module):
         self.track = _Attention(d, H, p)
         self.plan = _Attention(d, H, p, cross=True)
         self.mlp = _MLP(d, p)
+        self.span = cfg.track_span
 
     def forward(self, h, c, time_bias, track_bias, plan_bias, plan):
         """h [B, K, N, D]; c [B, D]; biases per attention; plan [B, N, D]."""
         B, K, N, D = h.shape
         x = rearrange(h, "b k n d -> (b k) n d")
         x = self.time(x, c.repeat_interleave(K, 0), time_bias)
-        x = rearrange(x, "(b k) n d -> (b n) k d", b=B)
-        x = self.track(x, c.repeat_interleave(N, 0), track_bias)
-        x = rearrange(x, "(b n) k d -> b (k n) d", b=B)
+        if self.span:
+            x = rearrange(x, "(b k) n d -> b k n d", b=B)
+            x = rearrange(self.track.neighbours(x, c, self.span, track_bias),
+                          "b k n d -> b (k n) d")
+        else:
+            x = rearrange(x, "(b k) n d -> (b n) k d", b=B)
+            x = self.track(x, c.repeat_interleave(N, 0), track_bias)
+            x = rearrange(x, "(b n) k d -> b (k n) d", b=B)
         x = self.plan(x, c, plan_bias, memory=plan)
         x = self.mlp(x, c)
         return rearrange(x, "b (k n) d -> b k n d", k=K)
@@ -300,6 +323,11 @@ class Arranger(nn.Module):
         self.plan_bias = nn.Embedding(n_rel, cfg.n_heads)
         nn.init.zeros_(self.time_bias.weight)
         nn.init.zeros_(self.plan_bias.weight)
+        if not isinstance(cfg.track_span, int) or cfg.track_span < 0:
+            raise ValueError(f"track_span must be an integer >= 0, got {cfg.track_span!r}")
+        if cfg.track_span:  # a bias per time offset, for a key of the query's track or another
+            self.span_bias = nn.Embedding(2 * (2 * cfg.track_span + 1), cfg.n_heads)
+            nn.init.zeros_(self.span_bias.weight)
         self.blocks = nn.ModuleList([_Block(cfg) for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
 
@@ -410,6 +438,25 @@ class Arranger(nn.Module):
         tones = torch.einsum("bnq,bnr,qrp->bnp", quality, root, self.chord_tones.to(plan.dtype))
         return torch.cat([tones, plan[..., feature_slice("bass")][..., :12]], dim=-1)
 
+    def _span_bias(self, keys: torch.Tensor, pad: torch.Tensor, K: int, N: int,
+                   dtype) -> torch.Tensor:
+        """The bias `[B N, H, K, K W]` of the track attention with `track_span` (W = 2 span +
+        1 time tokens): a learned value per time offset and same-or-other track, and the keys
+        masked that lie past the window's ends or on padding (never the query's own time) or
+        belong to a track that doesn't play (`keys` `[B, K]`; `pad` `[B, N]`)."""
+        span, device = self.cfg.track_span, keys.device
+        W = 2 * span + 1
+        at = torch.arange(N, device=device)[:, None] + torch.arange(W, device=device) - span
+        ok = (at >= 0) & (at < N) & ~pad[:, at.clamp(0, N - 1)]  # [B, N, W]
+        ok[:, :, span] = True
+        ok = ok[:, :, None, :] & keys[:, None, :, None]  # [B, N, K, W]
+        same = torch.eye(K, dtype=torch.long, device=device)[:, :, None]  # [K query, K key, 1]
+        index = 2 * torch.arange(W, device=device) + same  # [K, K, W]
+        rel = rearrange(self.span_bias(index), "q k w h -> h q (k w)").to(dtype)
+        neg = torch.finfo(dtype).min
+        mask = torch.zeros(ok.shape, dtype=dtype, device=device).masked_fill(~ok, neg)
+        return rel[None] + rearrange(mask, "b n k w -> (b n) 1 1 (k w)")
+
     def _relative_bias(self, table: nn.Embedding, n: int, device) -> torch.Tensor:
         index = torch.arange(n, device=device)
         rel = (index[None, :] - index[:, None]).clamp(-self.cfg.max_distance,
@@ -459,8 +506,11 @@ class Arranger(nn.Module):
         time_bias = time_bias.repeat_interleave(K, 0)  # [(B K), H, N, N]
         # a track that doesn't play is no key; with no track playing, every track is one
         keys = present | ~present.any(dim=1, keepdim=True)
-        track_bias = torch.zeros(B, 1, 1, K, dtype=x_t.dtype, device=x_t.device).masked_fill(
-            ~keys[:, None, None, :], neg).repeat_interleave(N, 0)  # [(B N), 1, 1, K]
+        if self.cfg.track_span:
+            track_bias = self._span_bias(keys, pad, K, N, x_t.dtype)
+        else:
+            track_bias = torch.zeros(B, 1, 1, K, dtype=x_t.dtype, device=x_t.device).masked_fill(
+                ~keys[:, None, None, :], neg).repeat_interleave(N, 0)  # [(B N), 1, 1, K]
         plan_bias = self._relative_bias(self.plan_bias, N, x_t.device).repeat(1, K, 1)
         plan_bias = plan_bias[None] + key_pad  # [B, H, K N, N]
         for block in self.blocks:

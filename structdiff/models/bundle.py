@@ -100,14 +100,26 @@ def set_for_style(style: str) -> Path:
     raise BundleError(f"unknown style {style!r} (known: {', '.join(known)})")
 
 
-STYLE_ARRANGERS = "styles"  # a set's arranger for one of its styles: SET/styles/STYLE/
+STYLE_MODELS = "styles"  # a set's own models for one of its styles: SET/styles/STYLE/
+
+
+def model_for_style(folder: str | Path, style: str | None, kind: str) -> Path:
+    """The folder of the `kind` model ('planner' or 'arranger') to use for `style` in the set
+    `folder`: the set's own model for that style (`styles/STYLE/KIND.json`) when it ships one,
+    else the set's."""
+    own = Path(folder) / STYLE_MODELS / str(style)
+    return own if style and (own / f"{kind}.json").is_file() else Path(folder)
 
 
 def arranger_for_style(folder: str | Path, style: str | None) -> Path:
-    """The folder of the arranger to use for `style` in the set `folder`: the set's own
-    arranger for that style (`styles/STYLE/arranger.json`) when it ships one, else the set's."""
-    own = Path(folder) / STYLE_ARRANGERS / str(style)
-    return own if style and (own / "arranger.json").is_file() else Path(folder)
+    """The folder of the arranger to use for `style` in the set `folder` (`model_for_style`)."""
+    return model_for_style(folder, style, "arranger")
+
+
+def planner_for_style(folder: str | Path, style: str | None) -> Path:
+    """The folder of the planner to use for `style` in the set `folder` (`model_for_style`);
+    a style's own planner takes its set's form model (`load_planner`)."""
+    return model_for_style(folder, style, "planner")
 
 
 def set_for_role_map(role_map: str | None) -> Path:

@@ -97,10 +97,12 @@ def cue_styles(cue: CueSheet) -> list[str]:
 
 def session_models(cue: CueSheet) -> tuple[PlannerBundle, ArrangerBundle]:
     """The shipped set that knows the cue sheet's styles (the first set without any), with its
-    arranger for the cue sheet's style when all of it is one style the set has one for."""
+    planner and arranger for the cue sheet's style when all of it is one style the set has its
+    own for."""
     from structdiff.models.bundle import (
         BundleError,
         arranger_for_style,
+        planner_for_style,
         set_for_style,
         shipped_sets,
     )
@@ -116,7 +118,8 @@ def session_models(cue: CueSheet) -> tuple[PlannerBundle, ArrangerBundle]:
         raise CueError(f"{cue.source}: {path}: {e}") from None
     # one arranger plays every state: the set's own for a cue sheet of one style that has one
     style = styles[0] if len(set(styles)) == 1 else None
-    return load_planner(folder), load_arranger(arranger_for_style(folder, style))
+    return (load_planner(planner_for_style(folder, style)),
+            load_arranger(arranger_for_style(folder, style)))
 
 
 def list_ports() -> list[str]:

@@ -55,12 +55,19 @@ class PlannerBundle:
 
 
 def load_planner(folder: str | Path | None = None) -> PlannerBundle:
-    """The planner bundle in `folder` (default: the one shipped in the package)."""
+    """The planner bundle in `folder` (default: the one shipped in the package), with the form
+    model beside it; a style's own planner (`SET/styles/STYLE/`, `planner_for_style`) without
+    one takes its set's."""
+    from structdiff.models.bundle import STYLE_MODELS
+
     meta = read_bundle_meta(folder, "planner")
     model = load_state(Planner(PlannerConfig(**meta["config"])), folder, "planner")
     noise = NoiseSchedule(**meta["noise"])
+    forms = load_forms(folder)
+    if forms is None and folder is not None and Path(folder).parent.name == STYLE_MODELS:
+        forms = load_forms(Path(folder).parents[1])
     return PlannerBundle(model, noise, list(meta["styles"]), meta.get("key_counts", {}), meta,
-                         load_forms(folder))
+                         forms)
 
 
 def choose_key(bundle: PlannerBundle, style: str | None, rng: np.random.Generator) -> Key:

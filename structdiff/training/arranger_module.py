@@ -111,6 +111,9 @@ class ArrangerModule(DiffusionModule):
             (`ArrangerConfig.pitch_classes`).
         token_embedding: 'learned' (a free embedding of the mono tokens) or 'pitch' (a fixed
             one in which near pitches lie near each other; `arranger.pitch_embedding`).
+        track_span: the track attention's reach in time tokens either side (0: the same time
+            token only; 1: a voice also sees every voice's previous and next quarter note,
+            where parallels, voice crossing and passing tones are decided).
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
@@ -153,6 +156,7 @@ class ArrangerModule(DiffusionModule):
         masked_order: str = "confidence",
         pitch_classes: bool = False,
         token_embedding: str = "learned",
+        track_span: int = 0,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 200,
@@ -183,7 +187,7 @@ class ArrangerModule(DiffusionModule):
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, dropout=dropout,
             max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
             n_drums=len(DRUM_CLASSES), diffusion=diffusion, pitch_classes=pitch_classes,
-            pitch_low=pitch_low, token_embedding=token_embedding,
+            pitch_low=pitch_low, token_embedding=token_embedding, track_span=track_span,
         )
         if masked_order not in ORDERS:
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "

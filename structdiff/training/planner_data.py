@@ -143,6 +143,8 @@ class PlanDataModule(pl.LightningDataModule):
         max_bars: longest window of bars in a training example.
         batch_size: windows per batch.
         limit: use at most this many songs per split (0: all), for quick runs.
+        only_styles: train and validate on the songs of these styles only (None: all), e.g.
+            a style's own planner fine-tuned from the set's (`configs/planner_chorale.yaml`).
         seed: seed of the window sampling.
     """
 
@@ -153,6 +155,7 @@ class PlanDataModule(pl.LightningDataModule):
         max_bars: int = 128,
         batch_size: int = 32,
         limit: int = 0,
+        only_styles: list[str] | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -161,6 +164,9 @@ class PlanDataModule(pl.LightningDataModule):
         self.max_bars = max_bars
         self.batch_size = batch_size
         self.limit = limit
+        self.only_styles = list(only_styles) if only_styles is not None else None
+        if self.only_styles is not None and not self.only_styles:
+            raise ValueError("only_styles must name at least one style (None: all)")
         self.seed = seed
         self.examples: dict[str, list[PlanExample]] = {}
         # (tonic, mode) counts `[24]` (12 major, then 12 minor) per style in the train split:
@@ -175,6 +181,8 @@ class PlanDataModule(pl.LightningDataModule):
         # plans, bars and meters only: a planner never reads the notes (a fraction of the
         # memory of the songs, so a corpus of 100k songs fits)
         for split, songs in training_splits(self.prepared, self.limit, notes=False).items():
+            if self.only_styles is not None:
+                songs = [s for s in songs if s.style in self.only_styles]
             if split == "train":
                 for song in songs:
                     key = song.plan.key if song.plan else None
@@ -183,7 +191,9 @@ class PlanDataModule(pl.LightningDataModule):
                         counts[key.tonic + (12 if key.mode == "minor" else 0)] += 1
             self.examples[split], _ = encode_corpus(songs)
             if not self.examples[split]:
-                raise ValueError(f"no {split} songs with plans in {self.prepared}")
+                among = (f" of the styles {', '.join(self.only_styles)}"
+                         if self.only_styles is not None else "")
+                raise ValueError(f"no {split} songs with plans{among} in {self.prepared}")
 
     def train_dataloader(self) -> DataLoader:
         ds = PlanDataset(self.examples["train"], self.styles, self.max_bars, True, self.seed)

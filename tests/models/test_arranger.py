@@ -369,3 +369,68 @@ def test_pitch_embedded_arranger_has_no_learned_embedding_and_decodes_every_toke
     with pytest.raises(ValueError, match="token_embedding must be one of"):
         Arranger(ArrangerConfig(vocab=14, n_roles=1, n_styles=1, n_plan=PLAN_FEATURES,
                                 token_embedding="random"))
+
+
+def _span_model(span, n_layers=2, seed=0):
+    torch.manual_seed(seed)
+    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
+                         emb_dim=8, d_model=32, n_layers=n_layers, n_heads=2, dropout=0.0,
+                         max_distance=4, track_span=span)
+    m = Arranger(cfg)
+    with torch.no_grad():
+        for module in m.modules():
+            if hasattr(module, "modulation"):
+                nn.init.normal_(module.modulation.weight, std=0.2)
+                nn.init.normal_(module.modulation.bias, std=0.2)
+        nn.init.normal_(m.time_bias.weight)
+    return m.eval()
+
+
+@torch.no_grad()
+def test_track_span_with_only_the_own_time_open_is_the_plain_track_attention():
+    plain, span = _span_model(0), _span_model(1)
+    state = plain.state_dict()
+    assert set(span.state_dict()) - set(state) == {"span_bias.weight"}
+    span.load_state_dict(state, strict=False)
+    with torch.no_grad():  # offsets -1 and +1 (rows 0-1 and 4-5) shut, offset 0 open
+        span.span_bias.weight.zero_()
+        span.span_bias.weight[[0, 1, 4, 5]] = -1e9
+    present = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    x_t, t, cond = _inputs(present=present)
+    cond["plan"][1, -2:, -1] = 1  # padding at the end of the second window
+    assert torch.allclose(mono(plain, x_t, t, cond), mono(span, x_t, t, cond), atol=1e-5)
+    span.span_bias.weight.zero_()  # open: the neighbours' tokens change the outputs
+    assert not torch.allclose(mono(plain, x_t, t, cond), mono(span, x_t, t, cond), atol=1e-3)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("span", [0, 1])
+def test_track_span_lets_a_voice_hear_the_other_voices_next_quarter_in_one_block(span):
+    m = _span_model(span, n_layers=1)
+    m.time_bias.weight.fill_(-1e9)  # time attention shut but for each token's own
+    m.time_bias.weight[m.cfg.max_distance] = 0.0
+    x_t, t, cond = _inputs()
+    other = x_t.clone()
+    other[:, 1, 12:16] += 3.0  # track 1's fourth token (steps 12-15)
+    a, b = mono(m, x_t, t, cond), mono(m, other, t, cond)
+    changed = ~torch.isclose(a[:, 0], b[:, 0], atol=1e-5).all(-1).all(0)  # [T] of track 0
+    # in one block, track 0 hears track 1 at its own time, and with a span at the neighbours'
+    assert changed[12:16].all()
+    assert changed[8:12].all() == (span == 1) and changed[16:20].all() == (span == 1)
+    assert not changed[:8].any() and not changed[20:].any()
+
+
+@torch.no_grad()
+def test_track_span_masks_padding_and_silent_tracks_and_stays_finite():
+    m = _span_model(1)
+    present = torch.tensor([[True, True, False, False]] * B)
+    x_t, t, cond = _inputs(present=present)
+    cond["plan"][:, -2:, -1] = 1  # the last two tokens are padding
+    other = x_t.clone()
+    other[:, :, -8:] += 3.0
+    other[:, 2:] += 3.0
+    a, b = mono(m, x_t, t, cond), mono(m, other, t, cond)
+    assert torch.isfinite(a).all() and torch.isfinite(b).all()
+    assert torch.allclose(a[:, :2, :-8], b[:, :2, :-8], atol=1e-5)
+    with pytest.raises(ValueError, match="track_span"):
+        _span_model(-1)

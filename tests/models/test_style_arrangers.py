@@ -49,3 +49,24 @@ def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger():
                          "timeline": [{"state": "calm", "bars": 4}]})
     _, arranger = session_models(quartet)
     assert not arranger.model.cfg.pitch_classes  # the set's own
+
+
+def test_a_style_planner_is_taken_when_a_set_ships_one_and_keeps_the_sets_forms(tmp_path):
+    import shutil
+
+    from structdiff.models.bundle import planner_for_style
+    from structdiff.pipeline.plan import load_planner
+
+    for name in ("planner.json", "planner.safetensors", "forms.json"):
+        shutil.copy(SHIPPED_DIR / name, tmp_path / name)
+    own = tmp_path / "styles" / "chorale"
+    own.mkdir(parents=True)
+    assert planner_for_style(tmp_path, "chorale") == tmp_path
+    for name in ("planner.json", "planner.safetensors"):
+        shutil.copy(SHIPPED_DIR / name, own / name)
+    assert planner_for_style(tmp_path, "chorale") == own
+    assert planner_for_style(tmp_path, "madrigal") == tmp_path
+    assert planner_for_style(tmp_path, None) == tmp_path
+    assert load_planner(own).forms is not None  # the set's form model, read from two up
+    (tmp_path / "forms.json").unlink()
+    assert load_planner(own).forms is None

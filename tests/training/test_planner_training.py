@@ -27,6 +27,33 @@ def test_training_writes_a_loadable_bundle(trained):
     assert sum(meta["key_counts"][""]) == 4  # the four train songs' keys
 
 
+def test_only_styles_keeps_the_plans_and_keys_of_those_styles(trained, monkeypatch):
+    from structdiff.data import prepare as prepare_module
+    from structdiff.training.planner_data import PlanDataModule
+
+    prepared = trained.parent / "prepared"
+    splits = prepare_module.training_splits(prepared, notes=False)
+    for songs in splits.values():
+        for i, song in enumerate(songs):
+            song.style = "chorale" if i % 2 == 0 else "madrigal"
+    monkeypatch.setattr(prepare_module, "training_splits", lambda *a, **k: splits)
+    every = PlanDataModule(str(prepared))
+    every.setup()
+    chorales = PlanDataModule(str(prepared), only_styles=["chorale"])
+    chorales.setup()
+    for split, songs in splits.items():
+        want = sum(1 for s in songs if s.style == "chorale" and s.plan is not None)
+        assert len(chorales.examples[split]) == want <= len(every.examples[split])
+        assert {ex.style for ex in chorales.examples[split]} == {"chorale"}
+    assert len(chorales.examples["train"]) < len(every.examples["train"])
+    assert set(chorales.key_counts) == {"chorale"} and set(every.key_counts) == {"chorale",
+                                                                                 "madrigal"}
+    with pytest.raises(ValueError, match="no train songs with plans of the styles quartet"):
+        PlanDataModule(str(prepared), only_styles=["quartet"]).setup()
+    with pytest.raises(ValueError, match="at least one style"):
+        PlanDataModule(str(prepared), only_styles=[])
+
+
 def test_plan_keeps_what_the_user_fixed_and_repeats_with_a_seed(trained, tmp_path, capsys):
     out = tmp_path / "plan.json"
     argv = ["plan", "--model", str(trained), "--form", "A4 B2 A4", "--chords", "C G | Am F",
