@@ -105,3 +105,16 @@ def train_debug_band(prepared: Path, root: Path) -> Path:
                  "--trainer.default_root_dir", str(root / "run_arranger_band")])
     assert code == 0
     return export
+
+
+def two_style_splits(prepared: Path, monkeypatch, notes: bool = True) -> dict:
+    """The prepared corpus's training splits with every other song relabelled `madrigal` (the
+    rest `chorale`), served to the data modules in their place; returns the splits."""
+    from structdiff.data import prepare as prepare_module
+
+    splits = prepare_module.training_splits(prepared, notes=notes)
+    for songs in splits.values():
+        for i, song in enumerate(songs):
+            song.style = "chorale" if i % 2 == 0 else "madrigal"
+    monkeypatch.setattr(prepare_module, "training_splits", lambda *a, **k: splits)
+    return splits

@@ -19,12 +19,12 @@ B, K, T = 2, 4, 32  # 8 tokens of 4 steps per track
 N = T // 4
 
 
-@pytest.fixture(scope="module")
-def model():
+def _random_model(**settings) -> Arranger:
+    """A small all-mono arranger (`settings` override its config) whose blocks do something."""
     torch.manual_seed(0)
-    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
-                         emb_dim=8, d_model=32, n_layers=2, n_heads=2, dropout=0.0,
-                         max_distance=4)
+    cfg = ArrangerConfig(**{**dict(vocab=vocab_size(12), n_roles=5, n_styles=2,
+                                   n_plan=PLAN_FEATURES, emb_dim=8, d_model=32, n_layers=2,
+                                   n_heads=2, dropout=0.0, max_distance=4), **settings})
     m = Arranger(cfg)
     # adaLN-zero starts every block as the identity, where nothing crosses tracks or time:
     # random modulations and position biases make the blocks do something to test.
@@ -36,6 +36,11 @@ def model():
         nn.init.normal_(m.time_bias.weight)
         nn.init.normal_(m.plan_bias.weight)
     return m.eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _random_model()
 
 
 def mono(m, *args):
@@ -371,19 +376,8 @@ def test_pitch_embedded_arranger_has_no_learned_embedding_and_decodes_every_toke
                                 token_embedding="random"))
 
 
-def _span_model(span, n_layers=2, seed=0):
-    torch.manual_seed(seed)
-    cfg = ArrangerConfig(vocab=vocab_size(12), n_roles=5, n_styles=2, n_plan=PLAN_FEATURES,
-                         emb_dim=8, d_model=32, n_layers=n_layers, n_heads=2, dropout=0.0,
-                         max_distance=4, track_span=span)
-    m = Arranger(cfg)
-    with torch.no_grad():
-        for module in m.modules():
-            if hasattr(module, "modulation"):
-                nn.init.normal_(module.modulation.weight, std=0.2)
-                nn.init.normal_(module.modulation.bias, std=0.2)
-        nn.init.normal_(m.time_bias.weight)
-    return m.eval()
+def _span_model(span, n_layers=2):
+    return _random_model(n_layers=n_layers, track_span=span)
 
 
 @torch.no_grad()

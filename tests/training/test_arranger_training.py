@@ -16,7 +16,7 @@ from structdiff.data.arrange_tensor import (
 from structdiff.models.arranger import Arranger
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.training.arranger_module import drop_intensity, random_context, step_padding
-from tests.debug_models import tiny_corpus, train_debug
+from tests.debug_models import tiny_corpus, train_debug, two_style_splits
 
 UNIT = 4 * STEPS_PER_TOKEN  # a prefix is a whole number of 4/4 bars
 
@@ -69,14 +69,9 @@ def test_init_from_starts_from_a_bundles_weights(trained):
 
 
 def test_only_styles_keeps_the_songs_of_those_styles(prepared, monkeypatch):
-    from structdiff.data import prepare as prepare_module
     from structdiff.training.arranger_data import ArrangeDataModule
 
-    splits = prepare_module.training_splits(prepared)
-    for songs in splits.values():
-        for i, song in enumerate(songs):
-            song.style = "chorale" if i % 2 == 0 else "madrigal"
-    monkeypatch.setattr(prepare_module, "training_splits", lambda *a, **k: splits)
+    two_style_splits(prepared, monkeypatch)
     every = ArrangeDataModule(str(prepared))
     every.setup()
     chorales = ArrangeDataModule(str(prepared), only_styles=["chorale"])

@@ -9,7 +9,7 @@ import torch
 from structdiff.cli import main
 from structdiff.data.plan_tensor import MAX_SLOTS, PLAN_LAYOUT
 from structdiff.training.planner_module import group_cross_entropy
-from tests.debug_models import tiny_corpus, train_debug
+from tests.debug_models import tiny_corpus, train_debug, two_style_splits
 
 DEBUG = str(Path(__file__).parents[2] / "configs" / "debug" / "planner.yaml")
 
@@ -28,15 +28,10 @@ def test_training_writes_a_loadable_bundle(trained):
 
 
 def test_only_styles_keeps_the_plans_and_keys_of_those_styles(trained, monkeypatch):
-    from structdiff.data import prepare as prepare_module
     from structdiff.training.planner_data import PlanDataModule
 
     prepared = trained.parent / "prepared"
-    splits = prepare_module.training_splits(prepared, notes=False)
-    for songs in splits.values():
-        for i, song in enumerate(songs):
-            song.style = "chorale" if i % 2 == 0 else "madrigal"
-    monkeypatch.setattr(prepare_module, "training_splits", lambda *a, **k: splits)
+    splits = two_style_splits(prepared, monkeypatch, notes=False)
     every = PlanDataModule(str(prepared))
     every.setup()
     chorales = PlanDataModule(str(prepared), only_styles=["chorale"])
