@@ -80,7 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     real, _ = chorale_sets(args.n, args.bars, generate=False)
     fr = features(real)
-    planner = load_planner(args.planner or planner_for_style(SHIPPED_DIR, "chorale"))
+    planner_dir = args.planner or planner_for_style(SHIPPED_DIR, "chorale")
+    planner = load_planner(planner_dir)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
         label, folder, steps, harmony, order, resample, temperature, guidance, plans = (
@@ -109,7 +110,7 @@ def main() -> None:
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
             "temperature": arranger.meta.get("temperature"), "guidance": float(guidance or 1.0),
             "plans": plans or "planned",
-            "planner": str(args.planner or planner_for_style(SHIPPED_DIR, "chorale")),
+            "planner": str(planner_dir),
             "seconds": round(seconds, 1),
             "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
             "means": means, "rows_within": rows_ok, "muspy_oa": muspy_oa(real, generated),

@@ -2,15 +2,17 @@
 
 Compares the analyzed plans of the test-split Bach chorales with a planner's chorale plans
 (`--n` plans of `--bars` bars, seeds 0..n-1) on what separated them in session 11: the share of
-seventh chords and of inversions, the share of one-bar phrases, root motion down a fifth, and
-the log-likelihood of the chord changes under a bigram model of the training chorales' analyzed
-chords (root relative to the tonic, quality, inverted or not; add-0.1 smoothing), in nats per
-change. Needs the chorales prepared (`structdiff prepare music21 --out data/music21`).
+the time under seventh chords and the root motion down a fifth (`structdiff.metrics.
+plan_metrics`' ``chord_quality`` and ``root_motion`` histograms, pooled), the share of chords
+that are inverted, the share of one-bar phrases, and the log-likelihood of the chord changes
+under a bigram model of the training chorales' analyzed chords (root relative to the tonic,
+quality, inverted or not; add-0.1 smoothing), in nats per change. Needs the chorales prepared
+(`structdiff prepare music21 --out data/music21`).
 
     .venv/bin/python evaluation/plan_chords.py [--planner DIR] [--guidance 3] [--sampler ddpm]
 
 Session 11 (`evaluation/results/musicianship_arrangers.md`): Bach -2.98, the shipped planner
--4.05; sevenths 0.245 against 0.141.
+-4.05.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from structdiff.analysis.chords import QUALITY_INTERVALS
+from structdiff.analysis.chords import QUALITIES, QUALITY_INTERVALS
 from structdiff.data.prepare import load_prepared
+from structdiff.metrics.plan_metrics import plan_histograms, pool_histograms, song_grid
 from structdiff.models.bundle import SHIPPED_DIR, planner_for_style
 from structdiff.pipeline.arrange import repeat_chords
 from structdiff.pipeline.plan import generate_plan, load_planner
@@ -31,7 +34,8 @@ from structdiff.pipeline.plan import generate_plan, load_planner
 sys.path.insert(0, str(Path(__file__).parent))
 from musicianship import chorale_sets  # noqa: E402
 
-SEVENTHS = tuple(q for q, iv in QUALITY_INTERVALS.items() if len(iv) >= 4)
+SEVENTHS = [QUALITIES.index(q) for q, iv in QUALITY_INTERVALS.items() if len(iv) >= 4]
+DOWN_A_FIFTH = 5  # root motion up a fourth, in semitones
 
 
 def changes(song) -> list[tuple]:
@@ -61,16 +65,16 @@ class Bigram:
 
 
 def stats(songs, bigram: Bigram) -> dict:
-    chords = [c for s in songs for c in s.plan.chords]
+    histograms = [plan_histograms(s.plan, **song_grid(s)) for s in songs]
+    quality = pool_histograms([h["chord_quality"] for h in histograms])
+    motion = pool_histograms([h["root_motion"] for h in histograms])
     phrases = [n for s in songs for n in np.diff([-1] + sorted(s.plan.phrase_ends)).tolist()]
-    seqs = [changes(s) for s in songs]
-    moves = [(b[0] - a[0]) % 12 for q in seqs for a, b in zip(q, q[1:])]
     return {
-        "seventh chords": np.mean([c.quality in SEVENTHS for c in chords]),
-        "inversions": np.mean([c.bass != c.root for c in chords]),
+        "time under seventh chords": float(quality[SEVENTHS].sum()),
+        "inverted chords": np.mean([c.bass != c.root for s in songs for c in s.plan.chords]),
         "one-bar phrases": np.mean([n == 1 for n in phrases]) if phrases else float("nan"),
-        "root down a fifth": np.mean([m == 5 for m in moves]),
-        "bigram log-likelihood": np.mean([bigram.loglik(q) for q in seqs if q]),
+        "root down a fifth": float(motion[DOWN_A_FIFTH]),
+        "bigram log-likelihood": np.mean([bigram.loglik(q) for s in songs if (q := changes(s))]),
     }
 
 
