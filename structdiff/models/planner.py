@@ -10,11 +10,17 @@ adaptive layer norm (scale and shift from the condition, as in DiT).
 The network predicts x0 as logits per feature; `structdiff.training` turns them into
 cross-entropy per categorical group and, for sampling, into an x0 estimate in [-1, 1].
 The key's tonic is not an input: chords are encoded relative to it.
+
+A masked planner (`diffusion="masked"`) is the same network over the same features: x_t is
+the plan's x0 values (-1/1) with its masked groups all zero (`masked_input`), and its
+logits become one distribution per group and bar (`group_logits`) for
+`structdiff.diffusion.masked.sample_masked`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
@@ -22,7 +28,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from structdiff.diffusion.masked import sample_masked
+
 MODES = ("major", "minor")
+DIFFUSIONS = ("gaussian", "masked")
 
 
 @dataclass
@@ -37,6 +46,9 @@ class PlannerConfig:
     dropout: float = 0.1
     max_distance: int = 64  # relative distances beyond this share one bias
     max_bars: int = 512  # longest song the length embedding knows
+    # 'gaussian' (noise on the one-hot groups, x0 logits) or 'masked' (absorbing-state
+    # diffusion over one token per group and bar; `structdiff.diffusion.masked`)
+    diffusion: str = "gaussian"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,6 +105,9 @@ class Planner(nn.Module):
 
     def __init__(self, cfg: PlannerConfig):
         super().__init__()
+        if cfg.diffusion not in DIFFUSIONS:
+            raise ValueError(f"diffusion must be one of {', '.join(DIFFUSIONS)}, "
+                             f"got {cfg.diffusion!r}")
         self.cfg = cfg
         d = cfg.d_model
         n_in = 3 * cfg.n_features + cfg.n_slots + cfg.n_bar_cond
@@ -144,6 +159,101 @@ def x0_from_logits(logits: torch.Tensor) -> torch.Tensor:
 
     parts = [2 * torch.softmax(logits[..., g.slice], dim=-1) - 1 for g in PLAN_LAYOUT]
     return torch.cat(parts, dim=-1)
+
+
+def _layout_index() -> tuple[torch.Tensor, torch.Tensor, int]:
+    """For every feature, its group `[F]` and its class within the group `[F]`; the largest
+    group's size."""
+    from structdiff.data.plan_tensor import PLAN_LAYOUT
+
+    group = torch.cat([torch.full((g.size,), i) for i, g in enumerate(PLAN_LAYOUT)])
+    cls = torch.cat([torch.arange(g.size) for g in PLAN_LAYOUT])
+    return group, cls, max(g.size for g in PLAN_LAYOUT)
+
+
+def plan_tokens(one_hot: torch.Tensor) -> torch.Tensor:
+    """The class of every group `[..., G]` (long) of one-hot plan features `[..., F]`."""
+    from structdiff.data.plan_tensor import PLAN_LAYOUT
+
+    return torch.stack([one_hot[..., g.slice].argmax(-1) for g in PLAN_LAYOUT], dim=-1)
+
+
+def group_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Which groups `[..., G]` (bool) a feature mask `[..., F]` covers (whole groups: its first
+    feature says)."""
+    from structdiff.data.plan_tensor import PLAN_LAYOUT
+
+    return torch.stack([mask[..., g.offset] > 0 for g in PLAN_LAYOUT], dim=-1)
+
+
+def tokens_one_hot(tokens: torch.Tensor) -> torch.Tensor:
+    """One-hot plan features `[..., F]` (float) of group classes `[..., G]`; a masked group
+    (`structdiff.diffusion.masked.MASK`, negative) is all zero."""
+    group, cls, _ = _layout_index()
+    picked = tokens[..., group.to(tokens.device)]  # [..., F]: the class of each feature's group
+    return (picked == cls.to(tokens.device)).float()
+
+
+def masked_input(tokens: torch.Tensor) -> torch.Tensor:
+    """A masked planner's x_t `[..., F]` of group classes `[..., G]`: a known group's x0 values
+    (-1/1, as the Gaussian planner sees a clean plan), 0 for every feature of a masked one."""
+    group, _, _ = _layout_index()
+    known = (tokens >= 0)[..., group.to(tokens.device)].float()
+    return (2 * tokens_one_hot(tokens) - 1) * known
+
+
+def group_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Per-feature logits `[..., F]` as one distribution per group `[..., G, V]`, V the largest
+    group's size; the classes a smaller group lacks are -inf."""
+    group, cls, width = _layout_index()
+    n_groups = int(group[-1]) + 1
+    out = logits.new_full((*logits.shape[:-1], n_groups, width), float("-inf"))
+    out[..., group.to(logits.device), cls.to(logits.device)] = logits
+    return out
+
+
+def used_groups(pad: torch.Tensor, slot_valid: torch.Tensor) -> torch.Tensor:
+    """Which groups `[B, L, G]` (bool) a plan uses: every group of a real bar but the chord
+    groups of its unused slots. pad [B, L] (True = padding); slot_valid [B, L, S]."""
+    from structdiff.data.plan_tensor import PLAN_LAYOUT
+
+    real = ~pad.bool()
+    slot = [int(m.group()) if (m := re.search(r"\d+$", g.name)) else None for g in PLAN_LAYOUT]
+    return torch.stack([real if s is None else real & slot_valid[..., s].bool() for s in slot],
+                       dim=-1)
+
+
+def sample_masked_plan(
+    logits_fn, cond: dict, num_train_timesteps: int, steps: int,
+    generator: torch.Generator | None = None, known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None, temperature: float = 1.0,
+) -> torch.Tensor:
+    """Plans `[B, L, F]` (x0 values, -1/1) of a masked planner, unmasked in random order
+    (ancestral sampling) over `steps` rounds. `logits_fn(x_t, t, cond) -> [B, L, F]` is the
+    network (or a guided one); `known` `[B, L, F]` (x0 values) is kept where `mask`
+    `[B, L, F]` is 1 (whole groups), and passed as context as in training. Unused slots are
+    known as unused."""
+    B, L = cond["slot_valid"].shape[:2]
+    cond = dict(cond)
+    from structdiff.data.plan_tensor import N_QUALITY, PLAN_LAYOUT
+
+    keep = ~used_groups(cond["pad"], cond["slot_valid"])  # [B, L, G]: padding, unused slots
+    known_tokens = torch.zeros(B, L, len(PLAN_LAYOUT), dtype=torch.long)
+    quality = [k for k, g in enumerate(PLAN_LAYOUT) if g.name.startswith("quality")]
+    known_tokens[..., quality] = N_QUALITY  # an unused slot: root 0, N, bass 0
+    if known is not None and mask is not None:
+        cond["context"], cond["mask"] = known * mask, mask.to(known.dtype)
+        given = group_mask(mask)
+        known_tokens = torch.where(given, plan_tokens((known + 1) / 2), known_tokens)
+        keep = keep | given
+
+    def logits(tokens, t, c):
+        return group_logits(logits_fn(masked_input(tokens), t, c))
+
+    tokens = sample_masked(logits, (B, L, len(PLAN_LAYOUT)), num_train_timesteps, cond, steps,
+                           generator=generator, known=known_tokens, mask=keep,
+                           temperature=temperature, order="random")
+    return 2 * tokens_one_hot(tokens) - 1
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -34,7 +34,13 @@ from structdiff.data.plan_tensor import (
 from structdiff.data.song import Key, Plan, Song, Tempo, TimeSignature
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.models.bundle import load_state, read_bundle_meta
-from structdiff.models.planner import MODES, Planner, PlannerConfig, x0_from_logits
+from structdiff.models.planner import (
+    MODES,
+    Planner,
+    PlannerConfig,
+    sample_masked_plan,
+    x0_from_logits,
+)
 from structdiff.pipeline.forms import FormModel, load_forms
 
 # bars of a song the planner sees when it continues it: the last ones (the planner was trained
@@ -154,16 +160,24 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
 
     offsets = quality_offsets(chord_bias)
 
+    masked = model.cfg.diffusion == "masked"
+
     def denoiser(x_t, t, c):
         logits = model(x_t, t, c)
         if offsets is not None:
             logits = logits + offsets
-        return x0_from_logits(logits)
+        return logits if masked else x0_from_logits(logits)
 
     if guidance_scale != 1.0:
         denoiser = ClassifierFreeGuidance(denoiser, guidance_scale,
                                           {"style": n_styles, "mode": len(MODES)})
     generator = torch.Generator().manual_seed(seed)
+    if masked:  # unmasked in random order over `steps` rounds; `sampler` does not apply
+        with torch.no_grad():
+            x = sample_masked_plan(denoiser, cond, bundle.noise.num_train_timesteps, steps,
+                                   generator, known=torch.from_numpy(2 * known - 1)[None],
+                                   mask=torch.from_numpy(mask)[None])
+        return x[0].numpy()
     with torch.no_grad():
         x = sample(
             denoiser, (1, n_bars, N_FEATURES), bundle.noise, cond, sampler, steps,

@@ -10,6 +10,11 @@ Each training plan gets a random context, as users give them: its form (labels a
 starts), its chords on a span of bars, both or neither — the same model then fills in
 whatever a user leaves open. Style and mode are dropped at random for classifier-free
 guidance.
+
+A masked planner (`diffusion="masked"`) is trained as an absorbing-state diffusion over one
+token per group and bar (`structdiff.diffusion.masked`): each group outside the plan's context
+is masked with the step's rate, and the loss is the same weighted cross-entropy over the
+masked groups only. Unused chord slots and padding are never masked, as in generation.
 """
 
 from __future__ import annotations
@@ -29,11 +34,18 @@ from structdiff.data.plan_tensor import (
     chord_group_names,
 )
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
+from structdiff.diffusion.masked import mask_tokens
 from structdiff.models.planner import (
+    DIFFUSIONS,
     MODES,
     Planner,
     PlannerConfig,
     count_parameters,
+    group_mask,
+    masked_input,
+    plan_tokens,
+    sample_masked_plan,
+    used_groups,
     x0_from_logits,
 )
 from structdiff.training.base import DiffusionModule, init_matching
@@ -47,26 +59,37 @@ _SLOT_OF = {n: int(re.search(r"\d+$", n).group()) if n in _CHORD_GROUPS else Non
             for n, _, _ in _GROUPS}
 
 
+def group_weights(pad: torch.Tensor, slot_valid: torch.Tensor,
+                  form_weight: float = 1.0) -> torch.Tensor:
+    """The loss weight `[B, L, G]` of every group of every bar: `form_weight` for the per-bar
+    form groups (label, section start, phrase end) of real bars, 1 for the chord groups of
+    used slots, 0 for padding and unused slots. pad [B, L] (True = padding); slot_valid
+    [B, L, S]."""
+    form = torch.tensor([_SLOT_OF[name] is None for name, _, _ in _GROUPS])
+    scale = torch.where(form, float(form_weight), 1.0)
+    return used_groups(pad, slot_valid).float() * scale
+
+
 def group_cross_entropy(
     logits: torch.Tensor, one_hot: torch.Tensor, pad: torch.Tensor, slot_valid: torch.Tensor,
-    form_weight: float = 1.0,
+    form_weight: float = 1.0, only: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted mean cross-entropy over every group of every real bar (chord groups: used
     slots only); the per-bar form groups (label, section start, phrase end) weigh
-    `form_weight` each, a chord group 1.
+    `form_weight` each, a chord group 1. `only` `[B, L, G]` (bool): count these groups only
+    (a masked planner's masked ones).
 
     logits, one_hot [B, L, F]; pad [B, L] (True = padding); slot_valid [B, L, S]."""
-    real = (~pad).float()
-    total, count = logits.new_zeros(()), logits.new_zeros(())
-    for name, o, n in _GROUPS:
+    weight = group_weights(pad, slot_valid, form_weight)
+    if only is not None:
+        weight = weight * only.float()
+    total = logits.new_zeros(())
+    for k, (_, o, n) in enumerate(_GROUPS):
         target = one_hot[..., o : o + n].argmax(dim=-1)
         ce = F.cross_entropy(logits[..., o : o + n].flatten(0, 1), target.flatten(),
-                             reduction="none").view_as(real)
-        slot = _SLOT_OF[name]
-        weight = real * form_weight if slot is None else real * slot_valid[..., slot].float()
-        total = total + (ce * weight).sum()
-        count = count + weight.sum()
-    return total / count.clamp(min=1)
+                             reduction="none").view_as(weight[..., k])
+        total = total + (ce * weight[..., k]).sum()
+    return total / weight.sum().clamp(min=1)
 
 
 class PlannerModule(DiffusionModule):
@@ -85,6 +108,8 @@ class PlannerModule(DiffusionModule):
             groups, and without a weight the form gets little of the gradient.
         sample_every_n_epochs: log sample plans every n validation epochs (0: never).
         sample_bars, sample_steps: length and DDIM steps of the logged samples.
+        diffusion: 'gaussian' (noise on the one-hot plan) or 'masked' (absorbing-state
+            diffusion over its groups; the module docstring).
         export_dir: write the bundle (`planner.safetensors` + `planner.json`) here when
             training ends (None: don't).
         init_from: a folder with a planner bundle whose weights training starts from (e.g.
@@ -113,16 +138,20 @@ class PlannerModule(DiffusionModule):
         sample_every_n_epochs: int = 5,
         sample_bars: int = 32,
         sample_steps: int = 20,
+        diffusion: str = "gaussian",
         export_dir: str | None = None,
         init_from: str | None = None,
     ):
         super().__init__()
+        if diffusion not in DIFFUSIONS:
+            raise ValueError(f"diffusion must be one of {', '.join(DIFFUSIONS)}, "
+                             f"got {diffusion!r}")
         self.save_hyperparameters()
         self.styles = list(styles if styles is not None else STYLES)
         self.config = PlannerConfig(
             n_features=N_FEATURES, n_slots=MAX_SLOTS, n_bar_cond=len(CONDITION_NAMES),
             n_styles=len(self.styles), d_model=d_model, n_layers=n_layers, n_heads=n_heads,
-            dropout=dropout, max_distance=max_distance,
+            dropout=dropout, max_distance=max_distance, diffusion=diffusion,
         )
         self.model = Planner(self.config)
         if init_from:
@@ -166,7 +195,13 @@ class PlannerModule(DiffusionModule):
                         mask[b, lo:hi, o : o + size] = 1
         return mask
 
+    @property
+    def masked(self) -> bool:
+        return self.config.diffusion == "masked"
+
     def _loss(self, model: Planner, batch: dict, generator: torch.Generator | None = None):
+        if self.masked:
+            return self._masked_loss(model, batch, generator)
         one_hot = batch["x"]
         x0 = 2 * one_hot - 1
         B = x0.shape[0]
@@ -181,6 +216,26 @@ class PlannerModule(DiffusionModule):
         logits = model(x_t, t, cond)
         return group_cross_entropy(logits, one_hot, batch["pad"], batch["slot_valid"],
                                    self.hparams.form_weight)
+
+    def _masked_loss(self, model: Planner, batch: dict,
+                     generator: torch.Generator | None = None):
+        """Cross-entropy of the masked groups; context, padding and unused slots stay."""
+        one_hot = batch["x"]
+        B = one_hot.shape[0]
+        cond = {k: batch[k] for k in ("style", "mode", "slot_valid", "bar_cond", "pad")}
+        maskable = used_groups(batch["pad"], batch["slot_valid"])
+        if model.training:
+            cond = drop_condition(cond, self.hparams.cfg_drop, self.null_cond)
+            mask = self.random_context(one_hot, batch)
+            cond["context"], cond["mask"] = (2 * one_hot - 1) * mask, mask
+            maskable &= ~group_mask(mask)
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
+        tokens = plan_tokens(one_hot)
+        x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
+                                       generator)
+        logits = model(masked_input(x_tokens), t, cond)
+        return group_cross_entropy(logits, one_hot, batch["pad"], batch["slot_valid"],
+                                   self.hparams.form_weight, only=masked)
 
     # --- samples, export ---------------------------------------------------------------------
 
@@ -199,8 +254,12 @@ class PlannerModule(DiffusionModule):
             "pad": torch.zeros(B, n_bars, dtype=torch.bool),
         }
         generator = torch.Generator().manual_seed(seed)
-        x = sample(self.denoiser(self.ema.shadow), (B, n_bars, N_FEATURES), self.noise, cond,
-                   "ddim", steps, generator=generator)
+        if self.masked:
+            x = sample_masked_plan(self.ema.shadow, cond, self.noise.num_train_timesteps,
+                                   steps, generator)
+        else:
+            x = sample(self.denoiser(self.ema.shadow), (B, n_bars, N_FEATURES), self.noise,
+                       cond, "ddim", steps, generator=generator)
         return [decode_plan(x[b].numpy(), grid, Key(0, "major")) for b in range(B)], grid
 
     def log_samples(self) -> None:

@@ -59,3 +59,76 @@ def test_x0_from_logits_is_a_distribution_per_group():
     assert x0.min() >= -1 and x0.max() <= 1
     for g in PLAN_LAYOUT:
         assert torch.allclose(((x0[..., g.slice] + 1) / 2).sum(-1), torch.ones(2, 3))
+
+
+# --- the masked planner's tokens and sampler ---------------------------------------------------
+
+
+def test_plan_tokens_round_trip_and_masked_groups_read_zero():
+    from structdiff.diffusion.masked import MASK
+    from structdiff.models.planner import masked_input, plan_tokens, tokens_one_hot
+
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.stack([torch.randint(0, grp.size, (2, 5), generator=g)
+                          for grp in PLAN_LAYOUT], dim=-1)  # [2, 5, G]
+    one_hot = tokens_one_hot(tokens)
+    assert one_hot.shape == (2, 5, N_FEATURES) and torch.equal(plan_tokens(one_hot), tokens)
+    for grp in PLAN_LAYOUT:  # exactly one feature of every group is on
+        assert torch.all(one_hot[..., grp.slice].sum(-1) == 1)
+    masked = tokens.clone()
+    masked[0, 1, 3] = MASK  # slot 0's root of bar 1
+    x = masked_input(masked)
+    assert torch.all(x[0, 1, PLAN_LAYOUT[3].slice] == 0)
+    assert torch.equal(x[0, 0], 2 * one_hot[0, 0] - 1)  # known groups: their x0 values
+    assert torch.equal(x[0, 1, PLAN_LAYOUT[4].slice], 2 * one_hot[0, 1, PLAN_LAYOUT[4].slice] - 1)
+
+
+def test_group_logits_keep_each_groups_logits_and_shut_the_rest():
+    from structdiff.models.planner import group_logits
+
+    logits = torch.randn(1, 2, N_FEATURES)
+    per_group = group_logits(logits)
+    width = max(g.size for g in PLAN_LAYOUT)
+    assert per_group.shape == (1, 2, len(PLAN_LAYOUT), width)
+    for k, grp in enumerate(PLAN_LAYOUT):
+        assert torch.equal(per_group[..., k, : grp.size], logits[..., grp.slice])
+        assert torch.all(per_group[..., k, grp.size :] == float("-inf"))
+
+
+def test_masked_plan_sampler_draws_the_networks_distribution_and_keeps_what_is_known():
+    """A fake network with fixed logits: the sampler's draws follow its softmax group by group,
+    the known groups come back exactly, unused slots stay unused (quality N)."""
+    from structdiff.data.plan_tensor import N_QUALITY, group_slices
+    from structdiff.models.planner import plan_tokens, sample_masked_plan
+
+    B, L = 3000, 2
+    logits = torch.zeros(N_FEATURES)
+    quality0 = group_slices()["quality0"]
+    want = torch.tensor([0.5, 0.3, 0.2])  # over the first three qualities; the rest -inf
+    logits[quality0] = float("-inf")
+    logits[quality0.start : quality0.start + 3] = want.log()
+    seen = []
+
+    def network(x_t, t, cond):
+        seen.append(cond)
+        return logits.expand(*x_t.shape[:-1], N_FEATURES)
+
+    cond = _cond(B, L)
+    cond["slot_valid"] = torch.zeros(B, L, MAX_SLOTS, dtype=torch.bool)
+    cond["slot_valid"][..., :4] = True  # a 4/4 bar: four used slots
+    known = -torch.ones(B, L, N_FEATURES)
+    mask = torch.zeros(B, L, N_FEATURES)
+    root1 = group_slices()["root1"]
+    known[:, 0, root1.start + 7] = 1  # bar 0's slot 1 is on the dominant
+    mask[:, 0, root1] = 1
+    x = sample_masked_plan(network, cond, 100, steps=5,
+                           generator=torch.Generator().manual_seed(1), known=known, mask=mask)
+    tokens = plan_tokens((x + 1) / 2)
+    names = [g.name for g in PLAN_LAYOUT]
+    freq = torch.bincount(tokens[:, :, names.index("quality0")].flatten(), minlength=3)[:3]
+    assert torch.allclose(freq.float() / freq.sum(), want, atol=0.03)
+    assert torch.all(tokens[:, 0, names.index("root1")] == 7)
+    free_root = torch.bincount(tokens[:, 1, names.index("root1")], minlength=12) / B
+    assert torch.allclose(free_root, torch.full((12,), 1 / 12), atol=0.02)  # uniform logits
+    assert torch.all(tokens[:, :, names.index("quality5")] == N_QUALITY)  # an unused slot
+    assert torch.equal(seen[0]["mask"], mask) and torch.equal(seen[0]["context"], known * mask)

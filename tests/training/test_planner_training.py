@@ -104,6 +104,39 @@ def test_group_cross_entropy_ignores_padding_and_unused_slots():
     assert group_cross_entropy(wrong, one_hot, pad, slot_valid) < 1e-6
     wrong[0, 0, PLAN_LAYOUT[3].slice] *= -1  # slot 0 is used: counts
     assert group_cross_entropy(wrong, one_hot, pad, slot_valid) > 0.5
+    # a masked planner counts its masked groups only
+    only = torch.zeros(B, L, len(PLAN_LAYOUT), dtype=torch.bool)
+    only[0, 0, 4] = True  # slot 0's quality, right
+    assert group_cross_entropy(wrong, one_hot, pad, slot_valid, only=only) < 1e-6
+    only[0, 0, 3] = True  # slot 0's root, wrong
+    assert group_cross_entropy(wrong, one_hot, pad, slot_valid, only=only) > 10
+
+
+def test_a_masked_planner_trains_and_keeps_what_the_user_fixed(trained, tmp_path):
+    from structdiff.pipeline.plan import load_planner
+
+    bundle = train_debug("planner", trained.parent / "prepared", tmp_path,
+                         "--model.diffusion", "masked", name="masked")
+    assert json.loads((bundle / "planner.json").read_text())["config"]["diffusion"] == "masked"
+    assert load_planner(bundle).model.cfg.diffusion == "masked"
+    out = tmp_path / "plan.json"
+    argv = ["plan", "--model", str(bundle), "--form", "A4 B2 A4", "--chords", "C G | Am F",
+            "--key", "D minor", "--seed", "3", "--steps", "6", "--guidance", "2",
+            "--out", str(out)]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert [(s["label"], s["n_bars"]) for s in data["sections"]] == [("A", 4), ("B", 2),
+                                                                      ("A", 4)]
+    first = [(c["onset_qn"], c["root"], c["quality"]) for c in data["chords"][:4]]
+    assert first == [(0.0, 0, "maj"), (2.0, 7, "maj"), (4.0, 9, "min"), (6.0, 5, "maj")]
+    assert data["key"] == {"tonic": 2, "mode": "minor"}
+    assert main(argv) == 0 and json.loads(out.read_text()) == data
+
+
+def test_an_unknown_diffusion_is_a_one_line_error(capsys):
+    assert main(["train", "planner", "--config", DEBUG, "--model.diffusion", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "diffusion must be one of gaussian, masked" in err and err.count("\n") == 1
 
 
 def test_training_resumes_from_the_last_checkpoint(trained):
