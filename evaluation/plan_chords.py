@@ -10,6 +10,7 @@ quality, inverted or not; add-0.1 smoothing), in nats per change. Needs the chor
 (`structdiff prepare music21 --out data/music21`).
 
     .venv/bin/python evaluation/plan_chords.py [--planner DIR] [--guidance 3] [--sampler ddpm]
+        [--temperature 0.8]
 
 Session 11 (`evaluation/results/musicianship_arrangers.md`): Bach -2.98, the shipped planner
 -4.05.
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--temperature", type=float, help="of the planner's logits "
+                        "(default: the bundle's, else 1)")
     args = parser.parse_args()
     train = [s for s in load_prepared(args.prepared, "train", False)
              if s.style == "chorale" and s.plan is not None]
@@ -100,7 +103,8 @@ def main() -> None:
     planned = []
     for i in range(len(real)):
         plan, song = generate_plan(planner, args.bars, style="chorale", seed=i, steps=args.steps,
-                                   sampler=args.sampler, guidance_scale=args.guidance)
+                                   sampler=args.sampler, guidance_scale=args.guidance,
+                                   temperature=args.temperature)
         song.plan = repeat_chords(song, plan)
         planned.append(song)
     rows = {"Bach (test split, analyzed)": stats(real, bigram), "planned": stats(planned, bigram)}

@@ -101,12 +101,15 @@ def generate_plan(
     sampler: str = "ddim",
     guidance_scale: float = 1.0,
     chord_bias: dict[str, float] | None = None,
+    temperature: float | None = None,
 ) -> tuple[Plan, Song]:
     """A plan of `n_bars` bars (or as many as `form` has) and an empty song holding its grid.
 
     `form` ("i4 A8 B8 A8 o4"), `chords` ("C G | Am F | ...", bars separated by `|`) and `key`
     ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
     logit offsets to chord qualities (`{"min": 1.5, "maj7": -3}`): a chord vocabulary.
+    `temperature` divides the planner's logits (below 1: surer chords; default: the bundle's
+    `sampling.temperature`, else 1).
     Raises ValueError with a one-line message for any bad value.
     """
     if style is not None and style not in bundle.styles:
@@ -131,7 +134,7 @@ def generate_plan(
     known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart)
 
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
-                     chord_bias=chord_bias)
+                     chord_bias=chord_bias, temperature=temperature)
     names = letter_labels(sections) if sections else None
     plan = decode_plan(x, grid, key, label_names=names)
     ts = TimeSignature(0, *meter)
@@ -144,10 +147,16 @@ def generate_plan(
 def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | None,
                  known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
                  guidance_scale: float, bar_cond: np.ndarray | None = None,
-                 chord_bias: dict[str, float] | None = None) -> np.ndarray:
+                 chord_bias: dict[str, float] | None = None,
+                 temperature: float | None = None) -> np.ndarray:
     """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`.
     `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`);
-    `chord_bias`: logit offsets by chord quality name, added in every chord slot."""
+    `chord_bias`: logit offsets by chord quality name, added in every chord slot;
+    `temperature`: divides the logits (default: the bundle's, else 1)."""
+    if temperature is None:
+        temperature = float(bundle.meta.get("sampling", {}).get("temperature", 1.0))
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     n_styles, n_bars = len(bundle.styles), grid.n_bars
     cond = {
         "style": torch.tensor([bundle.styles.index(style) if style else n_styles]),
@@ -164,6 +173,8 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
 
     def denoiser(x_t, t, c):
         logits = model(x_t, t, c)
+        if temperature != 1.0:
+            logits = logits / temperature
         if offsets is not None:
             logits = logits + offsets
         return logits if masked else x0_from_logits(logits)

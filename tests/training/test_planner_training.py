@@ -131,6 +131,14 @@ def test_a_masked_planner_trains_and_keeps_what_the_user_fixed(trained, tmp_path
     assert first == [(0.0, 0, "maj"), (2.0, 7, "maj"), (4.0, 9, "min"), (6.0, 5, "maj")]
     assert data["key"] == {"tonic": 2, "mode": "minor"}
     assert main(argv) == 0 and json.loads(out.read_text()) == data
+    # a temperature divides the logits: far below 1 the draws are the network's surest
+    from structdiff.pipeline.plan import generate_plan
+
+    planner = load_planner(bundle)
+    sure = generate_plan(planner, 8, key="C", seed=0, temperature=1e-4)[0].chords
+    assert sure != generate_plan(planner, 8, key="C", seed=0)[0].chords
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        generate_plan(planner, 8, temperature=0)
 
 
 def test_an_unknown_diffusion_is_a_one_line_error(capsys):
