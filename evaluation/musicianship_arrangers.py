@@ -14,8 +14,10 @@ order, resample and temperature set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default 1: none); plans is
 `planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
-chorale of the same index) or `real` (each test chorale's own analyzed plan, arranged anew in
-all four voices: what the arranger alone gives away). Prints
+chorale of the same index), `real` (each test chorale's own analyzed plan, arranged anew in
+all four voices: what the arranger alone gives away) or `chords` (each test chorale's own
+grid, key, form and phrase ends, its chords written anew by the planner: `infill_chords` over
+every bar, with the variant's guidance). Prints
 one table row per variant as it goes and writes them all, with every feature's means, to
 `--out` (JSON). The verdicts are in `evaluation/results/musicianship_arrangers.md`.
 """
@@ -38,7 +40,7 @@ from structdiff.metrics.musicianship import two_sample_test
 from structdiff.models.bundle import SHIPPED_DIR, planner_for_style
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import Options, new_song
-from structdiff.pipeline.plan import load_planner
+from structdiff.pipeline.plan import infill_chords, load_planner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from musicianship import chorale_sets, features  # noqa: E402
@@ -66,6 +68,20 @@ def muspy_oa(real, generated) -> float:
     return float(np.mean(values))
 
 
+def given_plan(real_song, plans: str, planner, seed: int, steps: int, guidance: float):
+    """The song whose plan a variant arranges: the test chorale's own (`real`), the same with
+    its chords written anew by the planner (`chords`), or None (the planner's own plans)."""
+    if plans == "real":
+        return replace(real_song, tracks=[])
+    if plans == "chords":
+        song = replace(real_song, tracks=[])
+        return replace(song, plan=infill_chords(planner, song, real_song.plan,
+                                                range(song.n_bars), style="chorale",
+                                                seed=seed, steps=steps,
+                                                guidance_scale=guidance))
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True,
@@ -86,20 +102,23 @@ def main() -> None:
     for spec in args.variant:
         label, folder, steps, harmony, order, resample, temperature, guidance, plans = (
             spec.split("|") + [""] * 9)[:9]
-        if plans not in ("", "planned", "length", "real"):
-            parser.error(f"plans must be 'planned', 'length' or 'real', got {plans!r}")
+        if plans not in ("", "planned", "length", "real", "chords"):
+            parser.error(f"plans must be 'planned', 'length', 'real' or 'chords', "
+                         f"got {plans!r}")
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
                            ("temperature", temperature and float(temperature))):
             if value:
                 arranger.meta[key] = value
         started = time.perf_counter()
+
         generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
                                                          steps=int(steps),
                                                          harmony=float(harmony),
                                                          guidance=float(guidance or 1.0)),
                               n_bars=real[i].n_bars if plans == "length" else args.bars,
-                              plan_song=replace(real[i], tracks=[]) if plans == "real" else None)
+                              plan_song=given_plan(real[i], plans, planner, i, int(steps),
+                                                   float(guidance or 1.0)))
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
         test = two_sample_test(fr, features(generated))

@@ -183,11 +183,12 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
         denoiser = ClassifierFreeGuidance(denoiser, guidance_scale,
                                           {"style": n_styles, "mode": len(MODES)})
     generator = torch.Generator().manual_seed(seed)
-    if masked:  # unmasked in random order over `steps` rounds; `sampler` does not apply
+    if masked:  # unmasked over `steps` rounds in the bundle's order; `sampler` does not apply
+        order = bundle.meta.get("sampling", {}).get("order", "random")
         with torch.no_grad():
             x = sample_masked_plan(denoiser, cond, bundle.noise.num_train_timesteps, steps,
                                    generator, known=torch.from_numpy(2 * known - 1)[None],
-                                   mask=torch.from_numpy(mask)[None])
+                                   mask=torch.from_numpy(mask)[None], order=order)
         return x[0].numpy()
     with torch.no_grad():
         x = sample(
@@ -283,10 +284,12 @@ def infill_chords(
     seed: int = 0,
     steps: int = 20,
     chord_bias: dict[str, float] | None = None,
+    guidance_scale: float = 1.0,
 ) -> Plan:
     """`plan` (of `song`, at most the planner's `max_bars` bars) with the chords of `bars`
     written anew by the planner, every other bar known on both sides (a bridge between two
     pieces, the end of a loop that leads back to its start). Form and key stay.
+    `guidance_scale`: classifier-free guidance on the style.
     Raises ValueError with a one-line message for bars outside the song."""
     if not bars or bars.start < 0 or bars.stop > song.n_bars:
         raise ValueError(f"bars {bars.start}..{bars.stop - 1} are not bars of the song "
@@ -300,7 +303,7 @@ def infill_chords(
     known, _ = _window_labels(tensor.x, song.n_bars)
     mask = np.ones_like(known)
     mask[bars.start : bars.stop, SLOT_OFFSET:] = 0
-    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, "ddim", 1.0,
+    x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, "ddim", guidance_scale,
                      chord_bias=chord_bias)
     names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))
     infilled = decode_plan(x, grid, key, label_names=names or None)
