@@ -111,7 +111,6 @@ def main() -> None:
             if value:
                 arranger.meta[key] = value
         started = time.perf_counter()
-
         generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
                                                          steps=int(steps),
                                                          harmony=float(harmony),

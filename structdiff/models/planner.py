@@ -19,6 +19,7 @@ logits become one distribution per group and bar (`group_logits`) for
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -161,6 +162,7 @@ def x0_from_logits(logits: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts, dim=-1)
 
 
+@functools.cache
 def _layout_index() -> tuple[torch.Tensor, torch.Tensor, int]:
     """For every feature, its group `[F]` and its class within the group `[F]`; the largest
     group's size."""
@@ -234,10 +236,10 @@ def sample_masked_plan(
     network (or a guided one); `known` `[B, L, F]` (x0 values) is kept where `mask`
     `[B, L, F]` is 1 (whole groups), and passed as context as in training. Unused slots are
     known as unused."""
-    B, L = cond["slot_valid"].shape[:2]
-    cond = dict(cond)
     from structdiff.data.plan_tensor import N_QUALITY, PLAN_LAYOUT
 
+    B, L = cond["slot_valid"].shape[:2]
+    cond = dict(cond)
     keep = ~used_groups(cond["pad"], cond["slot_valid"])  # [B, L, G]: padding, unused slots
     known_tokens = torch.zeros(B, L, len(PLAN_LAYOUT), dtype=torch.long)
     quality = [k for k, g in enumerate(PLAN_LAYOUT) if g.name.startswith("quality")]

@@ -19,7 +19,6 @@ masked groups only. Unused chord slots and padding are never masked, as in gener
 
 from __future__ import annotations
 
-import re
 import time
 
 import torch
@@ -36,7 +35,6 @@ from structdiff.data.plan_tensor import (
 from structdiff.diffusion import NoiseSchedule, drop_condition, sample
 from structdiff.diffusion.masked import mask_tokens
 from structdiff.models.planner import (
-    DIFFUSIONS,
     MODES,
     Planner,
     PlannerConfig,
@@ -54,9 +52,6 @@ from structdiff.training.ema import EMA
 _GROUPS = [(g.name, g.offset, g.size) for g in PLAN_LAYOUT]
 _FORM_GROUPS = ("label", "section_start")
 _CHORD_GROUPS = [n for kind in ("root", "quality", "bass") for n in chord_group_names(kind)]
-# the chord slot of each group, None for the per-bar groups
-_SLOT_OF = {n: int(re.search(r"\d+$", n).group()) if n in _CHORD_GROUPS else None
-            for n, _, _ in _GROUPS}
 
 
 def group_weights(pad: torch.Tensor, slot_valid: torch.Tensor,
@@ -65,7 +60,7 @@ def group_weights(pad: torch.Tensor, slot_valid: torch.Tensor,
     form groups (label, section start, phrase end) of real bars, 1 for the chord groups of
     used slots, 0 for padding and unused slots. pad [B, L] (True = padding); slot_valid
     [B, L, S]."""
-    form = torch.tensor([_SLOT_OF[name] is None for name, _, _ in _GROUPS])
+    form = torch.tensor([name not in _CHORD_GROUPS for name, _, _ in _GROUPS])
     scale = torch.where(form, float(form_weight), 1.0)
     return used_groups(pad, slot_valid).float() * scale
 
@@ -143,9 +138,6 @@ class PlannerModule(DiffusionModule):
         init_from: str | None = None,
     ):
         super().__init__()
-        if diffusion not in DIFFUSIONS:
-            raise ValueError(f"diffusion must be one of {', '.join(DIFFUSIONS)}, "
-                             f"got {diffusion!r}")
         self.save_hyperparameters()
         self.styles = list(styles if styles is not None else STYLES)
         self.config = PlannerConfig(
