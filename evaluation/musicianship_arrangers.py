@@ -9,15 +9,17 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
         --out out/exp/musicianship_arrangers.json
 
-A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans`;
-order, resample and temperature set a masked arranger's unmasking
+A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|top_p`;
+order, resample, temperature and top_p set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default 1: none); plans is
 `planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
 chorale of the same index), `real` (each test chorale's own analyzed plan, arranged anew in
 all four voices: what the arranger alone gives away) or `chords` (each test chorale's own
 grid, key, form and phrase ends, its chords written anew by the planner: `infill_chords` over
-every bar, with the variant's guidance). Prints
+every bar, with the variant's guidance), `cadences` (the same, but the two beats that end
+each phrase at a fermata keep Bach's chords) or `midphrase` (the control: two beats halfway
+through each phrase keep Bach's chords instead). Prints
 one table row per variant as it goes and writes them all, with every feature's means, to
 `--out` (JSON). The verdicts are in `evaluation/results/musicianship_arrangers.md`.
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from structdiff.data.plan_tensor import MAX_SLOTS, PlanGrid
 from structdiff.metrics.evaluate import compare, score_songs
 from structdiff.metrics.musical import PITCH_METRICS, RHYTHM_METRICS
 from structdiff.metrics.musicianship import two_sample_test
@@ -48,6 +51,7 @@ from musicianship import chorale_sets, features  # noqa: E402
 # the rows of issue 11's table (and its "also" list), in its order
 ROWS = ("thin_chords", "bass_steps", "bass_repeats", "seventh_chords", "passing_neighbour",
         "parallel_octaves", "direct_outer", "voice_crossing", "quarters", "eighths")
+PLANS = ("", "planned", "length", "real", "chords", "cadences", "midphrase")
 ALSO = ("step_motion", "bare_dyads", "shared_pitch", "parallel_fifths", "leap_recovery",
         "silent_gaps")
 
@@ -68,17 +72,39 @@ def muspy_oa(real, generated) -> float:
     return float(np.mean(values))
 
 
+def phrase_slots(song, where: str) -> np.ndarray:
+    """Chord slots `[bars, MAX_SLOTS]` of `song`, two beats per phrase: the beat under each
+    fermata and the beat before it (`cadences`: the cadence), or the two beats halfway between
+    the fermata and the one before (`midphrase`: as many slots, away from the cadences)."""
+    grid = PlanGrid.from_song(replace(song, plan=None))
+    bar_idx, slot_idx, bounds = grid.flat_slots()
+    ends = sorted({int(np.searchsorted(bounds, f - 1, side="right")) - 1
+                   for f in song.fermatas if 0 < f <= grid.end})
+    chosen: set[int] = set()
+    previous = -1
+    for k in ends:
+        last = k if where == "cadences" else (previous + 1 + k) // 2
+        chosen |= {j for j in (last - 1, last) if previous < j <= k}
+        previous = k
+    keep = np.zeros((grid.n_bars, MAX_SLOTS), dtype=bool)
+    for j in chosen:
+        keep[bar_idx[j], slot_idx[j]] = True
+    return keep
+
+
 def given_plan(real_song, plans: str, planner, seed: int, steps: int, guidance: float):
     """The song whose plan a variant arranges: the test chorale's own (`real`), the same with
-    its chords written anew by the planner (`chords`), or None (the planner's own plans)."""
+    its chords written anew by the planner (`chords`; `cadences` or `midphrase`: all but two
+    beats per phrase, `phrase_slots`), or None (the planner's own plans)."""
     if plans == "real":
         return replace(real_song, tracks=[])
-    if plans == "chords":
+    if plans in ("chords", "cadences", "midphrase"):
         song = replace(real_song, tracks=[])
+        keep = None if plans == "chords" else phrase_slots(real_song, plans)
         return replace(song, plan=infill_chords(planner, song, real_song.plan,
                                                 range(song.n_bars), style="chorale",
                                                 seed=seed, steps=steps,
-                                                guidance_scale=guidance))
+                                                guidance_scale=guidance, keep=keep))
     return None
 
 
@@ -86,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True,
                         help="label|arranger folder|steps|harmony|order|resample|temperature|"
-                        "guidance|plans")
+                        "guidance|plans|top_p")
     parser.add_argument("--planner", type=Path,
                         help="the planner of the 'planned' variants (default: the one "
                         "`generate --style chorale` uses)")
@@ -100,14 +126,14 @@ def main() -> None:
     planner = load_planner(planner_dir)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
-        label, folder, steps, harmony, order, resample, temperature, guidance, plans = (
-            spec.split("|") + [""] * 9)[:9]
-        if plans not in ("", "planned", "length", "real", "chords"):
-            parser.error(f"plans must be 'planned', 'length', 'real' or 'chords', "
-                         f"got {plans!r}")
+        label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p = (
+            spec.split("|") + [""] * 10)[:10]
+        if plans not in PLANS:
+            parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
-                           ("temperature", temperature and float(temperature))):
+                           ("temperature", temperature and float(temperature)),
+                           ("top_p", top_p and float(top_p))):
             if value:
                 arranger.meta[key] = value
         started = time.perf_counter()
@@ -126,7 +152,8 @@ def main() -> None:
         result = {
             "label": label, "arranger": folder, "steps": int(steps), "harmony": float(harmony),
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
-            "temperature": arranger.meta.get("temperature"), "guidance": float(guidance or 1.0),
+            "temperature": arranger.meta.get("temperature"), "top_p": arranger.meta.get("top_p"),
+            "guidance": float(guidance or 1.0),
             "plans": plans or "planned",
             "planner": str(planner_dir),
             "seconds": round(seconds, 1),

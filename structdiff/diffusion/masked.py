@@ -65,6 +65,15 @@ def mask_tokens(tokens: torch.Tensor, t: torch.Tensor, num_train_timesteps: int,
     return torch.where(masked, torch.full_like(tokens, MASK), tokens), masked
 
 
+def nucleus(logp: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Log-probabilities `[..., V]` renormalized over each row's nucleus: its most probable
+    tokens whose probabilities, taken in order, reach `top_p` (at least the likeliest one)."""
+    sorted_logp, order = logp.sort(-1, descending=True)
+    before = sorted_logp.exp().cumsum(-1) - sorted_logp.exp()  # mass of the likelier tokens
+    cut = torch.zeros_like(logp, dtype=torch.bool).scatter(-1, order, before >= top_p)
+    return torch.log_softmax(logp.masked_fill(cut, -math.inf), -1)
+
+
 def _cosine(u: float) -> float:
     """The masked share after a fraction u of the rounds."""
     return math.cos(math.pi / 2 * min(max(u, 0.0), 1.0))
@@ -85,6 +94,7 @@ def sample_masked(
     guide_mask: torch.Tensor | None = None,
     guide_strength: float = 1.0,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     order: str = "confidence",
     noise: float = 1.0,
     resample: int = 0,
@@ -104,6 +114,8 @@ def sample_masked(
         guide, guide_mask, guide_strength: start the `guide_mask` positions from `guide`'s
             tokens, a random share `guide_strength` of them masked again.
         temperature: of the token draws (1 draws from the network's distribution).
+        top_p: nucleus sampling: each draw is among the most probable tokens that together
+            hold `top_p` of the probability (at least the likeliest one); 1 keeps them all.
         order: which draws each round keeps, 'confidence' or 'random' (module docstring).
         noise: scale of the Gumbel noise on the confidences (0: greedy order), fading to 0
             over the rounds; 'confidence' only.
@@ -120,6 +132,8 @@ def sample_masked(
         raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 < float(top_p) <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if not 0.0 <= float(guide_strength) <= 1.0:
         raise ValueError(f"guide_strength must be in 0..1, got {guide_strength}")
     if not isinstance(resample, int) or resample < 0 or not 0.0 < resample_rate <= 1.0:
@@ -156,6 +170,8 @@ def sample_masked(
             raise ValueError(f"logits_fn must return logits [{', '.join(map(str, dims))}, V], "
                              f"got {tuple(logits.shape)}")
         logp = torch.log_softmax(logits.float().reshape(B, flat.shape[1], -1) / temperature, -1)
+        if top_p < 1.0:
+            logp = nucleus(logp, float(top_p))
         gumbel = -torch.log(-torch.log(
             torch.rand(logp.shape, generator=generator, device=device).clamp(1e-20, 1)))
         return logp, (logp + gumbel).argmax(-1)  # a draw from softmax(logits / temperature)

@@ -59,7 +59,7 @@ from structdiff.models.bundle import load_state, read_bundle_meta
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
-MASKED_OPTIONS = ("order", "resample", "temperature")  # of `sample_masked`, in a bundle's meta
+MASKED_OPTIONS = ("order", "resample", "temperature", "top_p")  # sample_masked options in meta
 
 
 @dataclass

@@ -18,8 +18,10 @@ from structdiff.data.plan_constraints import parse_key as parse_key_text
 from structdiff.data.plan_tensor import (
     CONDITION_NAMES,
     MAX_LABELS,
+    MAX_SLOTS,
     N_FEATURES,
     PLAN_LAYOUT,
+    SLOT_FEATURES,
     SLOT_OFFSET,
     PlanGrid,
     chord_group_names,
@@ -285,15 +287,22 @@ def infill_chords(
     steps: int = 20,
     chord_bias: dict[str, float] | None = None,
     guidance_scale: float = 1.0,
+    keep: np.ndarray | None = None,
 ) -> Plan:
     """`plan` (of `song`, at most the planner's `max_bars` bars) with the chords of `bars`
     written anew by the planner, every other bar known on both sides (a bridge between two
     pieces, the end of a loop that leads back to its start). Form and key stay.
-    `guidance_scale`: classifier-free guidance on the style.
+    `guidance_scale`: classifier-free guidance on the style. `keep` `[n_bars, MAX_SLOTS]`
+    bool: chord slots (beats) inside `bars` that stay as `plan` has them, known to the planner
+    as it writes the others (a cadence pinned at a phrase end); a kept slot holds the chord
+    sounding at its start.
     Raises ValueError with a one-line message for bars outside the song."""
     if not bars or bars.start < 0 or bars.stop > song.n_bars:
         raise ValueError(f"bars {bars.start}..{bars.stop - 1} are not bars of the song "
                          f"(it has {song.n_bars})")
+    if keep is not None and np.shape(keep) != (song.n_bars, MAX_SLOTS):
+        raise ValueError(f"keep must be [bars, slots] = [{song.n_bars}, {MAX_SLOTS}], "
+                         f"got {list(np.shape(keep))}")
     if song.n_bars > bundle.model.cfg.max_bars:
         raise ValueError(f"the planner takes at most {bundle.model.cfg.max_bars} bars, "
                          f"got {song.n_bars}")
@@ -303,6 +312,11 @@ def infill_chords(
     known, _ = _window_labels(tensor.x, song.n_bars)
     mask = np.ones_like(known)
     mask[bars.start : bars.stop, SLOT_OFFSET:] = 0
+    if keep is not None:
+        for b, slot in zip(*np.nonzero(keep)):
+            if bars.start <= b < bars.stop:
+                start = SLOT_OFFSET + slot * SLOT_FEATURES
+                mask[b, start : start + SLOT_FEATURES] = 1
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, "ddim", guidance_scale,
                      chord_bias=chord_bias)
     names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))

@@ -11,6 +11,7 @@ from structdiff.diffusion.masked import (
     MASK,
     mask_rate,
     mask_tokens,
+    nucleus,
     sample_masked,
     timestep_of_rate,
 )
@@ -122,6 +123,8 @@ def test_forward_process_masks_its_share_and_only_where_allowed():
     ({"steps": 0}, "steps"),
     ({"order": "sideways"}, "order"),
     ({"temperature": 0.0}, "temperature"),
+    ({"top_p": 0.0}, "top_p"),
+    ({"top_p": 1.5}, "top_p"),
     ({"known": torch.zeros(1, 3, dtype=torch.long)}, "go together"),
 ])
 def test_bad_arguments_are_one_line_errors(kwargs, message):
@@ -143,3 +146,24 @@ def test_gibbs_rounds_keep_the_distribution_and_the_known_tokens():
     kept = sample_masked(exact_logits, (50, 3), 100, steps=1, known=known, mask=mask,
                          resample=5, resample_rate=1.0, generator=g)
     assert (kept[:, 0] == 1).all()
+
+
+def test_nucleus_keeps_the_likeliest_tokens_up_to_top_p_and_renormalizes():
+    logp = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]]))
+    assert torch.allclose(nucleus(logp, 0.8).exp(), torch.tensor([[0, 0.625, 0, 0.375]]))
+    assert torch.allclose(nucleus(logp, 0.9).exp(), torch.tensor([[0.15, 0.5, 0, 0.3]]) / 0.95)
+    assert torch.allclose(nucleus(logp, 0.3).exp(), torch.tensor([[0.0, 1, 0, 0]]))  # the top one
+    assert torch.allclose(nucleus(logp, 1.0).exp(), logp.exp())
+
+
+def test_top_p_draws_from_the_nucleus_of_each_conditional():
+    # under JOINT the first two tokens agree with probability 0.67, and each one's likelier
+    # value given the other is to agree (0.64 and 0.70): top_p 0.6 cuts the other value
+    # wherever one of the two is drawn after the other, so they (almost) always agree
+    g = torch.Generator().manual_seed(0)
+    tokens = sample_masked(exact_logits, (2000, 3), 100, steps=3, order="random",
+                           generator=g, top_p=0.6)
+    full = sample_masked(exact_logits, (2000, 3), 100, steps=3, order="random",
+                         generator=torch.Generator().manual_seed(0))
+    assert (tokens[:, 0] == tokens[:, 1]).float().mean() > 0.9
+    assert (full[:, 0] == full[:, 1]).float().mean() < 0.8
