@@ -9,8 +9,10 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
         --out out/exp/musicianship_arrangers.json
 
-A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|top_p`;
-order, resample, temperature and top_p set a masked arranger's unmasking
+A variant is
+`label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|top_p|resample_rate`;
+order, resample (Gibbs rounds), temperature, top_p and resample_rate set a masked arranger's
+unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default 1: none); plans is
 `planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
@@ -112,7 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", required=True,
                         help="label|arranger folder|steps|harmony|order|resample|temperature|"
-                        "guidance|plans|top_p")
+                        "guidance|plans|top_p|resample_rate")
     parser.add_argument("--planner", type=Path,
                         help="the planner of the 'planned' variants (default: the one "
                         "`generate --style chorale` uses)")
@@ -126,14 +128,15 @@ def main() -> None:
     planner = load_planner(planner_dir)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
-        label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p = (
-            spec.split("|") + [""] * 10)[:10]
+        (label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p,
+         resample_rate) = (spec.split("|") + [""] * 11)[:11]
         if plans not in PLANS:
             parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
                            ("temperature", temperature and float(temperature)),
-                           ("top_p", top_p and float(top_p))):
+                           ("top_p", top_p and float(top_p)),
+                           ("resample_rate", resample_rate and float(resample_rate))):
             if value:
                 arranger.meta[key] = value
         started = time.perf_counter()
@@ -152,6 +155,7 @@ def main() -> None:
         result = {
             "label": label, "arranger": folder, "steps": int(steps), "harmony": float(harmony),
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
+            "resample_rate": arranger.meta.get("resample_rate"),
             "temperature": arranger.meta.get("temperature"), "top_p": arranger.meta.get("top_p"),
             "guidance": float(guidance or 1.0),
             "plans": plans or "planned",

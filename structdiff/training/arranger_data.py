@@ -25,6 +25,7 @@ from structdiff.data.arrange_tensor import (
     INTENSITY_CUTS,
     WINDOW_STEPS,
     StepPlan,
+    feature_slice,
     key_shift,
     step_plan,
     token_features,
@@ -34,6 +35,7 @@ from structdiff.data.arrange_tensor import (
 from structdiff.data.corpus import STYLES, style_index
 from structdiff.data.parts import PartLayout, Parts, encode_parts
 from structdiff.data.song import Song
+from structdiff.data.tokens import N_SPECIAL
 
 
 @dataclass
@@ -75,13 +77,51 @@ def window(example: ArrangeExample, start: int, n_steps: int = WINDOW_STEPS) -> 
             "present": example.present.copy()}
 
 
+def transpose_room(item: dict, n_pitches: int, poly_pitches: int) -> tuple[int, int]:
+    """The shifts `(lo, hi)` in semitones, both included, that keep every pitch of a `window`
+    in its range: its mono pitch tokens in `n_pitches`, its poly roll in `poly_pitches`."""
+    lo, hi = -127, 127
+    pitches = item["tokens"][item["tokens"] >= N_SPECIAL].astype(np.int64) - N_SPECIAL
+    if pitches.size:
+        lo, hi = max(lo, -int(pitches.min())), min(hi, n_pitches - 1 - int(pitches.max()))
+    sounding = np.nonzero(item["roll"].any(axis=(0, 1, 3)))[0]
+    if sounding.size:
+        lo, hi = max(lo, -int(sounding.min())), min(hi, poly_pitches - 1 - int(sounding.max()))
+    return lo, hi
+
+
+def transpose_window(item: dict, semitones: int) -> dict:
+    """A `window` with every pitch moved by `semitones` (data augmentation): mono pitch
+    tokens, the poly roll and the plan chords' roots and basses (pitch classes, so the chords
+    still fit the notes); drum hits stay. The shift must keep the pitches in range
+    (`transpose_room`)."""
+    if not semitones:
+        return item
+    tokens = item["tokens"]
+    out = dict(item)
+    out["tokens"] = np.where(tokens >= N_SPECIAL, tokens + semitones, tokens).astype(tokens.dtype)
+    out["roll"] = np.roll(item["roll"], semitones, axis=2)
+    plan = item["plan"].copy()
+    for group in ("root", "bass"):
+        cols = feature_slice(group)
+        classes = plan[:, cols.start : cols.start + 12]  # the 12 pitch classes, "no chord" last
+        plan[:, cols.start : cols.start + 12] = np.roll(classes, semitones, axis=1)
+    out["plan"] = plan
+    return out
+
+
 class WindowDataset(Dataset):
-    """Training: `length` random windows (songs weighted by their number of window starts).
+    """Training: `length` random windows (songs weighted by their number of window starts),
+    each moved by a random shift of up to `transpose` semitones either way that keeps its
+    pitches in range (`pitch_ranges`: mono and poly pitch counts; 0: as written).
     Validation (`random=False`): the windows at `picks` `[(example, start)]`."""
 
     def __init__(self, examples: list[ArrangeExample], styles: list[str], window_steps: int,
                  length: int = 0, picks: list[tuple[int, int]] | None = None,
-                 seed: int | list[int] = 0):
+                 seed: int | list[int] = 0, transpose: int = 0,
+                 pitch_ranges: tuple[int, int] = (54, 48)):
+        self.transpose = transpose
+        self.pitch_ranges = pitch_ranges
         self.examples = examples
         self.styles = styles
         self.window_steps = window_steps
@@ -91,10 +131,12 @@ class WindowDataset(Dataset):
         self.p = weights / weights.sum()
         self.seed = seed
         self.epoch_rng = np.random.default_rng(seed)
+        self.shift_rng = _shift_rng(self.epoch_rng)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw epoch `epoch`'s windows (a resumed run draws what it would have drawn)."""
         self.epoch_rng = np.random.default_rng([*np.atleast_1d(self.seed).tolist(), epoch])
+        self.shift_rng = _shift_rng(self.epoch_rng)
 
     def __len__(self) -> int:
         return self.length
@@ -107,8 +149,18 @@ class WindowDataset(Dataset):
             start = int(self.epoch_rng.choice(self.examples[e].starts))
         ex = self.examples[e]
         item = window(ex, start, self.window_steps)
+        if self.transpose and self.picks is None:
+            lo, hi = transpose_room(item, *self.pitch_ranges)
+            lo, hi = max(lo, -self.transpose), min(hi, self.transpose)
+            item = transpose_window(item, int(self.shift_rng.integers(lo, hi + 1)))
         item["style"] = style_index(self.styles, ex.style)
         return item
+
+
+def _shift_rng(rng: np.random.Generator) -> np.random.Generator:
+    """The transpositions' own generator, spawned from the windows' one without drawing from
+    it, so that the windows drawn do not depend on `transpose`."""
+    return np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
 
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -163,6 +215,10 @@ class ArrangeDataModule(pl.LightningDataModule):
             DataLoader worker and rank, for corpora larger than memory. Under DDP each rank
             reads its own shards.
         buffer_shards: shards a streaming worker holds at once.
+        transpose: move each training window by a random shift of up to this many semitones
+            either way (notes and chords together, within the pitch ranges; 0: none), so that
+            a model of a small corpus sees its voice leading in other keys than C. Validation
+            windows stay in C.
     """
 
     def __init__(
@@ -186,10 +242,17 @@ class ArrangeDataModule(pl.LightningDataModule):
         seed: int = 0,
         stream: bool = False,
         buffer_shards: int = 4,
+        transpose: int = 0,
     ):
         super().__init__()
         if limit and stream:
             raise ValueError("limit and stream do not go together: limit loads songs up front")
+        if not 0 <= transpose <= 11:
+            raise ValueError(f"transpose must be 0..11 semitones, got {transpose}")
+        if transpose and stream:
+            raise ValueError("transpose and stream do not go together yet: streamed windows "
+                             "are not transposed")
+        self.transpose = transpose
         self.prepared = prepared
         self.styles = list(styles if styles is not None else STYLES)
         self.layout = PartLayout.of(role_map, roles, pitch_low=pitch_low, n_pitches=n_pitches,
@@ -288,7 +351,9 @@ class ArrangeDataModule(pl.LightningDataModule):
                               num_workers=self.num_workers)
         ds = WindowDataset(self.examples["train"], self.styles, self.window_steps,
                            length=self.windows_per_epoch,
-                           seed=self.seed if rank == 0 else [self.seed, rank])
+                           seed=self.seed if rank == 0 else [self.seed, rank],
+                           transpose=self.transpose,
+                           pitch_ranges=(self.layout.n_pitches, self.layout.poly_pitches))
         return DataLoader(ds, batch_size=self.batch_size, collate_fn=collate,
                           num_workers=self.num_workers, worker_init_fn=_reseed,
                           persistent_workers=self.num_workers > 0)
@@ -310,3 +375,4 @@ def _reseed(worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     seeds = [*np.atleast_1d(info.dataset.seed).tolist(), worker_id, info.seed % 2**31]
     info.dataset.epoch_rng = np.random.default_rng(seeds)
+    info.dataset.shift_rng = _shift_rng(info.dataset.epoch_rng)

@@ -549,6 +549,36 @@ def test_a_masked_arranger_sees_the_known_parts_as_context(masked_models, tmp_pa
         assert torch.equal(context * mask, x_t * mask)
 
 
+def test_a_masked_bundle_unmasks_as_its_meta_says(masked_models, tmp_path, monkeypatch):
+    """The sampler settings a masked arranger ships with (Gibbs rounds, their first rate, the
+    nucleus, the temperature) reach every window's `sample_masked`, and they change the song."""
+    import shutil
+
+    from structdiff.pipeline import arrange as arrange_module
+
+    folder = tmp_path / "arranger"
+    shutil.copytree(masked_models["arranger"], folder)
+    meta = json.loads((folder / "arranger.json").read_text())
+    meta.update(resample=3, resample_rate=0.5, top_p=0.8, temperature=0.9)
+    (folder / "arranger.json").write_text(json.dumps(meta))
+    calls = []
+    sample_masked = arrange_module.sample_masked
+
+    def spy(*args, **kwargs):
+        calls.append({k: kwargs.get(k) for k in ("resample", "resample_rate", "top_p",
+                                                 "temperature")})
+        return sample_masked(*args, **kwargs)
+
+    monkeypatch.setattr(arrange_module, "sample_masked", spy)
+    out = tmp_path / "meta.mid"
+    assert _new({**masked_models, "arranger": folder}, out, "--no-png") == 0
+    assert calls and all(c == {"resample": 3, "resample_rate": 0.5, "top_p": 0.8,
+                               "temperature": 0.9} for c in calls)
+    plain = tmp_path / "plain.mid"
+    assert _new(masked_models, plain, "--no-png") == 0
+    assert plain.read_bytes() != out.read_bytes()
+
+
 def test_a_window_that_starts_inside_a_held_note_strikes_it():
     """As in training (`encode_tokens`), a known note sounding across a window's start is a
     pitch token there, not HOLD; a rest stays a rest, and the canvas is not touched."""

@@ -3,6 +3,7 @@ intensity dropout."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -229,3 +230,76 @@ def test_a_pitch_embedded_arranger_starts_from_a_learned_ones_weights_and_ships(
     bundle = load_arranger(tmp_path)
     assert bundle.model.cfg.token_embedding == "pitch"
     assert torch.equal(bundle.model.token_embeddings(), fixed)
+
+
+# -- transposed training windows ------------------------------------------------------------
+
+
+def _chord_relative(item):
+    """(voice, step) -> (pitch - chord root) % 12 where a pitch is struck under a chord."""
+    from structdiff.data.tokens import N_SPECIAL
+
+    root = item["plan"][:, feature_slice("root")].argmax(axis=1)  # per token; 12: no chord
+    out = {}
+    for k, t in zip(*np.nonzero(item["tokens"] >= N_SPECIAL)):
+        r = root[t // STEPS_PER_TOKEN]
+        if r < 12:
+            out[(k, t)] = (int(item["tokens"][k, t]) - N_SPECIAL - r) % 12
+    return out
+
+
+def test_a_transposed_window_moves_notes_and_chords_together(prepared):
+    from structdiff.data.tokens import N_SPECIAL
+    from structdiff.training.arranger_data import (
+        ArrangeDataModule,
+        transpose_room,
+        transpose_window,
+        window,
+    )
+
+    dm = ArrangeDataModule(str(prepared))
+    dm.setup()
+    ex = dm.examples["train"][0]
+    item = window(ex, int(ex.starts[0]))
+    lo, hi = transpose_room(item, 54, 48)
+    assert lo < 0 < hi
+    for shift in (lo, -3, 4, hi):
+        moved = transpose_window(item, shift)
+        pitched = item["tokens"] >= N_SPECIAL
+        assert np.array_equal(moved["tokens"][pitched], item["tokens"][pitched] + shift)
+        assert np.array_equal(moved["tokens"][~pitched], item["tokens"][~pitched])
+        assert _chord_relative(moved) == _chord_relative(item) != {}
+        root = feature_slice("root")
+        assert np.array_equal(moved["plan"][:, root.stop - 1], item["plan"][:, root.stop - 1])
+        others = np.ones(item["plan"].shape[1], dtype=bool)
+        others[root] = others[feature_slice("bass")] = False
+        assert np.array_equal(moved["plan"][:, others], item["plan"][:, others])
+    assert int(transpose_window(item, hi)["tokens"].max()) == N_SPECIAL + 53
+    assert int(transpose_window(item, lo)["tokens"][item["tokens"] >= N_SPECIAL].min()) == N_SPECIAL
+
+
+def test_training_windows_are_transposed_and_validation_windows_are_not(prepared):
+    from structdiff.training.arranger_data import ArrangeDataModule
+
+    plain = ArrangeDataModule(str(prepared), windows_per_epoch=64)
+    plain.setup()
+    moved = ArrangeDataModule(str(prepared), windows_per_epoch=64, transpose=6)
+    moved.setup()
+    a, b = plain.train_dataloader().dataset, moved.train_dataloader().dataset
+    shifts = set()
+    for i in range(64):
+        x, y = a[i], b[i]
+        ok = x["tokens"] >= 2
+        assert np.array_equal(x["tokens"] >= 2, y["tokens"] >= 2)  # the same window
+        if ok.any():
+            shift = set((y["tokens"][ok].astype(int) - x["tokens"][ok]).tolist())
+            assert len(shift) == 1 and -6 <= next(iter(shift)) <= 6
+            shifts |= shift
+            assert y["tokens"].max() <= 55
+    assert len(shifts) > 5
+    va, vb = plain.val_dataloader().dataset, moved.val_dataloader().dataset
+    assert all(np.array_equal(va[i]["tokens"], vb[i]["tokens"]) for i in range(len(va)))
+    with pytest.raises(ValueError, match="transpose must be 0..11"):
+        ArrangeDataModule(str(prepared), transpose=12)
+    with pytest.raises(ValueError, match="transpose and stream"):
+        ArrangeDataModule(str(prepared), transpose=2, stream=True)
