@@ -61,6 +61,17 @@ __all__ = ["DIFFUSIONS", "PITCH_FEATURES", "Arranger", "ArrangerConfig", "count_
            "pitch_features"]
 
 
+MAX_REGISTER_SHIFT = 12  # semitones either way a `register` condition may say
+
+
+def register_index(shift: torch.Tensor | None, batch: int, device=None) -> torch.Tensor:
+    """Embedding rows `[B]` of register shifts `[B]` (-12..12, clamped), or of unknown."""
+    unknown = 2 * MAX_REGISTER_SHIFT + 1
+    if shift is None:
+        return torch.full((batch,), unknown, dtype=torch.long, device=device)
+    return shift.long().clamp(-MAX_REGISTER_SHIFT, MAX_REGISTER_SHIFT) + MAX_REGISTER_SHIFT
+
+
 @dataclass
 class ArrangerConfig:
     vocab: int  # token values (structdiff.data.tokens.vocab_size)
@@ -90,6 +101,11 @@ class ArrangerConfig:
     # track attention's reach in time: 0, every track at the same time token (as trained
     # before); n, every track's tokens within n time tokens either side (`track_span`)
     track_span: int = 0
+    # the network is told how many semitones its notes were moved to reach C (`key_shift`,
+    # and a training transposition): voices keep one register whatever the key, so a song in
+    # G, moved up 5 to C, sits 5 higher there than one in C; without it the network writes one
+    # register in C for every key, and songs in keys far from C come out too low or too high
+    register: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -263,7 +279,8 @@ class Arranger(nn.Module):
     steps_per_token; the last feature marks padding tokens), `present` [B, K] bool (which
     tracks play), and for known parts `context` [B, K, T, C] (x0 values) with `mask` [B, K, T,
     C] (1 = known, the same over C); both default to nothing known. K may be less than the
-    number of roles (the first K slots).
+    number of roles (the first K slots). With `cfg.register`, `register` [B] long: the
+    semitones (-12..12) the notes were moved to the network's C (default: unknown).
     """
 
     def __init__(self, cfg: ArrangerConfig):
@@ -318,6 +335,10 @@ class Arranger(nn.Module):
         self.plan_add = nn.Linear(d, d)
         self.time_emb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.style = nn.Embedding(cfg.n_styles + 1, d)
+        if cfg.register:  # shifts -12..12, then unknown; zero at first, so that a model
+            # trained without it starts from where it was
+            self.register_emb = nn.Embedding(2 * MAX_REGISTER_SHIFT + 2, d)
+            nn.init.zeros_(self.register_emb.weight)
         n_rel = 2 * cfg.max_distance + 1
         self.time_bias = nn.Embedding(n_rel, cfg.n_heads)
         self.plan_bias = nn.Embedding(n_rel, cfg.n_heads)
@@ -498,6 +519,8 @@ class Arranger(nn.Module):
         h = h + self.present(present.long())[:, :, None]
         h = h + self.plan_add(p)[:, None]
         c = self.time_emb(timestep_embedding(t, self.cfg.d_model)) + self.style(cond["style"])
+        if self.cfg.register:
+            c = c + self.register_emb(register_index(cond.get("register"), B, c.device))
 
         neg = torch.finfo(x_t.dtype).min
         key_pad = torch.zeros(B, 1, 1, N, dtype=x_t.dtype, device=x_t.device).masked_fill(

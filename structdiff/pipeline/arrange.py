@@ -321,6 +321,7 @@ def arrange(
             model, bundle.noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
             variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
             sampler, generator, biases, W, masked,
+            register=shift if model.cfg.register else None,
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]
@@ -386,9 +387,10 @@ def _strike_held_notes(model, canvas: np.ndarray, window: np.ndarray, known: np.
 def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
                     variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
                     sampler, generator, biases=None, W: int = WINDOW_STEPS,
-                    masked: dict | None = None) -> np.ndarray:
+                    masked: dict | None = None, register: int | None = None) -> np.ndarray:
     """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`. `masked`: the
-    `sample_masked` options of a masked arranger (else it is a Gaussian one)."""
+    `sample_masked` options of a masked arranger (else it is a Gaussian one); `register`:
+    the semitones the song was moved to C, for a network that reads it."""
     K, T, C = canvas.shape
     hi = min(T, ws + W)
     window = np.repeat(silent, W, axis=1)  # padding past the song's end is known silence
@@ -398,6 +400,8 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
     _strike_held_notes(model, canvas, window, known, ws)
     plan = torch.from_numpy(token_features(sp, ws, W))[None]
     cond = {"style": style_index, "plan": plan, "present": present_t}
+    if register is not None:
+        cond["register"] = torch.tensor([register])
     for name, bias in (biases or {}).items():
         window_bias = np.zeros((W, bias.shape[1]), dtype=np.float32)
         window_bias[: hi - ws] = bias[ws:hi]

@@ -46,6 +46,7 @@ class ArrangeExample:
     starts: np.ndarray  # bar starts a window may begin at
     style: str | None
     source: str
+    shift: int = 0  # semitones the song was moved to reach C (`key_shift`)
 
 
 def encode_song(song: Song, layout: PartLayout | None = None, min_steps: int = 16,
@@ -65,16 +66,18 @@ def encode_song(song: Song, layout: PartLayout | None = None, min_steps: int = 1
     parts.tokens = parts.tokens.astype(np.int16)
     present = np.array([any(t.role == r and t.n_notes for t in song.tracks) for r in roles])
     return ArrangeExample(parts, present, step_plan(song, song.plan, cuts=intensity_cuts),
-                          window_starts(song.bars, song.end, min_steps), song.style, song.source)
+                          window_starts(song.bars, song.end, min_steps), song.style, song.source,
+                          key_shift(song.plan.key))
 
 
 def window(example: ArrangeExample, start: int, n_steps: int = WINDOW_STEPS) -> dict:
     """Steps [start, start + n_steps) of an example: `tokens` [Km, n] (REST past the end),
-    `roll` [Kp, n, P, 2], `hits` [Kd, n, D], `plan` [n // 4, F] and `present` [K]."""
+    `roll` [Kp, n, P, 2], `hits` [Kd, n, D], `plan` [n // 4, F], `present` [K] and `register`
+    (the semitones its notes were moved from the song's own key)."""
     w = example.parts.window(start, n_steps)
     return {"tokens": w.tokens, "roll": w.roll, "hits": w.hits,
             "plan": token_features(example.plan, start, n_steps),
-            "present": example.present.copy()}
+            "present": example.present.copy(), "register": example.shift}
 
 
 def transpose_room(item: dict, n_pitches: int, poly_pitches: int) -> tuple[int, int]:
@@ -107,6 +110,7 @@ def transpose_window(item: dict, semitones: int) -> dict:
         classes = plan[:, cols.start : cols.start + 12]  # the 12 pitch classes, "no chord" last
         plan[:, cols.start : cols.start + 12] = np.roll(classes, semitones, axis=1)
     out["plan"] = plan
+    out["register"] = item.get("register", 0) + semitones
     return out
 
 
@@ -165,7 +169,7 @@ def _shift_rng(rng: np.random.Generator) -> np.random.Generator:
 
 def collate(items: list[dict]) -> dict[str, torch.Tensor]:
     """`tokens` [B, Km, T] long, `roll` [B, Kp, T, P, 2] and `hits` [B, Kd, T, D] bool, `plan`
-    [B, N, F], `present` [B, K] bool, `style` [B] long."""
+    [B, N, F], `present` [B, K] bool, `style` [B] long, `register` [B] long."""
     return {
         "tokens": torch.from_numpy(np.stack([it["tokens"] for it in items])),
         "roll": torch.from_numpy(np.stack([it["roll"] for it in items])),
@@ -173,6 +177,7 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
         "plan": torch.from_numpy(np.stack([it["plan"] for it in items])),
         "present": torch.from_numpy(np.stack([it["present"] for it in items])),
         "style": torch.tensor([it["style"] for it in items], dtype=torch.long),
+        "register": torch.tensor([it.get("register", 0) for it in items], dtype=torch.long),
     }
 
 

@@ -114,6 +114,8 @@ class ArrangerModule(DiffusionModule):
         track_span: the track attention's reach in time tokens either side (0: the same time
             token only; 1: a voice also sees every voice's previous and next quarter note,
             where parallels, voice crossing and passing tones are decided).
+        register: tell the network how many semitones each window's notes were moved to C
+            (`ArrangerConfig.register`), so that voices keep their register in every key.
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
@@ -157,6 +159,7 @@ class ArrangerModule(DiffusionModule):
         pitch_classes: bool = False,
         token_embedding: str = "learned",
         track_span: int = 0,
+        register: bool = False,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 200,
@@ -188,6 +191,7 @@ class ArrangerModule(DiffusionModule):
             max_distance=max_distance, kinds=kinds, poly_pitches=poly_pitches,
             n_drums=len(DRUM_CLASSES), diffusion=diffusion, pitch_classes=pitch_classes,
             pitch_low=pitch_low, token_embedding=token_embedding, track_span=track_span,
+            register=register,
         )
         if masked_order not in ORDERS:
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "
@@ -254,6 +258,8 @@ class ArrangerModule(DiffusionModule):
         values `[B, K, T, C]` where `known` `[B, K, T]`."""
         h = self.hparams
         cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
+        if "register" in batch:
+            cond["register"] = batch["register"]
         if model.training:
             cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
             cond["plan"] = drop_intensity(batch["plan"], h.cfg_drop)
@@ -288,6 +294,8 @@ class ArrangerModule(DiffusionModule):
         B, K = batch["present"].shape
         T = batch["plan"].shape[1] * STEPS_PER_TOKEN
         cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
+        if "register" in batch:
+            cond["register"] = batch["register"]
         generator = torch.Generator().manual_seed(seed)
         if self.masked:
             tokens = sample_masked(model.masked_logits, (B, K, T),

@@ -303,3 +303,77 @@ def test_training_windows_are_transposed_and_validation_windows_are_not(prepared
         ArrangeDataModule(str(prepared), transpose=12)
     with pytest.raises(ValueError, match="transpose and stream"):
         ArrangeDataModule(str(prepared), transpose=2, stream=True)
+
+
+# -- the register condition -----------------------------------------------------------------
+
+
+def test_the_register_condition_starts_at_zero_and_then_tells_registers_apart():
+    from structdiff.models.arranger import ArrangerConfig
+
+    torch.manual_seed(0)
+    cfg = ArrangerConfig(vocab=20, n_roles=2, n_styles=1, n_plan=PLAN_FEATURES, emb_dim=8,
+                         d_model=16, n_layers=1, n_heads=2, register=True)
+    model = Arranger(cfg).eval()
+    x = torch.randn(1, 2, 16, cfg.channels)
+    cond = {"style": torch.tensor([1]), "plan": torch.zeros(1, 4, PLAN_FEATURES),
+            "present": torch.ones(1, 2, dtype=torch.bool)}
+    t = torch.tensor([10])
+    unknown = model(x, t, cond)["mono"]
+    # a model trained without it (its embedding still zero) reads every register alike
+    assert torch.equal(model(x, t, {**cond, "register": torch.tensor([5])})["mono"], unknown)
+    for p in model.parameters():  # a trained model (its adaptive norms no longer zero)
+        torch.nn.init.normal_(p, std=0.2)
+    up, down = (model(x, t, {**cond, "register": torch.tensor([s])})["mono"] for s in (5, -5))
+    assert not torch.allclose(up, down)
+    assert torch.equal(model(x, t, {**cond, "register": torch.tensor([40])})["mono"],
+                       model(x, t, {**cond, "register": torch.tensor([12])})["mono"])
+
+
+def test_windows_carry_their_register_and_a_transposition_adds_to_it(prepared):
+    from structdiff.data.arrange_tensor import key_shift
+    from structdiff.training.arranger_data import (
+        ArrangeDataModule,
+        collate,
+        transpose_window,
+        window,
+    )
+
+    dm = ArrangeDataModule(str(prepared))
+    dm.setup()
+    for ex in dm.examples["train"][:3]:
+        item = window(ex, int(ex.starts[0]))
+        assert item["register"] == ex.shift
+        assert transpose_window(item, -2)["register"] == ex.shift - 2
+    keys = {ex.source: ex.shift for ex in dm.examples["train"]}
+    assert set(keys.values()) <= set(range(-6, 6))
+    batch = collate([{**window(ex, int(ex.starts[0])), "style": 0}
+                     for ex in dm.examples["train"][:2]])
+    assert batch["register"].tolist() == [ex.shift for ex in dm.examples["train"][:2]]
+    assert key_shift(None) == 0
+
+
+def test_an_arranger_that_reads_its_register_trains_and_hears_the_songs_key(
+        prepared, tmp_path, monkeypatch):
+    from structdiff.data.song import Key, Plan, Section, Song, Tempo, TimeSignature
+    from structdiff.pipeline.arrange import arrange
+
+    folder = train_debug("arranger", prepared, tmp_path, "--model.register", "true",
+                         "--data.transpose", "3", name="arranger_register")
+    bundle = load_arranger(folder)
+    assert bundle.model.cfg.register
+    seen = []
+    forward = Arranger.forward
+
+    def spy(self, x_t, t, cond):
+        seen.append(cond.get("register"))
+        return forward(self, x_t, t, cond)
+
+    monkeypatch.setattr(Arranger, "forward", spy)
+    song = Song([], np.arange(4, dtype=np.int64) * 16, 64, [TimeSignature(0, 4, 4)],
+                [Tempo(0, 100.0)])
+    for tonic, shift in ((7, 5), (2, -2)):  # G: moved up 5 to C; D: down 2
+        seen.clear()
+        plan = Plan(Key(tonic, "major"), [], [Section(0, 4, "A")], [])
+        arrange(bundle, song, plan, list(bundle.roles), steps=2)
+        assert seen and all(r is not None and r.tolist() == [shift] for r in seen)
