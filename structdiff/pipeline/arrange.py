@@ -200,6 +200,7 @@ def arrange(
     progress: bool = False,
     window: int = WINDOW_STEPS,
     context_steps: int | None = None,
+    resample: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -210,8 +211,9 @@ def arrange(
     (index into INTENSITIES; default: measured from the song's notes, else unknown).
     `window` (steps, a multiple of the model's steps per token) and `context_steps` (how far
     back a window starts, default a quarter window) trade context for speed: a live session
-    writes an urgent bar in a short window. Raises ValueError with a one-line message for bad
-    values.
+    writes an urgent bar in a short window. `resample`: a masked arranger's Gibbs rounds
+    after the unmasking (default: its bundle's; a live session passes 0). Raises ValueError
+    with a one-line message for bad values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -230,6 +232,8 @@ def arrange(
     masked = None  # the samplers are Gaussian ones: a masked arranger unmasks as its bundle says
     if bundle.model.cfg.diffusion == "masked":
         masked = {k: bundle.meta[k] for k in MASKED_OPTIONS if k in bundle.meta}
+        if resample is not None:
+            masked["resample"] = int(resample)
     if song.n_bars < 1 or song.end < 1:
         raise ValueError("the song has no bars to arrange")
     lengths = song.bar_ends - song.bars

@@ -152,13 +152,14 @@ class Options:
     harmony: float = DEFAULT_HARMONY
     intensity: str | None = None
     progress: bool = False
+    gibbs: int | None = None  # a masked arranger's Gibbs rounds (None: its bundle's)
 
     def arrange_kwargs(self) -> dict:
         """The keyword arguments of `arrange` these options set."""
         return {"style": self.style, "seed": self.seed, "steps": self.steps,
                 "sampler": self.sampler, "guidance_scale": self.guidance,
                 "variation": self.variation, "harmony": self.harmony,
-                "progress": self.progress}
+                "progress": self.progress, "resample": self.gibbs}
 
 
 def track_name(role: str, program: int, is_drum: bool = False) -> str:

@@ -314,7 +314,7 @@ class Composer:
         notes = arrange(self.arranger, song, plan, roles, known_until=lo, known_from=hi,
                         style=self.style_of(specs[0].state), intensities=levels,
                         seed=self.seed * 100_003 + first_index, steps=steps or self.steps,
-                        harmony=self.harmony,
+                        harmony=self.harmony, resample=0,  # a bar is due: no Gibbs rounds
                         **(URGENT if urgent and max(s.plan.steps for s in specs)
                            <= URGENT["window"] - URGENT["context_steps"] else {}))
         out = []

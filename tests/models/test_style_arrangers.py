@@ -35,16 +35,39 @@ def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsy
     assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
                  "--no-png", "--no-wav", "--out", str(out)]) == 0
     assert out.stat().st_size > 200 and "4 tracks" in capsys.readouterr().out
+    # the chorale arranger ships with Gibbs rounds after its unmasking; --gibbs 0 skips them
+    assert load_arranger(arranger_for_style(SHIPPED_DIR, "chorale")).meta["resample"] > 0
+    fast = tmp_path / "fast.mid"
+    assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
+                 "--gibbs", "0", "--no-png", "--no-wav", "--out", str(fast)]) == 0
+    assert fast.read_bytes() != out.read_bytes()
+    assert main(["generate", "--style", "chorale", "--gibbs", "-1", "--out",
+                 str(tmp_path / "bad.mid")]) == 2
+    assert "--gibbs must be >= 0" in capsys.readouterr().err
 
 
-def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger():
+def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger(monkeypatch):
     from structdiff.pipeline.cue import parse_cue
     from structdiff.pipeline.live import session_models
 
     chorale = parse_cue({"style": "chorale", "states": {"calm": {"intensity": 0.3}},
                          "timeline": [{"state": "calm", "bars": 4}]})
-    _, arranger = session_models(chorale)
+    planner, arranger = session_models(chorale)
     assert arranger.model.cfg.pitch_classes  # the chorale arranger
+    # a bar is due: a live session skips the Gibbs rounds the chorale arranger ships with
+    from structdiff.pipeline import session as session_module
+
+    calls = []
+    arrange = session_module.arrange
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("resample"))
+        return arrange(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "arrange", spy)
+    bars = list(session_module.Session(chorale, planner, arranger, steps=2,
+                                       clock="simulated").bars(2))
+    assert len(bars) == 2 and calls and set(calls) == {0}
     quartet = parse_cue({"style": "string_quartet", "states": {"calm": {"intensity": 0.3}},
                          "timeline": [{"state": "calm", "bars": 4}]})
     _, arranger = session_models(quartet)
