@@ -1,0 +1,101 @@
+"""Do the generated voices sit where Bach's do, in every key? (issue 11, session 13)
+
+A choir's voices keep their ranges whatever the key: a chorale in G has its soprano where one
+in C has it. The arranger writes in C (songs are moved by `key_shift`, -6..5 semitones, before
+it sees them) and its notes are moved back; unless the network knows how far
+(`ArrangerConfig.register`), it writes one register in C for every key, and the songs of keys
+far from C come out too low (G, A: moved up to C, written at C's register, moved down) or
+too high (F, E).
+
+For the 36 test-split Bach chorales and for `--n` chorale-style songs of 32 bars (seeds 0..n-1,
+`generate --style chorale` with the given arranger), prints each voice's mean pitch (MIDI
+numbers) by the key's shift to C (up 3 or more, down 3 or more, within 2), and the share of
+bass notes below C2 (the cello's lowest string) and of soprano notes above A5.
+
+    OMP_NUM_THREADS=2 .venv/bin/python evaluation/voice_registers.py --n 36 \\
+        --arranger structdiff/models/weights/styles/chorale [--arranger DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from structdiff.data.arrange_tensor import key_shift
+from structdiff.data.song import PITCH
+from structdiff.models.bundle import SHIPPED_DIR, planner_for_style
+from structdiff.pipeline.arrange import load_arranger
+from structdiff.pipeline.generate import Options, new_song
+from structdiff.pipeline.plan import load_planner
+
+sys.path.insert(0, str(Path(__file__).parent))
+from musicianship import chorale_sets  # noqa: E402
+
+VOICES = ("soprano", "alto", "tenor", "bass")
+GROUPS = ("moved down 3-6", "within 2", "moved up 3-5")
+
+
+def group(shift: int) -> str:
+    return GROUPS[0] if shift <= -3 else GROUPS[2] if shift >= 3 else GROUPS[1]
+
+
+def registers(songs) -> dict:
+    """Mean pitch per (voice, group) with the number of songs, and the out-of-range shares."""
+    means = defaultdict(list)
+    for song in songs:
+        g = group(key_shift(song.plan.key))
+        for track in song.tracks:
+            if track.role in VOICES and track.n_notes:
+                means[(track.role, g)].append(float(track.notes[:, PITCH].mean()))
+    pitches = {v: np.concatenate([t.notes[:, PITCH] for s in songs for t in s.tracks
+                                  if t.role == v] or [np.zeros(0)]) for v in VOICES}
+    return {"means": {k: (float(np.mean(v)), len(v)) for k, v in means.items()},
+            "bass_below_c2": float(np.mean(pitches["bass"] < 36)) if len(pitches["bass"]) else 0.0,
+            "soprano_above_a5": (float(np.mean(pitches["soprano"] > 81))
+                                 if len(pitches["soprano"]) else 0.0)}
+
+
+def row(label: str, r: dict) -> str:
+    cells = []
+    for v in VOICES:
+        for g in GROUPS:
+            mean, n = r["means"].get((v, g), (float("nan"), 0))
+            cells.append(f"{mean:.1f}")
+    return (f"| {label} | " + " | ".join(cells)
+            + f" | {r['bass_below_c2']:.3f} | {r['soprano_above_a5']:.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arranger", action="append", type=Path, required=True,
+                        help="an arranger folder (repeat to compare)")
+    parser.add_argument("--n", type=int, default=36, help="songs per arranger (default 36)")
+    parser.add_argument("--gibbs", type=int, default=None,
+                        help="Gibbs rounds (default: each arranger's own)")
+    args = parser.parse_args()
+    real, _ = chorale_sets(36, 32, generate=False)
+    planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
+    header = " | ".join(f"{v} {g}" for v in VOICES for g in GROUPS)
+    print(f"| songs | {header} | bass below C2 | soprano above A5 |")
+    print("|---" * (2 + len(VOICES) * len(GROUPS) + 1) + "|")
+    r = registers(real)
+    counts = ", ".join(f"{g}: {r['means'].get(('soprano', g), (0, 0))[1]}" for g in GROUPS)
+    print(row(f"Bach, test split ({counts})", r), flush=True)
+    for folder in args.arranger:
+        arranger = load_arranger(folder)
+        songs = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=20,
+                                                     harmony=0.0, gibbs=args.gibbs), n_bars=32)
+                 for i in tqdm(range(args.n), desc=str(folder), unit="song")]
+        r = registers(songs)
+        counts = ", ".join(f"{g}: {r['means'].get(('soprano', g), (0, 0))[1]}"
+                           for g in GROUPS)
+        print(row(f"{folder} ({counts})", r), flush=True)
+
+
+if __name__ == "__main__":
+    main()
