@@ -61,12 +61,11 @@ def registers(songs) -> dict:
 
 
 def row(label: str, r: dict) -> str:
-    cells = []
-    for v in VOICES:
-        for g in GROUPS:
-            mean, n = r["means"].get((v, g), (float("nan"), 0))
-            cells.append(f"{mean:.1f}")
-    return (f"| {label} | " + " | ".join(cells)
+    """A table row: the label with its songs per group, the means, the out-of-range shares."""
+    counts = ", ".join(f"{g}: {r['means'].get(('soprano', g), (0, 0))[1]}" for g in GROUPS)
+    cells = [f"{r['means'].get((v, g), (float('nan'), 0))[0]:.1f}"
+             for v in VOICES for g in GROUPS]
+    return (f"| {label} ({counts}) | " + " | ".join(cells)
             + f" | {r['bass_below_c2']:.3f} | {r['soprano_above_a5']:.3f} |")
 
 
@@ -83,18 +82,13 @@ def main() -> None:
     header = " | ".join(f"{v} {g}" for v in VOICES for g in GROUPS)
     print(f"| songs | {header} | bass below C2 | soprano above A5 |")
     print("|---" * (2 + len(VOICES) * len(GROUPS) + 1) + "|")
-    r = registers(real)
-    counts = ", ".join(f"{g}: {r['means'].get(('soprano', g), (0, 0))[1]}" for g in GROUPS)
-    print(row(f"Bach, test split ({counts})", r), flush=True)
+    print(row("Bach, test split", registers(real)), flush=True)
     for folder in args.arranger:
         arranger = load_arranger(folder)
         songs = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=20,
                                                      harmony=0.0, gibbs=args.gibbs), n_bars=32)
                  for i in tqdm(range(args.n), desc=str(folder), unit="song")]
-        r = registers(songs)
-        counts = ", ".join(f"{g}: {r['means'].get(('soprano', g), (0, 0))[1]}"
-                           for g in GROUPS)
-        print(row(f"{folder} ({counts})", r), flush=True)
+        print(row(str(folder), registers(songs)), flush=True)
 
 
 if __name__ == "__main__":

@@ -107,10 +107,10 @@ def transpose_window(item: dict, semitones: int) -> dict:
     plan = item["plan"].copy()
     for group in ("root", "bass"):
         cols = feature_slice(group)
-        classes = plan[:, cols.start : cols.start + 12]  # the 12 pitch classes, "no chord" last
-        plan[:, cols.start : cols.start + 12] = np.roll(classes, semitones, axis=1)
+        classes = slice(cols.start, cols.stop - 1)  # the 12 pitch classes; "no chord" stays
+        plan[:, classes] = np.roll(plan[:, classes], semitones, axis=1)
     out["plan"] = plan
-    out["register"] = item.get("register", 0) + semitones
+    out["register"] = item["register"] + semitones
     return out
 
 
@@ -177,7 +177,7 @@ def collate(items: list[dict]) -> dict[str, torch.Tensor]:
         "plan": torch.from_numpy(np.stack([it["plan"] for it in items])),
         "present": torch.from_numpy(np.stack([it["present"] for it in items])),
         "style": torch.tensor([it["style"] for it in items], dtype=torch.long),
-        "register": torch.tensor([it.get("register", 0) for it in items], dtype=torch.long),
+        "register": torch.tensor([it["register"] for it in items], dtype=torch.long),
     }
 
 
@@ -221,7 +221,7 @@ class ArrangeDataModule(pl.LightningDataModule):
             reads its own shards.
         buffer_shards: shards a streaming worker holds at once.
         transpose: move each training window by a random shift of up to this many semitones
-            either way (notes and chords together, within the pitch ranges; 0: none), so that
+            (0..6) either way (notes and chords together, within the pitch ranges; 0: none), so that
             a model of a small corpus sees its voice leading in other keys than C. Validation
             windows stay in C.
     """
@@ -252,8 +252,9 @@ class ArrangeDataModule(pl.LightningDataModule):
         super().__init__()
         if limit and stream:
             raise ValueError("limit and stream do not go together: limit loads songs up front")
-        if not 0 <= transpose <= 11:
-            raise ValueError(f"transpose must be 0..11 semitones, got {transpose}")
+        if not 0 <= transpose <= 6:  # more is a smaller shift the other way; and with the
+            # key's own shift (-6..5) the register condition stays within its -12..12
+            raise ValueError(f"transpose must be 0..6 semitones, got {transpose}")
         if transpose and stream:
             raise ValueError("transpose and stream do not go together yet: streamed windows "
                              "are not transposed")

@@ -85,6 +85,12 @@ def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: flo
     return mask
 
 
+def given_condition(batch: dict) -> dict:
+    """What a batch tells the network besides its tokens: style, plan, playing tracks and
+    register shift (`collate`)."""
+    return {k: batch[k] for k in ("style", "plan", "present", "register")}
+
+
 class ArrangerModule(DiffusionModule):
     """The arranger, its EMA copy and its diffusion training.
 
@@ -257,9 +263,7 @@ class ArrangerModule(DiffusionModule):
         intensity dropped at random in training, for guidance) and the known context, the x0
         values `[B, K, T, C]` where `known` `[B, K, T]`."""
         h = self.hparams
-        cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
-        if "register" in batch:
-            cond["register"] = batch["register"]
+        cond = given_condition(batch)
         if model.training:
             cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
             cond["plan"] = drop_intensity(batch["plan"], h.cfg_drop)
@@ -293,9 +297,7 @@ class ArrangerModule(DiffusionModule):
         model = self.ema.shadow
         B, K = batch["present"].shape
         T = batch["plan"].shape[1] * STEPS_PER_TOKEN
-        cond = {"style": batch["style"], "plan": batch["plan"], "present": batch["present"]}
-        if "register" in batch:
-            cond["register"] = batch["register"]
+        cond = given_condition(batch)
         generator = torch.Generator().manual_seed(seed)
         if self.masked:
             tokens = sample_masked(model.masked_logits, (B, K, T),
