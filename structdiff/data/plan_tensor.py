@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from structdiff.analysis.chords import QUALITIES
+from structdiff.analysis.chords import CHORD_TONES, QUALITIES
 from structdiff.data.song import (
     Chord,
     Key,
@@ -373,13 +373,41 @@ def encode_song_plan(song: Song, plan: Plan | None = None) -> PlanTensor:
     return encode_plan(plan, PlanGrid.from_song(song), plan.key)
 
 
+def chord_tone_bass(slots: np.ndarray, root: np.ndarray, quality: np.ndarray,
+                    bass: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`(root, quality, bass)` `[L, S]` with every `free` slot whose bass is not a tone of its
+    chord (a bass no analyzed plan has: 0.3% of the chorales' time, 0.1% of POP909's) decoded
+    jointly instead: the most likely chord whose bass is one of its tones, the three groups'
+    values in `slots` `[L, S, SLOT_FEATURES]` (in [-1, 1], 2p - 1) read as probabilities.
+    Ties keep the slot's root and quality and put the root in the bass."""
+    root, quality, bass = root.copy(), quality.copy(), bass.copy()
+    wrong = free & (quality != N_QUALITY) & ~CHORD_TONES[quality, root, bass]
+    valid = CHORD_TONES.transpose(1, 0, 2)  # [root, quality, bass]; none for N
+    for i, s in zip(*np.nonzero(wrong)):
+        logp = np.log(np.clip((slots[i, s] + 1) / 2, 1e-6, 1.0))
+        lr, lq = logp[:12], logp[12 : 12 + N_QUALITIES]
+        lb = logp[12 + N_QUALITIES :]
+        score = lr[:, None, None] + lq[None, :, None] + lb[None, None, :]
+        score = score + 1e-3 * (np.arange(12) == root[i, s])[:, None, None]
+        score = score + 1e-3 * (np.arange(N_QUALITIES) == quality[i, s])[None, :, None]
+        score = score + 1e-4 * (np.arange(12)[None, :] == np.arange(12)[:, None])[:, None, :]
+        r, q, b = np.unravel_index(np.where(valid, score, -np.inf).argmax(), valid.shape)
+        root[i, s], quality[i, s], bass[i, s] = r, q, b
+    return root, quality, bass
+
+
 def decode_plan(
     x: np.ndarray,
     grid: PlanGrid,
     key: Key | None,
     label_names: Sequence[str] | None = None,
+    bass_free: np.ndarray | None = None,
 ) -> Plan:
     """The plan of features or logits `x` `[L, N_FEATURES]` (argmax per group) on `grid`.
+
+    `bass_free` `[L, MAX_SLOTS]` bool (a sampled plan: `x` in [-1, 1]): in these slots a
+    chord whose bass is not one of its tones is decoded jointly instead (`chord_tone_bass`);
+    slots a user gave keep what they say.
 
     Chords: each used slot's chord, consecutive equal slots merged, each running to the next
     different one (the last to the grid's end). Sections: a new one where section_start is set
@@ -397,6 +425,8 @@ def decode_plan(
     root = slots[:, :, :12].argmax(axis=2)
     quality = slots[:, :, 12 : 12 + N_QUALITIES].argmax(axis=2)
     bass = slots[:, :, 12 + N_QUALITIES :].argmax(axis=2)
+    if bass_free is not None:
+        root, quality, bass = chord_tone_bass(slots, root, quality, bass, bass_free)
 
     tonic = key.tonic if key is not None else 0
     chords: list[Chord] = []

@@ -138,7 +138,7 @@ def generate_plan(
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
                      chord_bias=chord_bias, temperature=temperature)
     names = letter_labels(sections) if sections else None
-    plan = decode_plan(x, grid, key, label_names=names)
+    plan = decode_plan(x, grid, key, label_names=names, bass_free=free_slots(mask))
     ts = TimeSignature(0, *meter)
     song = Song([], bars=grid.bars, end=grid.end, time_signatures=[ts],
                 tempos=[Tempo(0, 120.0)], source="structdiff plan", plan=plan,
@@ -272,7 +272,9 @@ def extend_plan(
     n_more = int(starts[0]) if len(starts) else n_bars
     full[song.n_bars : song.n_bars + n_more, LABEL] = full[song.n_bars - 1, LABEL]
     names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))
-    new_plan = decode_plan(full, grid, key, label_names=names or None)
+    bass_free = np.zeros((grid.n_bars, MAX_SLOTS), dtype=bool)
+    bass_free[song.n_bars :] = free_slots(mask)[n_context:]
+    new_plan = decode_plan(full, grid, key, label_names=names or None, bass_free=bass_free)
     longer.plan = new_plan
     return new_plan, longer
 
@@ -320,7 +322,7 @@ def infill_chords(
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, "ddim", guidance_scale,
                      chord_bias=chord_bias)
     names = letter_labels(sorted(plan.sections, key=lambda s: s.start_bar))
-    infilled = decode_plan(x, grid, key, label_names=names or None)
+    infilled = decode_plan(x, grid, key, label_names=names or None, bass_free=free_slots(mask))
     lo, hi = int(song.bars[bars.start]), int(song.bar_ends[bars.stop - 1])
     kept = [c for c in plan.chords if c.onset + c.duration <= lo or c.onset >= hi]
     cut = [replace(c, duration=lo - c.onset) for c in plan.chords
@@ -330,6 +332,13 @@ def infill_chords(
     rest = [replace(c, onset=hi, duration=c.onset + c.duration - hi) for c in plan.chords
             if c.onset < hi < c.onset + c.duration]
     return replace(plan, chords=sorted(kept + cut + new + rest, key=lambda c: c.onset))
+
+
+def free_slots(mask: np.ndarray) -> np.ndarray:
+    """`[L, MAX_SLOTS]` bool: the chord slots a sampling `mask` `[L, N_FEATURES]` leaves to
+    the planner (none of the slot's features given)."""
+    slots = mask[:, SLOT_OFFSET:].reshape(len(mask), MAX_SLOTS, SLOT_FEATURES)
+    return ~slots.astype(bool).any(axis=2)
 
 
 def quality_offsets(chord_bias: dict[str, float] | None) -> torch.Tensor | None:

@@ -269,3 +269,39 @@ def test_flickering_labels_inside_a_section_take_its_majority():
     plan = decode_plan(x, grid, None)
     assert [(s.start_bar, s.n_bars, s.label) for s in plan.sections] == [(0, 3, "A"),
                                                                          (3, 3, "B")]
+
+
+def _slot_values(root: dict, quality: dict, bass: dict) -> np.ndarray:
+    """One slot's sampled values (2p - 1) from probabilities by class; the rest share what
+    is left of each group."""
+    out = []
+    for probs, n in ((root, 12), (quality, len(QUALITIES)), (bass, 12)):
+        p = np.full(n, (1 - sum(probs.values())) / max(n - len(probs), 1))
+        for k, v in probs.items():
+            p[k] = v
+        out.append(2 * p - 1)
+    return np.concatenate(out).astype(np.float32)
+
+
+def test_a_sampled_slot_whose_bass_is_no_chord_tone_is_decoded_jointly():
+    maj, mn = QUALITIES.index("maj"), QUALITIES.index("min")
+    grid = uniform_grid(1, 4, 4)
+    x = encode_plan(Plan(Key(0, "major"), [Chord(0, 16, 0, "maj", 0)], [Section(0, 1, "A")], []),
+                    grid, Key(0, "major")).x * 2 - 1
+    slots = x[:, N_FEATURES - MAX_SLOTS * 35:].reshape(1, MAX_SLOTS, 35)
+    # beat 1: C major over D (argmax per group); D major over D is the likeliest chord with
+    # a chord tone in the bass (0.4 * 0.6 * 0.7 against C over E's 0.5 * 0.6 * 0.2)
+    slots[0, 0] = _slot_values({0: 0.5, 2: 0.4}, {maj: 0.6, mn: 0.4}, {2: 0.7, 4: 0.2})
+    # beat 2: C major over D again, but C major over E is the likeliest chord with a chord tone
+    slots[0, 1] = _slot_values({0: 0.9}, {maj: 0.9}, {2: 0.5, 4: 0.4})
+    # beat 3: C major over G, already a chord tone
+    slots[0, 2] = _slot_values({0: 0.9}, {maj: 0.9}, {7: 0.9})
+    x[:, N_FEATURES - MAX_SLOTS * 35:] = slots.reshape(1, -1)
+    chords = lambda plan: [(c.root, c.quality, c.bass) for c in plan.chords]  # noqa: E731
+    free = np.ones((1, MAX_SLOTS), dtype=bool)
+    jointly = decode_plan(x, grid, Key(0, "major"), bass_free=free)
+    assert chords(jointly)[:3] == [(2, "maj", 2), (0, "maj", 4), (0, "maj", 7)]
+    # per group, as analyzed plans are read back, and where a slot was given
+    assert chords(decode_plan(x, grid, Key(0, "major")))[0] == (0, "maj", 2)
+    free[0, 0] = False
+    assert chords(decode_plan(x, grid, Key(0, "major"), bass_free=free))[0] == (0, "maj", 2)
