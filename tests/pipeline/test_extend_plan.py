@@ -20,7 +20,7 @@ from structdiff.data.song import START, Chord, Key, Plan, Section, Song, Tempo, 
 from structdiff.pipeline import plan as plan_module
 from structdiff.pipeline.arrange import load_arranger
 from structdiff.pipeline.generate import Options, continue_song
-from structdiff.pipeline.plan import _sample_plan, extend_plan, load_planner
+from structdiff.pipeline.plan import _sample_plan, extend_plan, free_slots, load_planner
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +73,7 @@ def _old_extend_plan(bundle, song, plan, n_bars, seed, steps):
     mask[: song.n_bars] = 1
     x = _sample_plan(bundle, grid, key, None, tensor.x, mask, seed, steps, "ddim", 1.0)
     names = list(dict.fromkeys(s.label for s in plan.sections if s.label not in ("i", "o")))
-    return decode_plan(x, grid, key, label_names=names or None)
+    return decode_plan(x, grid, key, label_names=names or None, bass_free=free_slots(mask))
 
 
 def _cut(plan: Plan, n_bars: int, end: int) -> Plan:
