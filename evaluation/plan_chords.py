@@ -6,7 +6,9 @@ the time under seventh chords and the root motion down a fifth (`structdiff.metr
 plan_metrics`' ``chord_quality`` and ``root_motion`` histograms, pooled), the share of chords
 that are inverted, the share of one-bar phrases, and the log-likelihood of the chord changes
 under a bigram model of the training chorales' analyzed chords (root relative to the tonic,
-quality, inverted or not; add-0.1 smoothing), in nats per change. Needs the chorales prepared
+quality, inverted or not; add-0.1 smoothing), in nats per change; and (session 14) the share
+of chord changes that keep the bass's pitch class (a repeated bass note under the arranger)
+and of chords whose bass is not one of their tones. Needs the chorales prepared
 (`structdiff prepare music21 --out data/music21`).
 
     .venv/bin/python evaluation/plan_chords.py [--planner DIR] [--guidance 3] [--sampler ddpm]
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from structdiff.analysis.chords import QUALITIES, QUALITY_INTERVALS
+from structdiff.analysis.chords import CHORD_TONES, QUALITIES, QUALITY_INTERVALS
 from structdiff.data.prepare import load_prepared
 from structdiff.metrics.plan_metrics import plan_histograms, pool_histograms, song_grid
 from structdiff.models.bundle import SHIPPED_DIR, planner_for_style
@@ -76,6 +78,13 @@ def stats(songs, bigram: Bigram) -> dict:
         "one-bar phrases": np.mean([n == 1 for n in phrases]) if phrases else float("nan"),
         "root down a fifth": float(motion[DOWN_A_FIFTH]),
         "bigram log-likelihood": np.mean([bigram.loglik(q) for s in songs if (q := changes(s))]),
+        "bass kept across a change": np.mean([a.bass == b.bass for s in songs
+                                              for a, b in zip(s.plan.chords, s.plan.chords[1:])
+                                              if "N" not in (a.quality, b.quality)]),
+        "bass outside its chord": np.mean([not CHORD_TONES[QUALITIES.index(c.quality), c.root,
+                                                           c.bass]
+                                           for s in songs for c in s.plan.chords
+                                           if c.quality != "N"]),
     }
 
 
