@@ -390,7 +390,7 @@ def chord_tone_bass(slots: np.ndarray, root: np.ndarray, quality: np.ndarray,
         score = lr[:, None, None] + lq[None, :, None] + lb[None, None, :]
         score = score + 1e-3 * (np.arange(12) == root[i, s])[:, None, None]
         score = score + 1e-3 * (np.arange(N_QUALITIES) == quality[i, s])[None, :, None]
-        score = score + 1e-4 * (np.arange(12)[None, :] == np.arange(12)[:, None])[:, None, :]
+        score = score + 1e-4 * np.eye(12)[:, None, :]  # the root in the bass
         r, q, b = np.unravel_index(np.where(valid, score, -np.inf).argmax(), valid.shape)
         root[i, s], quality[i, s], bass[i, s] = r, q, b
     return root, quality, bass

@@ -10,6 +10,8 @@ from structdiff.data.plan_tensor import (
     MAX_SLOTS,
     N_FEATURES,
     PLAN_LAYOUT,
+    SLOT_FEATURES,
+    SLOT_OFFSET,
     PlanGrid,
     decode_plan,
     encode_plan,
@@ -288,7 +290,7 @@ def test_a_sampled_slot_whose_bass_is_no_chord_tone_is_decoded_jointly():
     grid = uniform_grid(1, 4, 4)
     x = encode_plan(Plan(Key(0, "major"), [Chord(0, 16, 0, "maj", 0)], [Section(0, 1, "A")], []),
                     grid, Key(0, "major")).x * 2 - 1
-    slots = x[:, N_FEATURES - MAX_SLOTS * 35:].reshape(1, MAX_SLOTS, 35)
+    slots = x[:, SLOT_OFFSET:].reshape(1, MAX_SLOTS, SLOT_FEATURES)
     # beat 1: C major over D (argmax per group); D major over D is the likeliest chord with
     # a chord tone in the bass (0.4 * 0.6 * 0.7 against C over E's 0.5 * 0.6 * 0.2)
     slots[0, 0] = _slot_values({0: 0.5, 2: 0.4}, {maj: 0.6, mn: 0.4}, {2: 0.7, 4: 0.2})
@@ -296,7 +298,7 @@ def test_a_sampled_slot_whose_bass_is_no_chord_tone_is_decoded_jointly():
     slots[0, 1] = _slot_values({0: 0.9}, {maj: 0.9}, {2: 0.5, 4: 0.4})
     # beat 3: C major over G, already a chord tone
     slots[0, 2] = _slot_values({0: 0.9}, {maj: 0.9}, {7: 0.9})
-    x[:, N_FEATURES - MAX_SLOTS * 35:] = slots.reshape(1, -1)
+    x[:, SLOT_OFFSET:] = slots.reshape(1, -1)
     chords = lambda plan: [(c.root, c.quality, c.bass) for c in plan.chords]  # noqa: E731
     free = np.ones((1, MAX_SLOTS), dtype=bool)
     jointly = decode_plan(x, grid, Key(0, "major"), bass_free=free)
