@@ -100,7 +100,7 @@ def arranged_song(arranger, real: Song, roles: list[str], style: str | None, see
 
 def generated_song(planner, arranger, real: Song, roles: list[str], style: str | None,
                    seed: int, steps: int, harmony: float = DEFAULT_HARMONY,
-                   guidance: float = 1.0) -> Song:
+                   guidance: float | None = None) -> Song:
     """A new song as long as `real`, in its meter, key, style and tempo, for `roles`."""
     templates = role_templates(real, roles)
     instruments = ",".join(f"{r}={t.program}" for r, t in templates.items())

@@ -69,7 +69,7 @@ def features(songs) -> list[np.ndarray]:
 
 
 def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path | None = None,
-                 steps: int | None = None, generate: bool = True, guidance: float = 1.0,
+                 steps: int | None = None, generate: bool = True, guidance: float | None = None,
                  planner: Path | None = None):
     """The test chorales (analyzed) and, with `generate`, as many new chorale-style songs."""
     names = [line.strip() for line in Path("datasets/music21/test.txt").read_text().splitlines()
@@ -95,7 +95,7 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
 
 
 def band_sets(n: int, bars: int, harmony: float | None = None, steps: int | None = None,
-              guidance: float = 1.0, arranger: Path | None = None):
+              guidance: float | None = None, arranger: Path | None = None):
     from structdiff.data.prepare import load_prepared
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -137,8 +137,9 @@ def main() -> None:
                         "(default: each arranger's)")
     parser.add_argument("--harmony", type=float, help="the harmony lean (default: each "
                         "arranger's)")
-    parser.add_argument("--guidance", type=float, default=1.0,
-                        help="classifier-free guidance on the style (default 1: none)")
+    parser.add_argument("--guidance", type=float, default=None,
+                        help="classifier-free guidance on the style (default: the planner's "
+                        "own, none on the arranger; `generate --guidance`)")
     parser.add_argument("--no-floors", action="store_true",
                         help="only generated against real: no floors, no control")
     parser.add_argument("--out", type=Path, default=Path("evaluation/results/musicianship.md"))

@@ -14,7 +14,8 @@ A variant is
 order, resample (Gibbs rounds), temperature, top_p and resample_rate set a masked arranger's
 unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
-classifier-free guidance scale on the style (`generate --guidance`, default 1: none); plans is
+classifier-free guidance scale on the style (`generate --guidance`, default: the planner's own,
+none on the arranger); plans is
 `planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
 chorale of the same index), `real` (each test chorale's own analyzed plan, arranged anew in
 all four voices: what the arranger alone gives away) or `chords` (each test chorale's own
@@ -94,7 +95,8 @@ def phrase_slots(song, where: str) -> np.ndarray:
     return keep
 
 
-def given_plan(real_song, plans: str, planner, seed: int, steps: int, guidance: float):
+def given_plan(real_song, plans: str, planner, seed: int, steps: int,
+               guidance: float | None):
     """The song whose plan a variant arranges: the test chorale's own (`real`), the same with
     its chords written anew by the planner (`chords`; `cadences` or `midphrase`: all but two
     beats per phrase, `phrase_slots`), or None (the planner's own plans)."""
@@ -140,13 +142,14 @@ def main() -> None:
             if value:
                 arranger.meta[key] = value
         started = time.perf_counter()
+        scale = float(guidance) if guidance else None  # None: the planner's own
         generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
                                                          steps=int(steps),
                                                          harmony=float(harmony),
-                                                         guidance=float(guidance or 1.0)),
+                                                         guidance=scale),
                               n_bars=real[i].n_bars if plans == "length" else args.bars,
                               plan_song=given_plan(real[i], plans, planner, i, int(steps),
-                                                   float(guidance or 1.0)))
+                                                   scale))
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
         test = two_sample_test(fr, features(generated))
@@ -157,7 +160,7 @@ def main() -> None:
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
             "resample_rate": arranger.meta.get("resample_rate"),
             "temperature": arranger.meta.get("temperature"), "top_p": arranger.meta.get("top_p"),
-            "guidance": float(guidance or 1.0),
+            "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),
             "seconds": round(seconds, 1),

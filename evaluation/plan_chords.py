@@ -98,7 +98,8 @@ def main() -> None:
     parser.add_argument("--bars", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--sampler", default="ddim")
-    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance on the style "
+                        "(default: the bundle's, else 1)")
     parser.add_argument("--temperature", type=float, help="of the planner's logits "
                         "(default: the bundle's, else 1)")
     args = parser.parse_args()

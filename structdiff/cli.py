@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "dpmsolver++"),
                    help="sampler (default ddim)")
-    p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
-                   help="classifier-free guidance scale on style and mode (default 1: none)")
+    p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
+                   help="classifier-free guidance scale on style and mode (default: the "
+                   "planner's own, 1: none, for all but --style chorale)")
     p.add_argument("--model", type=Path, metavar="DIR",
                    help="folder with planner.safetensors/planner.json (default: shipped)")
     p.add_argument("--out", type=Path, required=True, metavar="PLAN.json",
@@ -187,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "share of the notes given all the others, for fuller chords and smoother "
                    "lines at the cost of time (default: the arranger's, 100 for --style "
                    "chorale, else 0)")
-    p.add_argument("--guidance", type=float, default=1.0, metavar="SCALE",
-                   help="classifier-free guidance on style (and mode, intensity) "
-                   "(default 1: none)")
+    p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
+                   help="classifier-free guidance on style (and mode, intensity), on the "
+                   "planner and the arranger (default: the planner's own, 1: none, for all "
+                   "but --style chorale; none on the arranger)")
     p.add_argument("--planner", type=Path, metavar="DIR",
                    help="folder with planner.safetensors/.json (default: shipped)")
     p.add_argument("--arranger", type=Path, metavar="DIR",
@@ -558,7 +560,7 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--harmony must be between 0 and 100, got {args.harmony}")
     if args.tempo is not None and not 10.0 <= args.tempo <= 400.0:
         raise UsageError(f"--tempo must be between 10 and 400 bpm, got {args.tempo}")
-    if args.guidance < 0:
+    if args.guidance is not None and args.guidance < 0:
         raise UsageError(f"--guidance must be >= 0, got {args.guidance}")
     song_mode = args.accompany or args.continue_ or args.regenerate
     if song_mode and (args.form or args.chords or args.key):

@@ -125,6 +125,7 @@ def constraint_arrays(
     key: Key | None,
     form: Sequence[Section] | None = None,
     chords: Sequence[Sequence[ChordSymbol]] | None = None,
+    phrase_ends: dict[int, bool] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Known features `[L, N_FEATURES]` float32 (one-hot where fixed, 0 elsewhere) and the mask
     `[L, N_FEATURES]` bool of exactly the features the user fixed.
@@ -134,6 +135,8 @@ def constraint_arrays(
     quality and bass groups of the used slots of the bars it covers, from bar 0 (a shorter
     chart leaves the later bars free); chords are stored relative to `key`, which must be known
     (given by the user or chosen first). Unused slots are not masked: `slot_valid` covers them.
+    `phrase_ends` (bar -> whether a phrase ends on it, e.g. `FormModel.phrase_ends`) fixes the
+    phrase_end group of those bars.
     """
     if n_bars < 1:
         raise ValueError(f"bars must be >= 1, got {n_bars}")
@@ -167,6 +170,11 @@ def constraint_arrays(
             for bar in range(s.start_bar, s.start_bar + s.n_bars):
                 fix(bar, "label", classes[s.label])
                 fix(bar, "section_start", int(bar == s.start_bar))
+
+    for bar, end in (phrase_ends or {}).items():
+        if not 0 <= bar < n_bars:
+            raise ValueError(f"phrase end at bar {bar}, outside the {n_bars} bars")
+        fix(bar, "phrase_end", int(end))
 
     if chords is not None:
         if len(chords) > n_bars:

@@ -147,7 +147,7 @@ class Options:
     seed: int = 0
     steps: int = 20
     sampler: str = "ddim"
-    guidance: float = 1.0
+    guidance: float | None = None  # None: the planner's own (its bundle's), none on the arranger
     variation: float = 0.0
     harmony: float = DEFAULT_HARMONY
     intensity: str | None = None
@@ -157,7 +157,8 @@ class Options:
     def arrange_kwargs(self) -> dict:
         """The keyword arguments of `arrange` these options set."""
         return {"style": self.style, "seed": self.seed, "steps": self.steps,
-                "sampler": self.sampler, "guidance_scale": self.guidance,
+                "sampler": self.sampler,
+                "guidance_scale": 1.0 if self.guidance is None else self.guidance,
                 "variation": self.variation, "harmony": self.harmony,
                 "progress": self.progress, "resample": self.gibbs}
 

@@ -50,6 +50,7 @@ from structdiff.pipeline.forms import FormModel, load_forms
 CONTEXT_BARS = 64
 LABEL = PLAN_LAYOUT[0].slice
 SECTION_START = PLAN_LAYOUT[1].slice
+PHRASE_END = PLAN_LAYOUT[2].slice
 
 
 @dataclass
@@ -101,7 +102,7 @@ def generate_plan(
     seed: int = 0,
     steps: int = 20,
     sampler: str = "ddim",
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     chord_bias: dict[str, float] | None = None,
     temperature: float | None = None,
 ) -> tuple[Plan, Song]:
@@ -111,7 +112,10 @@ def generate_plan(
     ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
     logit offsets to chord qualities (`{"min": 1.5, "maj7": -3}`): a chord vocabulary.
     `temperature` divides the planner's logits (below 1: surer chords; default: the bundle's
-    `sampling.temperature`, else 1).
+    `sampling.temperature`, else 1). `guidance_scale`: classifier-free guidance on style and
+    mode (default: the bundle's `sampling.guidance`, else 1: none). Where the bundle has a form
+    model, the phrase ends of the form's sections are drawn from it with the form (given or
+    drawn) and the planner writes the chords around them (`FormModel.phrase_ends`).
     Raises ValueError with a one-line message for any bad value.
     """
     if style is not None and style not in bundle.styles:
@@ -133,7 +137,11 @@ def generate_plan(
         sections = bundle.forms.sample(n_bars, style, np.random.default_rng([seed, 1]))
     grid = uniform_grid(n_bars, *meter)
     chart = parse_chord_chart(chords, grid.n_beats.tolist()) if chords else None
-    known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart)
+    ends = None  # where the phrases end, drawn as the form is (its chords then cadence there)
+    if sections is not None and bundle.forms is not None:
+        ends = bundle.forms.phrase_ends(sections, style, np.random.default_rng([seed, 2]))
+    known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart,
+                                    phrase_ends=ends)
 
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
                      chord_bias=chord_bias, temperature=temperature)
@@ -148,15 +156,19 @@ def generate_plan(
 
 def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | None,
                  known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
-                 guidance_scale: float, bar_cond: np.ndarray | None = None,
+                 guidance_scale: float | None, bar_cond: np.ndarray | None = None,
                  chord_bias: dict[str, float] | None = None,
                  temperature: float | None = None) -> np.ndarray:
     """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`.
     `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`);
     `chord_bias`: logit offsets by chord quality name, added in every chord slot;
-    `temperature`: divides the logits (default: the bundle's, else 1)."""
+    `temperature`: divides the logits, `guidance_scale`: classifier-free guidance on style
+    and mode (each None: the bundle's `sampling` value, else 1)."""
+    sampling = bundle.meta.get("sampling", {})
     if temperature is None:
-        temperature = float(bundle.meta.get("sampling", {}).get("temperature", 1.0))
+        temperature = float(sampling.get("temperature", 1.0))
+    if guidance_scale is None:
+        guidance_scale = float(sampling.get("guidance", 1.0))
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     n_styles, n_bars = len(bundle.styles), grid.n_bars
@@ -211,7 +223,7 @@ def extend_plan(
     seed: int = 0,
     steps: int = 20,
     sampler: str = "ddim",
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     context_bars: int = CONTEXT_BARS,
     chord_bias: dict[str, float] | None = None,
 ) -> tuple[Plan, Song]:
@@ -222,8 +234,8 @@ def extend_plan(
     `max_bars` leaves no room beside the new bars) as known context, then the new bars, so a
     song of any length can be continued. The plan of the song's own bars comes back as it
     was; a label the planner gives the new bars names the same section as in `plan` when it is
-    a label of the window, else one that `plan` does not use. `chord_bias` as in
-    `generate_plan`.
+    a label of the window, else one that `plan` does not use. `chord_bias` and
+    `guidance_scale` as in `generate_plan`.
     Raises ValueError with a one-line message for a bad `n_bars` or `context_bars`.
     """
     max_bars = bundle.model.cfg.max_bars
@@ -253,9 +265,10 @@ def extend_plan(
     if bundle.forms is not None and plan.sections:  # form first: the new bars' sections
         more = bundle.forms.continue_form(plan.sections, n_bars, style,
                                           np.random.default_rng([seed, 1]))
+        ends = bundle.forms.phrase_ends(more, style, np.random.default_rng([seed, 2]))
         _fix_window_form(known, mask, more, label_classes(
             sorted(plan.sections, key=lambda s: s.start_bar) + more),
-                         to_song, n_context, song.n_bars)
+                         to_song, n_context, song.n_bars, ends)
     bar_cond = plan_condition(grid)[start:]
     bar_cond[:, CONDITION_NAMES.index("position")] = (
         np.arange(len(bar_cond)) / max(len(bar_cond) - 1, 1))
@@ -288,16 +301,16 @@ def infill_chords(
     seed: int = 0,
     steps: int = 20,
     chord_bias: dict[str, float] | None = None,
-    guidance_scale: float = 1.0,
+    guidance_scale: float | None = None,
     keep: np.ndarray | None = None,
 ) -> Plan:
     """`plan` (of `song`, at most the planner's `max_bars` bars) with the chords of `bars`
     written anew by the planner, every other bar known on both sides (a bridge between two
     pieces, the end of a loop that leads back to its start). Form and key stay.
-    `guidance_scale`: classifier-free guidance on the style. `keep` `[n_bars, MAX_SLOTS]`
-    bool: chord slots (beats) inside `bars` that stay as `plan` has them, known to the planner
-    as it writes the others (a cadence pinned at a phrase end); a kept slot holds the chord
-    sounding at its start.
+    `guidance_scale`: classifier-free guidance on the style (default: the bundle's). `keep`
+    `[n_bars, MAX_SLOTS]` bool: chord slots (beats) inside `bars` that stay as `plan` has
+    them, known to the planner as it writes the others (a cadence pinned at a phrase end); a
+    kept slot holds the chord sounding at its start.
     Raises ValueError with a one-line message for bars outside the song."""
     if not bars or bars.start < 0 or bars.stop > song.n_bars:
         raise ValueError(f"bars {bars.start}..{bars.stop - 1} are not bars of the song "
@@ -387,11 +400,13 @@ def _window_labels(x: np.ndarray, n_known: int) -> tuple[np.ndarray, dict[int, i
 
 
 def _fix_window_form(known: np.ndarray, mask: np.ndarray, sections: list, classes: dict,
-                     to_song: dict[int, int], n_context: int, song_bars: int) -> None:
+                     to_song: dict[int, int], n_context: int, song_bars: int,
+                     phrase_ends: dict[int, bool] | None = None) -> None:
     """Fix the label and section starts of a window's new rows (after `n_context` known
     ones) to `sections` (bars numbered in the song, from `song_bars`), their labels' song
     classes `classes` turned into the window's: a class the window has keeps its window
-    class, a new one takes the next free one."""
+    class, a new one takes the next free one; and the phrase ends of the bars
+    `phrase_ends` has (numbered in the song)."""
     from_song = {s: w for w, s in to_song.items()}
     fresh: dict[int, int] = {}
     for s in sections:
@@ -409,6 +424,10 @@ def _fix_window_form(known: np.ndarray, mask: np.ndarray, sections: list, classe
             known[row, SECTION_START] = (0, 1) if bar == s.start_bar else (1, 0)
             mask[row, LABEL] = 1
             mask[row, SECTION_START] = 1
+    for bar, end in (phrase_ends or {}).items():
+        row = n_context + bar - song_bars
+        known[row, PHRASE_END] = (0, 1) if end else (1, 0)
+        mask[row, PHRASE_END] = 1
 
 
 def _song_labels(x: np.ndarray, to_song: dict[int, int], song_x: np.ndarray) -> np.ndarray:

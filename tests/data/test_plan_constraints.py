@@ -191,3 +191,16 @@ def test_a_short_chart_fixes_only_its_bars():
             assert [(c.root, c.quality, c.bass) for c in found] == [
                 (expected.root, expected.quality, expected.bass)
             ]
+
+
+def test_phrase_ends_fix_the_phrase_end_group_of_their_bars_only():
+    from structdiff.data.plan_tensor import group_slices, uniform_grid
+
+    grid = uniform_grid(4, 4, 4)
+    known, mask = constraint_arrays(4, grid, None, phrase_ends={1: True, 2: False})
+    g = group_slices()["phrase_end"]
+    assert mask[1, g].all() and mask[2, g].all() and not mask[[0, 3], g].any()
+    assert known[1, g].tolist() == [0, 1] and known[2, g].tolist() == [1, 0]
+    assert mask.sum() == 4  # nothing else is fixed
+    with pytest.raises(ValueError, match="phrase end at bar 4, outside the 4 bars"):
+        constraint_arrays(4, grid, None, phrase_ends={4: True})

@@ -11,7 +11,7 @@ from structdiff.cli import main
 from structdiff.data.plan_constraints import parse_form
 from structdiff.metrics.plan_metrics import total_variation
 from structdiff.metrics.structure import form_statistics
-from structdiff.pipeline.forms import FORMS_FILE, FormModel, form_text, moves_of
+from structdiff.pipeline.forms import FORMS_FILE, FormModel, StyleForms, form_text, moves_of
 
 
 def test_moves_of_a_verse_chorus_form():
@@ -198,3 +198,67 @@ def test_section_lengths_follow_the_size_of_the_song():
 
     old = FormModel({s: StyleForms.from_dict(f) for s, f in d["styles"].items()})
     assert sum(s.n_bars for s in old.sample(64, "quartet", rng)) == 64
+
+
+def test_phrase_end_patterns_are_counted_per_section_length_and_drawn_from_them(tmp_path):
+    model = FormModel()
+    # hymns whose two-bar sections end a phrase on their last bar, four-bar ones on bars 2, 4
+    for _ in range(10):
+        form = parse_form("A2 B2 C4 A2")
+        model.add("hymn", form, phrase_ends=[1, 3, 5, 7, 9])
+    model.add("hymn", parse_form("A2 B2"), phrase_ends=[])  # no phrase ends: counts none
+    hymn = model.styles["hymn"]
+    assert hymn.phrases[2] == Counter({"01": 30}) and hymn.phrases[4] == Counter({"0101": 10})
+    rng = np.random.default_rng(0)
+    ends = model.phrase_ends(parse_form("A2 B4 A2 C3"), "hymn", rng)
+    # no three-bar sections were counted: bars 8-10 are left to the planner
+    assert ends == {0: False, 1: True, 2: False, 3: True, 4: False, 5: True, 6: False, 7: True}
+    # read back from its file it holds the same patterns
+    again = FormModel.load(model.save(tmp_path / FORMS_FILE))
+    assert again.to_dict() == model.to_dict() and again.styles["hymn"].phrases == hymn.phrases
+
+
+def test_a_repeated_section_takes_the_phrase_ends_of_its_first_occurrence():
+    model = FormModel()
+    model.add("hymn", parse_form("A4 B4"), phrase_ends=[3, 5, 7])  # 0001, 0101
+    model.add("hymn", parse_form("A4 B4"), phrase_ends=[1, 3, 7])  # 0101, 0001
+    for seed in range(10):
+        ends = model.phrase_ends(parse_form("A4 B4 A4 B4"), "hymn", np.random.default_rng(seed))
+        pattern = [ends[b] for b in range(16)]
+        assert pattern[0:4] == pattern[8:12] and pattern[4:8] == pattern[12:16]
+
+
+def test_a_form_model_fit_before_phrase_patterns_gives_none():
+    model = _model({"pop": POP})
+    d = model.to_dict()
+    for style in d["styles"].values():
+        style.pop("phrases")
+    old = FormModel({s: StyleForms.from_dict(f) for s, f in d["styles"].items()})
+    assert old.phrase_ends(parse_form("A8 B8"), "pop", np.random.default_rng(0)) == {}
+
+
+def test_a_planner_writes_its_plan_around_the_phrase_ends_drawn_with_its_form(tmp_path):
+    import shutil
+
+    from structdiff.pipeline.plan import extend_plan, generate_plan, load_planner
+    from tests.debug_models import tiny_corpus, train_debug
+
+    folder = train_debug("planner", tiny_corpus(tmp_path), tmp_path)
+    copy = tmp_path / "with_phrases"
+    shutil.copytree(folder, copy)
+    model = FormModel()
+    for _ in range(5):  # eight-bar sections ending a phrase on bars 4 and 8 (or 8 only)
+        model.add("pop", parse_form("A8 B8 A8"), phrase_ends=[3, 7, 15, 19, 23])
+    model.save(copy / FORMS_FILE)
+    bundle = load_planner(copy)
+    style = bundle.styles[0]
+    for seed in range(3):
+        plan, song = generate_plan(bundle, form="A8 B8 A8", style=style, seed=seed, steps=4)
+        drawn = bundle.forms.phrase_ends(plan.sections, style, np.random.default_rng([seed, 2]))
+        assert plan.phrase_ends == [b for b, end in sorted(drawn.items()) if end]
+        assert set(plan.phrase_ends) >= {7, 15, 23}
+    # a continuation's new sections get theirs too, the song's own stay
+    longer, _ = extend_plan(bundle, song, plan, 16, style=style, seed=1, steps=4)
+    assert [b for b in longer.phrase_ends if b < 24] == plan.phrase_ends
+    new = [s for s in longer.sections if s.start_bar >= 24]
+    assert all(s.start_bar + s.n_bars - 1 in longer.phrase_ends for s in new if s.n_bars == 8)
