@@ -64,15 +64,17 @@ def within(real: float, generated: float) -> bool:
     return abs(generated - real) <= max(0.25 * abs(real), 0.02)
 
 
-def muspy_oa(real, generated) -> float:
+def muspy_oa(real, generated) -> tuple[float, dict[str, float]]:
+    """The mean overlapping area of MusPy's pitch and rhythm metrics, and each one's."""
     names = PITCH_METRICS + RHYTHM_METRICS
     ref = score_songs([(f"r{i}", s) for i, s in enumerate(real)], "real", workers=1,
                       progress=False)
     gen = score_songs([(f"g{i}", s) for i, s in enumerate(generated)], "gen", workers=1,
                       progress=False)
     table = compare(gen, ref)
-    values = [table[n]["oa"] for n in names if n in table and np.isfinite(table[n]["oa"])]
-    return float(np.mean(values))
+    each = {n: float(table[n]["oa"]) for n in names
+            if n in table and np.isfinite(table[n]["oa"])}
+    return float(np.mean(list(each.values()))), each
 
 
 def phrase_slots(song, where: str) -> np.ndarray:
@@ -165,9 +167,10 @@ def main() -> None:
             "planner": str(planner_dir),
             "seconds": round(seconds, 1),
             "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
-            "means": means, "rows_within": rows_ok, "muspy_oa": muspy_oa(real, generated),
+            "means": means, "rows_within": rows_ok,
             "telling": [t["feature"] for t in test["telling"]][:5],
         }
+        result["muspy_oa"], result["muspy_oa_each"] = muspy_oa(real, generated)
         results[label] = result
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=float))

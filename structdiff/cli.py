@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sampler (default ddim)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance scale on style and mode (default: the "
-                   "planner's own, 1: none, for all but --style chorale)")
+                   "planner's own: 3 for --style chorale, else 1: none)")
     p.add_argument("--model", type=Path, metavar="DIR",
                    help="folder with planner.safetensors/planner.json (default: shipped)")
     p.add_argument("--out", type=Path, required=True, metavar="PLAN.json",
@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "chorale, else 0)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
-                   "planner and the arranger (default: the planner's own, 1: none, for all "
-                   "but --style chorale; none on the arranger)")
+                   "planner and the arranger (default: the planner's own, 3 for --style "
+                   "chorale, else 1: none; none on the arranger)")
     p.add_argument("--planner", type=Path, metavar="DIR",
                    help="folder with planner.safetensors/.json (default: shipped)")
     p.add_argument("--arranger", type=Path, metavar="DIR",

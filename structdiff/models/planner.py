@@ -229,10 +229,12 @@ def sample_masked_plan(
     logits_fn, cond: dict, num_train_timesteps: int, steps: int,
     generator: torch.Generator | None = None, known: torch.Tensor | None = None,
     mask: torch.Tensor | None = None, temperature: float = 1.0, order: str = "random",
+    noise: float = 1.0,
 ) -> torch.Tensor:
     """Plans `[B, L, F]` (x0 values, -1/1) of a masked planner, unmasked over `steps` rounds
     in random order (`order="random"`: ancestral sampling) or surest draws first
-    (`"confidence"`, `structdiff.diffusion.masked`). `logits_fn(x_t, t, cond) -> [B, L, F]` is the
+    (`"confidence"`, `structdiff.diffusion.masked`; `noise`: the scale of the Gumbel noise on
+    its confidences, fading over the rounds). `logits_fn(x_t, t, cond) -> [B, L, F]` is the
     network (or a guided one); `known` `[B, L, F]` (x0 values) is kept where `mask`
     `[B, L, F]` is 1 (whole groups), and passed as context as in training. Unused slots are
     known as unused."""
@@ -255,7 +257,7 @@ def sample_masked_plan(
 
     tokens = sample_masked(logits, (B, L, len(PLAN_LAYOUT)), num_train_timesteps, cond, steps,
                            generator=generator, known=known_tokens, mask=keep,
-                           temperature=temperature, order=order)
+                           temperature=temperature, order=order, noise=noise)
     return 2 * tokens_one_hot(tokens) - 1
 
 

@@ -20,10 +20,12 @@ from structdiff.data.plan_tensor import (
     MAX_LABELS,
     MAX_SLOTS,
     N_FEATURES,
+    N_QUALITIES,
     PLAN_LAYOUT,
     SLOT_FEATURES,
     SLOT_OFFSET,
     PlanGrid,
+    chord_classes,
     chord_group_names,
     decode_plan,
     encode_plan,
@@ -111,11 +113,13 @@ def generate_plan(
     `form` ("i4 A8 B8 A8 o4"), `chords` ("C G | Am F | ...", bars separated by `|`) and `key`
     ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
     logit offsets to chord qualities (`{"min": 1.5, "maj7": -3}`): a chord vocabulary.
-    `temperature` divides the planner's logits (below 1: surer chords; default: the bundle's
-    `sampling.temperature`, else 1). `guidance_scale`: classifier-free guidance on style and
-    mode (default: the bundle's `sampling.guidance`, else 1: none). Where the bundle has a form
-    model, the phrase ends of the form's sections are drawn from it with the form (given or
-    drawn) and the planner writes the chords around them (`FormModel.phrase_ends`).
+    `temperature` divides the planner's logits (below 1: surer chords) and `guidance_scale` is
+    classifier-free guidance on style and mode; each defaults to the bundle's setting for the
+    style (`sampling_settings`), else 1. Where the bundle has a form model, the phrase ends of
+    the form's sections are drawn from it with the form (given or drawn) and the planner
+    writes the chords around them (`FormModel.phrase_ends`), and the last beat's chord is
+    drawn from the chords the style's songs end on (`FormModel.final_chord`) unless `chords`
+    gives it.
     Raises ValueError with a one-line message for any bad value.
     """
     if style is not None and style not in bundle.styles:
@@ -142,6 +146,10 @@ def generate_plan(
         ends = bundle.forms.phrase_ends(sections, style, np.random.default_rng([seed, 2]))
     known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart,
                                     phrase_ends=ends)
+    if bundle.forms is not None:  # the song ends as the style's songs end
+        final = bundle.forms.final_chord(style, key.mode, np.random.default_rng([seed, 3]))
+        if final is not None:
+            _fix_last_chord(known, mask, grid, final)
 
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
                      chord_bias=chord_bias, temperature=temperature)
@@ -164,7 +172,7 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
     `chord_bias`: logit offsets by chord quality name, added in every chord slot;
     `temperature`: divides the logits, `guidance_scale`: classifier-free guidance on style
     and mode (each None: the bundle's `sampling` value, else 1)."""
-    sampling = bundle.meta.get("sampling", {})
+    sampling = sampling_settings(bundle, style)
     if temperature is None:
         temperature = float(sampling.get("temperature", 1.0))
     if guidance_scale is None:
@@ -198,11 +206,12 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
                                           {"style": n_styles, "mode": len(MODES)})
     generator = torch.Generator().manual_seed(seed)
     if masked:  # unmasked over `steps` rounds in the bundle's order; `sampler` does not apply
-        order = bundle.meta.get("sampling", {}).get("order", "random")
         with torch.no_grad():
             x = sample_masked_plan(denoiser, cond, bundle.noise.num_train_timesteps, steps,
                                    generator, known=torch.from_numpy(2 * known - 1)[None],
-                                   mask=torch.from_numpy(mask)[None], order=order)
+                                   mask=torch.from_numpy(mask)[None],
+                                   order=sampling.get("order", "random"),
+                                   noise=float(sampling.get("noise", 1.0)))
         return x[0].numpy()
     with torch.no_grad():
         x = sample(
@@ -345,6 +354,32 @@ def infill_chords(
     rest = [replace(c, onset=hi, duration=c.onset + c.duration - hi) for c in plan.chords
             if c.onset < hi < c.onset + c.duration]
     return replace(plan, chords=sorted(kept + cut + new + rest, key=lambda c: c.onset))
+
+
+def _fix_last_chord(known: np.ndarray, mask: np.ndarray, grid: PlanGrid,
+                    chord: tuple[int, str, int]) -> None:
+    """Fix the last beat of the last bar to `chord` (root, quality, bass from the tonic),
+    unless a chord chart already fixes it."""
+    bar = grid.n_bars - 1
+    slot = int(np.flatnonzero(grid.slot_valid[bar])[-1])
+    start = SLOT_OFFSET + slot * SLOT_FEATURES
+    if mask[bar, start : start + SLOT_FEATURES].any():
+        return
+    root, quality, bass = chord_classes(chord, 0)
+    values = np.zeros(SLOT_FEATURES, dtype=known.dtype)
+    values[[root, 12 + quality, 12 + N_QUALITIES + bass]] = 1
+    known[bar, start : start + SLOT_FEATURES] = values
+    mask[bar, start : start + SLOT_FEATURES] = True
+
+
+def sampling_settings(bundle: PlannerBundle, style: str | None) -> dict:
+    """The planner bundle's sampling defaults (`temperature`, `guidance`, and a masked
+    planner's `order`, `noise`) for `style`: its meta's `sampling`, overridden by
+    `sampling.styles[style]` (the classical planner guides its chorales only)."""
+    sampling = dict(bundle.meta.get("sampling", {}))
+    per_style = sampling.pop("styles", {})
+    sampling.update(per_style.get(style, {}) if style is not None else {})
+    return sampling
 
 
 def free_slots(mask: np.ndarray) -> np.ndarray:

@@ -262,3 +262,42 @@ def test_a_planner_writes_its_plan_around_the_phrase_ends_drawn_with_its_form(tm
     assert [b for b in longer.phrase_ends if b < 24] == plan.phrase_ends
     new = [s for s in longer.sections if s.start_bar >= 24]
     assert all(s.start_bar + s.n_bars - 1 in longer.phrase_ends for s in new if s.n_bars == 8)
+
+
+def test_final_chords_are_counted_per_mode_and_drawn_as_often_as_songs_end_on_them(tmp_path):
+    model = FormModel()
+    for k in range(20):  # minor hymns end on a major tonic (a Picardy third) or the dominant
+        model.add("hymn", parse_form("A4"), final=("minor", 0, "maj", 0) if k % 4
+                  else ("minor", 7, "maj", 7))
+    model.add("hymn", parse_form("A4"), final=("major", 12, "maj", 16))  # read modulo 12
+    assert model.styles["hymn"].finals["major"] == Counter({"0 maj 4": 1})
+    rng = np.random.default_rng(0)
+    drawn = Counter(model.final_chord("hymn", "minor", rng) for _ in range(400))
+    assert set(drawn) == {(0, "maj", 0), (7, "maj", 7)}
+    assert 0.68 < drawn[(0, "maj", 0)] / 400 < 0.82
+    assert FormModel.load(model.save(tmp_path / FORMS_FILE)).to_dict() == model.to_dict()
+    assert _model({"pop": POP}).final_chord("pop", "major", rng) is None  # none counted
+
+
+def test_a_planned_song_ends_on_the_final_chord_drawn_for_it(tmp_path):
+    import shutil
+
+    from structdiff.pipeline.plan import generate_plan, load_planner
+    from tests.debug_models import tiny_corpus, train_debug
+
+    folder = train_debug("planner", tiny_corpus(tmp_path), tmp_path)
+    copy = tmp_path / "with_finals"
+    shutil.copytree(folder, copy)
+    style = load_planner(folder).styles[0]
+    model = _model({style: POP})
+    for mode in ("major", "minor"):
+        model.add(style, parse_form("A8"), final=(mode, 5, "dom7", 9))  # IV7/vi: unlikely
+    model.save(copy / FORMS_FILE)
+    bundle = load_planner(copy)
+    for seed in range(3):
+        plan, _ = generate_plan(bundle, 8, style=style, key="D", seed=seed, steps=4)
+        last = plan.chords[-1]
+        assert (last.root, last.quality, last.bass) == (7, "dom7", 11)  # G7/B in D
+    # a chord chart that reaches the last bar keeps its own last chord
+    plan, _ = generate_plan(bundle, 2, style=style, key="D", chords="D | A", seed=0, steps=4)
+    assert (plan.chords[-1].root, plan.chords[-1].quality) == (9, "maj")
