@@ -7,7 +7,7 @@ import pytest
 from structdiff.cli import main
 
 SCHEMA_KEYS = {"source", "grid", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks",
-               "chords", "sections"}
+               "chords", "sections", "phrase_ends"}
 
 
 def run(capsys, *argv):
@@ -36,6 +36,22 @@ def test_analyze_json_schema_on_a_chorale(capsys):
     assert all(abs(e - c["onset_qn"]) < 1e-9 for e, c in zip(ends, chords[1:]))
     assert sum(s["n_bars"] for s in data["sections"]) == data["n_bars"]
     assert set(data["sections"][0]) == {"start_bar", "n_bars", "label"}
+    # a chorale's phrases end at its fermatas: bars from 0, the last one among them
+    assert data["phrase_ends"] and all(0 <= b < data["n_bars"] for b in data["phrase_ends"])
+
+
+def test_a_planned_songs_phrase_ends_travel_with_its_plan_file(capsys, tmp_path):
+    from structdiff.analysis.schema import read_plan
+
+    out = tmp_path / "plan.json"
+    code, _, err = run(capsys, "plan", "--bars", "8", "--style", "chorale", "--seed", "1",
+                       "--out", str(out))
+    assert code == 0, err
+    written = json.loads(out.read_text())["phrase_ends"]
+    assert written and read_plan(out).phrase_ends == written
+    old = {k: v for k, v in json.loads(out.read_text()).items() if k != "phrase_ends"}
+    out.write_text(json.dumps(old))  # a plan file written before session 15
+    assert read_plan(out).phrase_ends == []
 
 
 def test_analyze_text_and_midi_input(capsys, band_midi):

@@ -14,9 +14,10 @@ class PlanError(ValueError):
 
 def analysis_dict(song: Song, plan: Plan) -> dict:
     """`{"source", "grid", "n_bars", "time_signatures", "tempo_qpm", "key", "tracks",
-    "chords", "sections"}` with times in quarter notes from the start of the file (of the
-    song as read: where "grid" says the beats were found from the notes, the notes were moved
-    onto them)."""
+    "chords", "sections", "phrase_ends"}` with times in quarter notes from the start of the
+    file (of the song as read: where "grid" says the beats were found from the notes, the
+    notes were moved onto them) and bars counted from 0 (`phrase_ends`: the bars on which a
+    phrase ends)."""
     qn = song.qn
     return {
         "source": song.source,
@@ -53,6 +54,7 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
             {"start_bar": int(s.start_bar), "n_bars": int(s.n_bars), "label": s.label}
             for s in plan.sections
         ],
+        "phrase_ends": [int(b) for b in plan.phrase_ends],
     }
 
 
@@ -94,7 +96,8 @@ def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
 
 
 def plan_from_dict(data: dict, steps_per_quarter: int = 4) -> Plan:
-    """A `Plan` from the `key`/`chords`/`sections` of the schema (other keys are ignored)."""
+    """A `Plan` from the `key`/`chords`/`sections`/`phrase_ends` of the schema (other keys are
+    ignored; a plan without `phrase_ends`, as written before session 15, has none)."""
     from structdiff.analysis.chords import QUALITIES
 
     try:
@@ -115,11 +118,12 @@ def plan_from_dict(data: dict, steps_per_quarter: int = 4) -> Plan:
             Section(int(s["start_bar"]), int(s["n_bars"]), str(s["label"]))
             for s in data.get("sections", [])
         ]
+        phrase_ends = sorted({int(b) for b in data.get("phrase_ends", [])})
     except PlanError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise PlanError(f"bad plan: {type(e).__name__}: {e}") from None
-    return Plan(key=plan_key, chords=chords, sections=sections)
+    return Plan(key=plan_key, chords=chords, sections=sections, phrase_ends=phrase_ends)
 
 
 def read_plan(path: str | Path, steps_per_quarter: int = 4) -> Plan:

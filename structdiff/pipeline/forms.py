@@ -30,9 +30,10 @@ chorale's bars (Bach's: 36%), only half of them at a section's end (85%).
 
 Final chords (session 15): per style and mode, the chord each song ends on (root and bass
 relative to the tonic, quality), counted over the songs with a key and chords. `final_chord`
-draws one, and `generate_plan` gives it to the planner as the last beat's chord, so a song
-ends as the style's songs end. Unguided, the classical planner ended 72% of its chorales on the
-tonic, guided at 3 (its chorale default) 53%; Bach's chorales: 94%.
+draws one, and `generate_plan` gives it to the planner as the chord of the last bar's second
+half (the training chorales' full last bars hold their final chord two beats, 56 of 81, or
+the whole bar, 21), so a song ends as the style's songs end. Unguided, the classical planner
+ended 72% of its chorales on the tonic, guided at 3 (its chorale default) 53%; Bach's: 94%.
 
 Sampling draws intro and outro, then moves and lengths until the bars add up exactly: a length
 that would overshoot is drawn again among those that fit, and the whole body is drawn again (up

@@ -117,9 +117,9 @@ def generate_plan(
     classifier-free guidance on style and mode; each defaults to the bundle's setting for the
     style (`sampling_settings`), else 1. Where the bundle has a form model, the phrase ends of
     the form's sections are drawn from it with the form (given or drawn) and the planner
-    writes the chords around them (`FormModel.phrase_ends`), and the last beat's chord is
-    drawn from the chords the style's songs end on (`FormModel.final_chord`) unless `chords`
-    gives it.
+    writes the chords around them (`FormModel.phrase_ends`), and the chord of the last bar's
+    second half is drawn from the chords the style's songs end on (`FormModel.final_chord`)
+    unless `chords` gives it.
     Raises ValueError with a one-line message for any bad value.
     """
     if style is not None and style not in bundle.styles:
@@ -358,18 +358,21 @@ def infill_chords(
 
 def _fix_last_chord(known: np.ndarray, mask: np.ndarray, grid: PlanGrid,
                     chord: tuple[int, str, int]) -> None:
-    """Fix the last beat of the last bar to `chord` (root, quality, bass from the tonic),
-    unless a chord chart already fixes it."""
+    """Fix the second half of the last bar's beats (two of four, as the training chorales'
+    full last bars mostly hold their final chord) to `chord` (root, quality, bass from the
+    tonic), unless a chord chart already fixes one of them."""
     bar = grid.n_bars - 1
-    slot = int(np.flatnonzero(grid.slot_valid[bar])[-1])
-    start = SLOT_OFFSET + slot * SLOT_FEATURES
-    if mask[bar, start : start + SLOT_FEATURES].any():
+    used = np.flatnonzero(grid.slot_valid[bar])
+    slots = used[len(used) // 2 :]
+    cols = np.concatenate([SLOT_OFFSET + s * SLOT_FEATURES + np.arange(SLOT_FEATURES)
+                           for s in slots])
+    if mask[bar, cols].any():
         return
     root, quality, bass = chord_classes(chord, 0)
     values = np.zeros(SLOT_FEATURES, dtype=known.dtype)
     values[[root, 12 + quality, 12 + N_QUALITIES + bass]] = 1
-    known[bar, start : start + SLOT_FEATURES] = values
-    mask[bar, start : start + SLOT_FEATURES] = True
+    known[bar, cols] = np.tile(values, len(slots))
+    mask[bar, cols] = True
 
 
 def sampling_settings(bundle: PlannerBundle, style: str | None) -> dict:
