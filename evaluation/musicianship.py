@@ -1,7 +1,8 @@
 """Real or generated? The classifier two-sample test on the shipped models (issue 11's ruler).
 
     .venv/bin/python evaluation/musicianship.py [--sets chorale band] [--n 36] [--bars 32]
-        [--arranger DIR] [--steps N] [--harmony X] [--guidance G] [--no-floors]
+        [--arranger DIR] [--band-planner DIR] [--steps N] [--harmony X] [--guidance G]
+        [--no-floors]
         [--out evaluation/results/musicianship.md]
 
 - chorale: the test split's Bach chorales (music21 corpus, `datasets/music21/test.txt`)
@@ -95,14 +96,15 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
 
 
 def band_sets(n: int, bars: int, harmony: float | None = None, steps: int | None = None,
-              guidance: float | None = None, arranger: Path | None = None):
+              guidance: float | None = None, arranger: Path | None = None,
+              planner: Path | None = None):
     from structdiff.data.prepare import load_prepared
 
     sys.path.insert(0, str(Path(__file__).parent))
     from band_quality import generated_song
 
     folder = SHIPPED_SETS["band"]
-    planner, arranger = load_planner(folder), load_arranger(arranger or folder)
+    planner, arranger = load_planner(planner or folder), load_arranger(arranger or folder)
     tests = [s for s in load_prepared(Path("data/band"), "test") if s.plan is not None]
     rng = np.random.default_rng(0)
     picks = sorted(rng.choice(len(tests), min(n, len(tests)), replace=False).tolist())
@@ -133,6 +135,8 @@ def main() -> None:
                         "the one `generate --style chorale` uses, the shipped band one)")
     parser.add_argument("--planner", type=Path, help="a planner bundle's folder for the "
                         "chorale set (default: the one `generate --style chorale` uses)")
+    parser.add_argument("--band-planner", type=Path, help="a planner bundle's folder for the "
+                        "band set (default: the shipped band one)")
     parser.add_argument("--steps", type=int, help="denoising steps or unmasking rounds "
                         "(default: each arranger's)")
     parser.add_argument("--harmony", type=float, help="the harmony lean (default: each "
@@ -153,7 +157,8 @@ def main() -> None:
                                        args.steps, guidance=args.guidance,
                                        planner=args.planner) \
             if name == "chorale" else \
-            band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance, args.arranger)
+            band_sets(args.n, args.bars, args.harmony, args.steps, args.guidance, args.arranger,
+                      args.band_planner)
         fr, fg = features(real), features(generated)
         lines += [f"# {name}: generated against real", ""]
         lines.append(classifier_markdown(two_sample_test(fr, fg),
