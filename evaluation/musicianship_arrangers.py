@@ -64,8 +64,12 @@ def within(real: float, generated: float) -> bool:
     return abs(generated - real) <= max(0.25 * abs(real), 0.02)
 
 
-def muspy_oa(real, generated) -> tuple[float, dict[str, float]]:
-    """The mean overlapping area of MusPy's pitch and rhythm metrics, and each one's."""
+def muspy_oa(real, generated, bootstraps: int = 200
+             ) -> tuple[float, dict[str, float], list[float]]:
+    """The mean overlapping area of MusPy's pitch and rhythm metrics, each one's, and a 95%
+    interval of the mean from `bootstraps` resamplings of both sets' songs (seeded)."""
+    from structdiff.metrics.distances import compare_sets
+
     names = PITCH_METRICS + RHYTHM_METRICS
     ref = score_songs([(f"r{i}", s) for i, s in enumerate(real)], "real", workers=1,
                       progress=False)
@@ -74,7 +78,17 @@ def muspy_oa(real, generated) -> tuple[float, dict[str, float]]:
     table = compare(gen, ref)
     each = {n: float(table[n]["oa"]) for n in names
             if n in table and np.isfinite(table[n]["oa"])}
-    return float(np.mean(list(each.values()))), each
+    rng = np.random.default_rng(0)
+    g_values = {n: gen.values(n) for n in each}
+    r_values = {n: ref.values(n) for n in each}
+    means = []
+    for _ in range(bootstraps):
+        gi = rng.integers(0, len(gen.per_file), len(gen.per_file))
+        ri = rng.integers(0, len(ref.per_file), len(ref.per_file))
+        oa = [compare_sets(g_values[n][gi], r_values[n][ri])["oa"] for n in each]
+        means.append(float(np.nanmean(oa)))
+    interval = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return float(np.mean(list(each.values()))), each, interval
 
 
 def phrase_slots(song, where: str) -> np.ndarray:
@@ -170,7 +184,8 @@ def main() -> None:
             "means": means, "rows_within": rows_ok,
             "telling": [t["feature"] for t in test["telling"]][:5],
         }
-        result["muspy_oa"], result["muspy_oa_each"] = muspy_oa(real, generated)
+        result["muspy_oa"], result["muspy_oa_each"], result["muspy_oa_ci"] = muspy_oa(
+            real, generated)
         results[label] = result
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=float))
