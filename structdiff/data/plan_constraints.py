@@ -126,6 +126,7 @@ def constraint_arrays(
     form: Sequence[Section] | None = None,
     chords: Sequence[Sequence[ChordSymbol]] | None = None,
     phrase_ends: dict[int, bool] | None = None,
+    final_chord: tuple[int, str, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Known features `[L, N_FEATURES]` float32 (one-hot where fixed, 0 elsewhere) and the mask
     `[L, N_FEATURES]` bool of exactly the features the user fixed.
@@ -136,7 +137,9 @@ def constraint_arrays(
     chart leaves the later bars free); chords are stored relative to `key`, which must be known
     (given by the user or chosen first). Unused slots are not masked: `slot_valid` covers them.
     `phrase_ends` (bar -> whether a phrase ends on it, e.g. `FormModel.phrase_ends`) fixes the
-    phrase_end group of those bars.
+    phrase_end group of those bars. `final_chord` (root, quality, bass from the tonic, e.g.
+    `FormModel.final_chord`) fixes the second half of the last bar's used slots (two beats of
+    four), unless the chart reaches the last bar.
     """
     if n_bars < 1:
         raise ValueError(f"bars must be >= 1, got {n_bars}")
@@ -189,4 +192,12 @@ def constraint_arrays(
                 fix(bar, f"root{slot}", root)
                 fix(bar, f"quality{slot}", quality)
                 fix(bar, f"bass{slot}", bass)
+
+    if final_chord is not None and (chords is None or len(chords) < n_bars):
+        root, quality, bass = chord_classes(final_chord, 0)
+        used = int(grid.slot_valid[n_bars - 1].sum())
+        for slot in range(used // 2, used):
+            fix(n_bars - 1, f"root{slot}", root)
+            fix(n_bars - 1, f"quality{slot}", quality)
+            fix(n_bars - 1, f"bass{slot}", bass)
     return known, mask

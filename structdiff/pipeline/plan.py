@@ -20,12 +20,10 @@ from structdiff.data.plan_tensor import (
     MAX_LABELS,
     MAX_SLOTS,
     N_FEATURES,
-    N_QUALITIES,
     PLAN_LAYOUT,
     SLOT_FEATURES,
     SLOT_OFFSET,
     PlanGrid,
-    chord_classes,
     chord_group_names,
     decode_plan,
     encode_plan,
@@ -141,15 +139,13 @@ def generate_plan(
         sections = bundle.forms.sample(n_bars, style, np.random.default_rng([seed, 1]))
     grid = uniform_grid(n_bars, *meter)
     chart = parse_chord_chart(chords, grid.n_beats.tolist()) if chords else None
-    ends = None  # where the phrases end, drawn as the form is (its chords then cadence there)
-    if sections is not None and bundle.forms is not None:
-        ends = bundle.forms.phrase_ends(sections, style, np.random.default_rng([seed, 2]))
-    known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart,
-                                    phrase_ends=ends)
-    if bundle.forms is not None:  # the song ends as the style's songs end
+    ends = final = None  # drawn with the form: where phrases end, the chord the song ends on
+    if bundle.forms is not None:
+        if sections is not None:
+            ends = bundle.forms.phrase_ends(sections, style, np.random.default_rng([seed, 2]))
         final = bundle.forms.final_chord(style, key.mode, np.random.default_rng([seed, 3]))
-        if final is not None:
-            _fix_last_chord(known, mask, grid, final)
+    known, mask = constraint_arrays(n_bars, grid, key, form=sections, chords=chart,
+                                    phrase_ends=ends, final_chord=final)
 
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
                      chord_bias=chord_bias, temperature=temperature)
@@ -354,25 +350,6 @@ def infill_chords(
     rest = [replace(c, onset=hi, duration=c.onset + c.duration - hi) for c in plan.chords
             if c.onset < hi < c.onset + c.duration]
     return replace(plan, chords=sorted(kept + cut + new + rest, key=lambda c: c.onset))
-
-
-def _fix_last_chord(known: np.ndarray, mask: np.ndarray, grid: PlanGrid,
-                    chord: tuple[int, str, int]) -> None:
-    """Fix the second half of the last bar's beats (two of four, as the training chorales'
-    full last bars mostly hold their final chord) to `chord` (root, quality, bass from the
-    tonic), unless a chord chart already fixes one of them."""
-    bar = grid.n_bars - 1
-    used = np.flatnonzero(grid.slot_valid[bar])
-    slots = used[len(used) // 2 :]
-    cols = np.concatenate([SLOT_OFFSET + s * SLOT_FEATURES + np.arange(SLOT_FEATURES)
-                           for s in slots])
-    if mask[bar, cols].any():
-        return
-    root, quality, bass = chord_classes(chord, 0)
-    values = np.zeros(SLOT_FEATURES, dtype=known.dtype)
-    values[[root, 12 + quality, 12 + N_QUALITIES + bass]] = 1
-    known[bar, cols] = np.tile(values, len(slots))
-    mask[bar, cols] = True
 
 
 def sampling_settings(bundle: PlannerBundle, style: str | None) -> dict:

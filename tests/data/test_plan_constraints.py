@@ -204,3 +204,17 @@ def test_phrase_ends_fix_the_phrase_end_group_of_their_bars_only():
     assert mask.sum() == 4  # nothing else is fixed
     with pytest.raises(ValueError, match="phrase end at bar 4, outside the 4 bars"):
         constraint_arrays(4, grid, None, phrase_ends={4: True})
+
+
+def test_a_final_chord_fixes_the_last_bars_second_half_unless_the_chart_reaches_it():
+    from structdiff.data.plan_tensor import group_slices, uniform_grid
+
+    grid = uniform_grid(2, 4, 4)
+    known, mask = constraint_arrays(2, grid, None, final_chord=(7, "dom7", 11))
+    g = group_slices()
+    fixed = [s for s in range(8) if mask[1, g[f"root{s}"]].any()]
+    assert fixed == [2, 3] and not mask[0].any()
+    assert known[1, g["root3"]].argmax() == 7 and known[1, g["bass3"]].argmax() == 11
+    charted, _ = constraint_arrays(2, grid, Key(0, "major"), chords=parse_chord_chart(
+        "C | F", [4, 4]), final_chord=(7, "dom7", 11))
+    assert charted[1, g["root3"]].argmax() == 5  # the chart's F stays
