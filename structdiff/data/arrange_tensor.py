@@ -202,9 +202,21 @@ def _one_hot(index: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def token_features(sp: StepPlan, start: int, n_steps: int = WINDOW_STEPS) -> np.ndarray:
+def withhold_bass(plan):
+    """Plan features (`token_features`, numpy or torch, `[..., PLAN_FEATURES]`) with the
+    chords' bass withheld: its group all zeros, which no plan writes (a chord's bass, or "no
+    chord", is one-hot). An arranger trained with the bass withheld at random
+    (`ArrangerModule(bass_drop=)`) then writes the bass line's inversions itself."""
+    plan = plan.clone() if hasattr(plan, "clone") else plan.copy()
+    plan[..., feature_slice("bass")] = 0
+    return plan
+
+
+def token_features(sp: StepPlan, start: int, n_steps: int = WINDOW_STEPS,
+                   bass: bool = True) -> np.ndarray:
     """Per-token plan features `[n_steps // STEPS_PER_TOKEN, PLAN_FEATURES]` of the window of
-    steps [start, start + n_steps); steps past the song's end are padding."""
+    steps [start, start + n_steps); steps past the song's end are padding. Without `bass` the
+    chords' bass is withheld (`withhold_bass`)."""
     if n_steps % STEPS_PER_TOKEN:
         raise ValueError(f"window steps must be a multiple of {STEPS_PER_TOKEN}, got {n_steps}")
     N = n_steps // STEPS_PER_TOKEN
@@ -250,7 +262,7 @@ def token_features(sp: StepPlan, start: int, n_steps: int = WINDOW_STEPS) -> np.
     ]
     out = np.concatenate(parts, axis=1)
     out[pad, : -1] = 0
-    return out
+    return out if bass else withhold_bass(out)
 
 
 def window_starts(song_bars: np.ndarray, end: int, min_steps: int = 16) -> np.ndarray:

@@ -326,6 +326,7 @@ def arrange(
             variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
             sampler, generator, biases, W, masked,
             register=shift if model.cfg.register else None,
+            plan_bass=bool(bundle.meta.get("plan_bass", True)),
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]
@@ -391,10 +392,12 @@ def _strike_held_notes(model, canvas: np.ndarray, window: np.ndarray, known: np.
 def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, new_end,
                     variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
                     sampler, generator, biases=None, W: int = WINDOW_STEPS,
-                    masked: dict | None = None, register: int | None = None) -> np.ndarray:
+                    masked: dict | None = None, register: int | None = None,
+                    plan_bass: bool = True) -> np.ndarray:
     """Sample the window [ws, ws + W): clean x0 values `[K, W, C]`. `masked`: the
     `sample_masked` options of a masked arranger (else it is a Gaussian one); `register`:
-    the semitones the song was moved to C, for a network that reads it."""
+    the semitones the song was moved to C, for a network that reads it; without
+    `plan_bass` the network is not told the chords' bass."""
     K, T, C = canvas.shape
     hi = min(T, ws + W)
     window = np.repeat(silent, W, axis=1)  # padding past the song's end is known silence
@@ -402,7 +405,7 @@ def _arrange_window(model, noise, canvas, silent, done, src, sp, song, ws, pos, 
     known = np.ones((K, W), dtype=bool)
     known[:, : hi - ws] = done[:, ws:hi]
     _strike_held_notes(model, canvas, window, known, ws)
-    plan = torch.from_numpy(token_features(sp, ws, W))[None]
+    plan = torch.from_numpy(token_features(sp, ws, W, bass=plan_bass))[None]
     cond = {"style": style_index, "plan": plan, "present": present_t}
     if register is not None:
         cond["register"] = torch.tensor([register])

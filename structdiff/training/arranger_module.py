@@ -23,6 +23,7 @@ from structdiff.data.arrange_tensor import (
     PLAN_FEATURES,
     STEPS_PER_TOKEN,
     feature_slice,
+    withhold_bass,
 )
 from structdiff.data.corpus import STYLES
 from structdiff.data.drums import DRUM_CLASSES
@@ -51,6 +52,15 @@ def drop_intensity(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor
     rows = drop[:, None] & real
     plan[..., _INTENSITY][rows] = unknown
     return plan
+
+
+def drop_bass(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor:
+    """Plan features `[B, N, F]` with the chords' bass withheld (`withhold_bass`) in a random
+    `p` of rows."""
+    drop = torch.rand(plan.shape[0], generator=generator) < p
+    if not drop.any():
+        return plan
+    return torch.where(drop[:, None, None], withhold_bass(plan), plan)
 
 
 def step_padding(plan: torch.Tensor) -> torch.Tensor:
@@ -125,6 +135,13 @@ class ArrangerModule(DiffusionModule):
         lr, weight_decay, warmup_steps: AdamW with linear warm-up, then cosine decay.
         ema_decay: decay of the weight average that is sampled from and shipped.
         cfg_drop: probability of dropping the style, and separately the intensity.
+        bass_drop: probability that a training window's plan chords come without their bass
+            (`withhold_bass`), so that the network also learns to write the bass line's
+            inversions itself.
+        plan_bass: whether generation gives this arranger the plan chords' bass (recorded in
+            the bundle as `plan_bass`; False needs `bass_drop` > 0): without it the bass
+            voice chooses each chord's inversion, and the song's plan is then told the bass
+            it got (`structdiff.pipeline.arrange`).
         p_tracks, p_prefix, p_infill: probability that a window shows some of its tracks,
             its first bars, everything but a span (else nothing).
         sample_every_n_epochs: log sample windows every n validation epochs (0: never).
@@ -171,6 +188,8 @@ class ArrangerModule(DiffusionModule):
         warmup_steps: int = 200,
         ema_decay: float = 0.999,
         cfg_drop: float = 0.1,
+        bass_drop: float = 0.0,
+        plan_bass: bool = True,
         p_tracks: float = 0.25,
         p_prefix: float = 0.25,
         p_infill: float = 0.1,
@@ -267,6 +286,8 @@ class ArrangerModule(DiffusionModule):
         if model.training:
             cond = drop_condition(cond, h.cfg_drop, {"style": len(self.styles)})
             cond["plan"] = drop_intensity(batch["plan"], h.cfg_drop)
+            if h.bass_drop:
+                cond["plan"] = drop_bass(cond["plan"], h.bass_drop)
         m = known[..., None].to(x0.dtype).expand_as(x0)
         cond["context"], cond["mask"] = x0 * m, m
         return cond
@@ -352,6 +373,7 @@ class ArrangerModule(DiffusionModule):
             "default_steps": self.hparams.default_steps,
             "default_harmony": self.hparams.default_harmony,
             **({"order": self.hparams.masked_order} if self.masked else {}),
+            **({} if self.hparams.plan_bass else {"plan_bass": False}),
             "noise": {"num_train_timesteps": self.noise.num_train_timesteps,
                       "schedule": self.noise.schedule, "prediction": self.noise.prediction},
             "training": {"parameters": count_parameters(self.model), **training},

@@ -23,6 +23,7 @@ from structdiff.data.arrange_tensor import (
     token_features,
     transpose_song,
     window_bars,
+    withhold_bass,
 )
 from structdiff.data.io import read_song
 from structdiff.data.song import PITCH, Key, Plan, Section, Song, TimeSignature, Track
@@ -215,6 +216,18 @@ def test_token_features_chord_of_each_token(chorale):
         assert np.argmax(_group(f, "quality")[n]) == sp.quality[step]
         assert np.argmax(_group(f, "bass")[n]) == sp.bass[step]
         assert np.argmax(_group(f, "intensity")[n]) == sp.intensity[step]
+
+
+def test_token_features_without_the_bass_zero_its_group_only(chorale):
+    song, plan = chorale
+    sp = step_plan(song, plan)
+    f, g = token_features(sp, 0), token_features(sp, 0, bass=False)
+    bass = feature_slice("bass")
+    assert (_group(f, "bass").sum(axis=1) == 1).all() and (g[:, bass] == 0).all()
+    rest = np.ones(PLAN_FEATURES, dtype=bool)
+    rest[bass] = False
+    assert np.array_equal(f[:, rest], g[:, rest])  # the chord's root and quality stay
+    assert np.array_equal(withhold_bass(f), g) and (f[:, bass].sum() > 0)  # a copy
 
 
 def test_window_bars_reads_back_the_bar_starts(chorale):

@@ -582,6 +582,34 @@ def test_a_masked_bundle_unmasks_as_its_meta_says(masked_models, tmp_path, monke
     assert plain.read_bytes() != out.read_bytes()
 
 
+def test_an_arranger_without_the_plan_bass_is_not_told_it(masked_models, tmp_path,
+                                                          monkeypatch):
+    """A bundle with `plan_bass: false` (trained with `bass_drop`) sees the plan's chords
+    without their bass in every window; any other sees the bass."""
+    import shutil
+
+    from structdiff.data.arrange_tensor import feature_slice
+    from structdiff.models.arranger import Arranger
+
+    folder = tmp_path / "arranger"
+    shutil.copytree(masked_models["arranger"], folder)
+    meta = json.loads((folder / "arranger.json").read_text())
+    (folder / "arranger.json").write_text(json.dumps({**meta, "plan_bass": False}))
+    seen = []
+    forward = Arranger.forward
+
+    def spy(self, x_t, t, cond):
+        seen.append(cond["plan"][..., feature_slice("bass")].abs().sum().item())
+        return forward(self, x_t, t, cond)
+
+    monkeypatch.setattr(Arranger, "forward", spy)
+    assert _new({**masked_models, "arranger": folder}, tmp_path / "free.mid", "--no-png") == 0
+    assert seen and all(v == 0 for v in seen)
+    seen.clear()
+    assert _new(masked_models, tmp_path / "told.mid", "--no-png") == 0
+    assert seen and all(v > 0 for v in seen)
+
+
 def test_a_window_that_starts_inside_a_held_note_strikes_it():
     """As in training (`encode_tokens`), a known note sounding across a window's start is a
     pitch token there, not HOLD; a rest stays a rest, and the canvas is not touched."""

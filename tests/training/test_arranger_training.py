@@ -16,7 +16,12 @@ from structdiff.data.arrange_tensor import (
 )
 from structdiff.models.arranger import Arranger
 from structdiff.pipeline.arrange import load_arranger
-from structdiff.training.arranger_module import drop_intensity, random_context, step_padding
+from structdiff.training.arranger_module import (
+    drop_bass,
+    drop_intensity,
+    random_context,
+    step_padding,
+)
 from tests.debug_models import tiny_corpus, train_debug, two_style_splits
 
 UNIT = 4 * STEPS_PER_TOKEN  # a prefix is a whole number of 4/4 bars
@@ -201,6 +206,18 @@ def test_drop_intensity_0_changes_nothing_and_half_drops_whole_rows():
     sl = feature_slice("intensity")
     whole = (dropped[changed, :-2, sl.stop - 1] == 1).all()
     assert whole  # a dropped row loses the intensity of every real token
+
+
+def test_drop_bass_withholds_the_bass_of_whole_rows_and_nothing_else():
+    plan = _plans(n=200)
+    assert torch.equal(drop_bass(plan, 0.0), plan)
+    dropped = drop_bass(plan, 0.5, generator=torch.Generator().manual_seed(1))
+    sl = feature_slice("bass")
+    gone = (dropped[..., sl] == 0).flatten(1).all(dim=1)
+    assert 0.35 < gone.float().mean() < 0.65
+    assert torch.equal(dropped[~gone], plan[~gone])  # other rows untouched
+    others = [i for i in range(PLAN_FEATURES) if not sl.start <= i < sl.stop]
+    assert torch.equal(dropped[..., others], plan[..., others])
 
 
 def test_step_padding_repeats_token_padding_over_its_steps():
