@@ -51,7 +51,7 @@ from structdiff.data.arrange_tensor import (
     transpose_song,
 )
 from structdiff.data.parts import PartLayout, Parts, decode_parts, encode_parts
-from structdiff.data.song import PITCH, START, VELOCITY, Plan, Song
+from structdiff.data.song import DURATION, PITCH, START, VELOCITY, Plan, Song
 from structdiff.data.tokens import HOLD, N_SPECIAL
 from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.diffusion.masked import MASK, sample_masked
@@ -150,6 +150,28 @@ def repeat_chords(song: Song, plan: Plan, from_bar: int = 0) -> Plan:
         else:
             merged.append(c)
     return replace(plan, chords=merged)
+
+
+def sounded_bass(plan: Plan, notes: list[np.ndarray], from_step: int = 0) -> Plan:
+    """The plan with each chord from `from_step` on given the bass the parts sound: the pitch
+    class of the lowest of `notes` (pitched notes `[N, 4]`, one array per part) sounding at
+    the chord's onset, where it is one of the chord's tones; other chords keep theirs. For an
+    arranger that is not told the plan's bass (`plan_bass: false`), whose bass line chooses
+    the inversions."""
+    every = np.concatenate([n for n in notes if len(n)]) if any(len(n) for n in notes) else None
+    if every is None:
+        return plan
+    start, end = every[:, START], every[:, START] + every[:, DURATION]
+    chords = []
+    for c in plan.chords:
+        if c.onset >= from_step and c.quality != "N":
+            sounding = every[(start <= c.onset) & (c.onset < end), PITCH]
+            if len(sounding):
+                pc = int(sounding.min()) % 12
+                if CHORD_TONES[QUALITIES.index(c.quality), c.root % 12, pc]:
+                    c = replace(c, bass=pc)
+        chords.append(c)
+    return replace(plan, chords=chords)
 
 
 def harmony_bias(sp, vocab: int, pitch_low: int, strength: float,

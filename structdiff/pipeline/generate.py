@@ -24,7 +24,13 @@ import numpy as np
 from structdiff.data.arrange_tensor import INTENSITIES
 from structdiff.data.roles import load_role_map
 from structdiff.data.song import Plan, Song, Tempo, Track, sort_notes
-from structdiff.pipeline.arrange import DEFAULT_HARMONY, ArrangerBundle, arrange, repeat_chords
+from structdiff.pipeline.arrange import (
+    DEFAULT_HARMONY,
+    ArrangerBundle,
+    arrange,
+    repeat_chords,
+    sounded_bass,
+)
 from structdiff.pipeline.plan import PlannerBundle, extend_plan, generate_plan
 
 DEFAULT_INSTRUMENTS = {"soprano": 40, "alto": 40, "tenor": 41, "bass": 42, "quintus": 41}
@@ -170,6 +176,16 @@ def track_name(role: str, program: int, is_drum: bool = False) -> str:
     return f"{role.capitalize()} ({gm_program_names()[program]})"
 
 
+def _bass_as_played(song: Song, arranger: ArrangerBundle, from_step: int = 0) -> Song:
+    """`song` with its plan's chords from `from_step` on given the bass its parts play
+    (`sounded_bass`) where the arranger was not told the plan's bass (`plan_bass: false`):
+    the plan file then says what sounds."""
+    if arranger.meta.get("plan_bass", True) or song.plan is None:
+        return song
+    notes = [t.notes for t in song.tracks if not t.is_drum]
+    return replace(song, plan=sounded_bass(song.plan, notes, from_step))
+
+
 def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
                    programs: dict[str, int], kept: list[Track],
                    arranger: ArrangerBundle) -> Song:
@@ -186,7 +202,8 @@ def _arranged_song(song: Song, plan: Plan, notes: dict[str, np.ndarray],
     rm = load_role_map(role_map)
     order = {r: i for i, r in enumerate(rm.pitch_order if rm.exclusive else rm.roles)}
     tracks.sort(key=lambda t: order.get(t.role or "", len(order)))
-    return replace(song, tracks=tracks, plan=plan, role_map=song.role_map or role_map)
+    return _bass_as_played(replace(song, tracks=tracks, plan=plan,
+                                   role_map=song.role_map or role_map), arranger)
 
 
 def new_song(planner: PlannerBundle, arranger: ArrangerBundle, opts: Options, *,
@@ -259,7 +276,7 @@ def continue_song(planner: PlannerBundle, arranger: ArrangerBundle, song: Song, 
         if more is not None and len(more):
             t = replace(t, notes=sort_notes(np.concatenate([t.notes, more])))
         tracks.append(t)
-    return replace(longer, tracks=tracks, plan=plan)
+    return _bass_as_played(replace(longer, tracks=tracks, plan=plan), arranger, int(song.end))
 
 
 def regenerate(arranger: ArrangerBundle, song: Song, role: str, opts: Options) -> Song:
@@ -280,7 +297,7 @@ def regenerate(arranger: ArrangerBundle, song: Song, role: str, opts: Options) -
         elif not placed:
             tracks.append(replace(t, notes=notes[role]))
             placed = True
-    return replace(song, tracks=tracks)
+    return _bass_as_played(replace(song, tracks=tracks), arranger)
 
 
 def write_outputs(song: Song, out: Path, png: bool = True, wav: bool = True) -> list[str]:

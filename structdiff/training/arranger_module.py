@@ -288,6 +288,8 @@ class ArrangerModule(DiffusionModule):
             cond["plan"] = drop_intensity(batch["plan"], h.cfg_drop)
             if h.bass_drop:
                 cond["plan"] = drop_bass(cond["plan"], h.bass_drop)
+        elif not h.plan_bass:  # validation sees what generation will
+            cond["plan"] = withhold_bass(cond["plan"])
         m = known[..., None].to(x0.dtype).expand_as(x0)
         cond["context"], cond["mask"] = x0 * m, m
         return cond
@@ -319,6 +321,8 @@ class ArrangerModule(DiffusionModule):
         B, K = batch["present"].shape
         T = batch["plan"].shape[1] * STEPS_PER_TOKEN
         cond = given_condition(batch)
+        if not self.hparams.plan_bass:
+            cond["plan"] = withhold_bass(cond["plan"])
         generator = torch.Generator().manual_seed(seed)
         if self.masked:
             tokens = sample_masked(model.masked_logits, (B, K, T),

@@ -17,6 +17,8 @@ from structdiff.data.song import (
     DURATION,
     START,
     VELOCITY,
+    Chord,
+    Key,
     Plan,
     Section,
     Song,
@@ -603,11 +605,43 @@ def test_an_arranger_without_the_plan_bass_is_not_told_it(masked_models, tmp_pat
         return forward(self, x_t, t, cond)
 
     monkeypatch.setattr(Arranger, "forward", spy)
-    assert _new({**masked_models, "arranger": folder}, tmp_path / "free.mid", "--no-png") == 0
+    free = tmp_path / "free.mid"
+    assert _new({**masked_models, "arranger": folder}, free, "--no-png") == 0
     assert seen and all(v == 0 for v in seen)
+    # the plan file then says the bass the voices play, where it is a chord tone
+    from structdiff.analysis.chords import chord_pitch_classes
+    from structdiff.analysis.schema import read_plan
+
+    plan, song = read_plan(free.with_name(free.stem + ".plan.json")), read_song(free)
+    notes = np.concatenate([t.notes for t in song.tracks])
+    checked = 0
+    for c in plan.chords:
+        on = notes[(notes[:, 0] <= c.onset) & (c.onset < notes[:, 0] + notes[:, 1]), 2]
+        if len(on) and int(on.min()) % 12 in chord_pitch_classes(c.root, c.quality):
+            assert c.bass == int(on.min()) % 12
+            checked += 1
+    assert checked > len(plan.chords) / 2
     seen.clear()
     assert _new(masked_models, tmp_path / "told.mid", "--no-png") == 0
     assert seen and all(v > 0 for v in seen)
+
+
+def test_sounded_bass_names_the_lowest_sounding_chord_tone():
+    from structdiff.pipeline.arrange import sounded_bass
+
+    chords = [Chord(0, 16, 0, "maj", 0), Chord(16, 16, 7, "maj", 7), Chord(32, 16, 9, "min", 9),
+              Chord(48, 16, 5, "maj", 5)]
+    plan = Plan(Key(0, "major"), chords)
+    bass = np.array([[0, 16, 52, 80], [16, 16, 53, 80], [52, 12, 45, 80]])  # E, F, A late
+    upper = np.array([[0, 48, 72, 80], [48, 16, 77, 82]])  # C5 held, then F5
+    got = sounded_bass(plan, [upper, bass]).chords
+    # C/E; F is no tone of G, so G keeps its bass; over Am and F the bass rests and the
+    # lowest sounding note is the C5 (Am/C), then the F5 (F)
+    assert [c.bass for c in got] == [4, 7, 0, 5]
+    assert [(c.onset, c.duration, c.root, c.quality) for c in got] == [
+        (c.onset, c.duration, c.root, c.quality) for c in chords]
+    assert [c.bass for c in sounded_bass(plan, [upper, bass], from_step=16).chords] == [0, 7, 0, 5]
+    assert sounded_bass(plan, [np.zeros((0, 4))]).chords == chords
 
 
 def test_a_window_that_starts_inside_a_held_note_strikes_it():

@@ -49,6 +49,7 @@ def test_training_writes_a_loadable_bundle(trained):
     assert meta["training"]["steps"] >= 1 and meta["training"]["parameters"] > 0
     assert meta["config"]["d_model"] == 32 and meta["config"]["n_plan"] == PLAN_FEATURES
     assert meta["noise"]["prediction"] == "x0"
+    assert "plan_bass" not in meta  # told the plan's bass, as every arranger before
     bundle = load_arranger(trained)
     assert isinstance(bundle.model, Arranger) and not bundle.model.training
     assert bundle.roles == list(ROLES) and bundle.styles == meta["styles"]
@@ -394,3 +395,24 @@ def test_an_arranger_that_reads_its_register_trains_and_hears_the_songs_key(
         plan = Plan(Key(tonic, "major"), [], [Section(0, 4, "A")], [])
         arrange(bundle, song, plan, list(bundle.roles), steps=2)
         assert seen and all(r is not None and r.tolist() == [shift] for r in seen)
+
+
+def test_an_arranger_trained_without_the_plan_bass_says_so_and_validates_without_it(
+        prepared, tmp_path, monkeypatch):
+    """`bass_drop` withholds the bass from some training windows; `plan_bass: false` is
+    written to the bundle, and validation sees every window without it, as generation will."""
+    from structdiff.models.arranger import Arranger
+
+    seen = []
+    forward = Arranger.forward
+
+    def spy(self, x_t, t, cond):
+        seen.append((self.training, cond["plan"][..., feature_slice("bass")].abs().sum().item()))
+        return forward(self, x_t, t, cond)
+
+    monkeypatch.setattr(Arranger, "forward", spy)
+    folder = train_debug("arranger", prepared, tmp_path, "--model.bass_drop", "1.0",
+                         "--model.plan_bass", "false", name="arranger_free_bass")
+    assert json.loads((folder / "arranger.json").read_text())["plan_bass"] is False
+    assert seen and all(bass == 0 for _, bass in seen)  # training (drop 1.0) and validation
+    assert {training for training, _ in seen} == {True, False}
