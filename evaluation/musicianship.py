@@ -90,7 +90,7 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
         harmony = float(arranger.meta.get("default_harmony", 2.0))
     generated = [new_song(planner, arranger, Options(style="chorale", seed=i, steps=steps,
                                                      harmony=harmony, guidance=guidance),
-                          n_bars=bars)
+                          n_bars=bars or None)
                  for i in tqdm(range(len(real)), desc="generating chorales", unit="song")]
     return real, generated
 
@@ -130,7 +130,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=["chorale", "band"])
     parser.add_argument("--n", type=int, default=36, help="songs per set (default 36)")
-    parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--bars", type=int, default=32,
+                        help="bars of each generated song (0: as long as `generate` makes them "
+                        "without --bars, a length the style's songs have; default 32)")
     parser.add_argument("--arranger", type=Path, help="an arranger bundle's folder (default: "
                         "the one `generate --style chorale` uses, the shipped band one)")
     parser.add_argument("--planner", type=Path, help="a planner bundle's folder for the "

@@ -137,7 +137,9 @@ def main() -> None:
                         help="the planner of the 'planned' variants (default: the one "
                         "`generate --style chorale` uses)")
     parser.add_argument("--n", type=int, default=36)
-    parser.add_argument("--bars", type=int, default=32)
+    parser.add_argument("--bars", type=int, default=32,
+                        help="bars of each generated song (0: as long as `generate` makes them "
+                        "without --bars, a length the style's songs have; default 32)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     real, _ = chorale_sets(args.n, args.bars, generate=False)
@@ -163,7 +165,7 @@ def main() -> None:
                                                          steps=int(steps),
                                                          harmony=float(harmony),
                                                          guidance=scale),
-                              n_bars=real[i].n_bars if plans == "length" else args.bars,
+                              n_bars=real[i].n_bars if plans == "length" else (args.bars or None),
                               plan_song=given_plan(real[i], plans, planner, i, int(steps),
                                                    scale))
                      for i in tqdm(range(len(real)), desc=label, unit="song")]

@@ -99,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "with the planner. Any of --form, --chords and --key is kept exactly and "
                        "the rest filled in. Writes the plan in the `analyze --json` schema.")
     p.add_argument("--bars", type=int, metavar="N",
-                   help="length in bars (default: the length of --form)")
+                   help="length in bars (default: the length of --form, else one the "
+                   "style's songs have, drawn by the planner's form model (at most 128), "
+                   "else 32)")
     p.add_argument("--form", metavar="FORM",
                    help='sections with their bar counts, e.g. "i4 A8 B8 A8 o4" (i: intro, '
                    "o: outro)")
@@ -143,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="rewrite the track of ROLE in --song, keeping the others")
     p.add_argument("--song", metavar="FILE", help="the song for --regenerate")
     p.add_argument("--bars", type=int, metavar="N",
-                   help="length in bars (default: the length of --form, else 32); with "
-                   "--continue: bars to add")
+                   help="length in bars (default: the length of --form, else one the "
+                   "style's songs have, drawn by the planner's form model (a median 17 for "
+                   "chorales; at most 128), else 32); with --continue: bars to add")
     p.add_argument("--form", metavar="FORM", help='e.g. "i4 A8 B8 A8 o4" (kept exactly)')
     p.add_argument("--chords", metavar="CHART", help='e.g. "C G | Am F | Dm7 G7 | C"')
     p.add_argument("--key", metavar="KEY", help='e.g. "A minor", "Bb" (default: drawn)')
@@ -620,7 +623,7 @@ def cmd_generate(args) -> int:
                 plan_song = read_plan_song(args.plan)
             except PlanError as e:
                 raise UsageError(str(e)) from None
-        n_bars = args.bars if (args.bars or args.form or plan_song) else 32
+        n_bars = args.bars  # None: --form's, else a length the style's songs have
         song = gen.new_song(planner, arranger, opts, plan_song=plan_song, n_bars=n_bars,
                             form=args.form, chords=args.chords, key=args.key, meter=meter,
                             instruments=args.instruments, tempo=args.tempo)

@@ -35,6 +35,12 @@ half (the training chorales' full last bars hold their final chord two beats, 56
 the whole bar, 21), so a song ends as the style's songs end. Unguided, the classical planner
 ended 72% of its chorales on the tonic, guided at 3 (its chorale default) 53%; Bach's: 94%.
 
+Song lengths (session 16): per style, how many bars its songs have. `song_length` draws one,
+and `generate_plan` (so `structdiff generate` and `plan`) writes a song of that length when
+neither bars nor a form are given (at most `MAX_DRAWN_BARS`): a chorale as long as Bach's
+(median 17 bars; 90% of them 10-31) instead of 32 bars, a mass section or a madrigal as long
+as theirs. Files fit before it (the band set's) have none, and those songs stay 32 bars.
+
 Sampling draws intro and outro, then moves and lengths until the bars add up exactly: a length
 that would overshoot is drawn again among those that fit, and the whole body is drawn again (up
 to `TRIES` times) until none had to be. A style the model has no songs of takes the forms of
@@ -57,6 +63,8 @@ import numpy as np
 
 from structdiff.data.plan_tensor import MAX_LABELS
 from structdiff.data.song import Section, section_labels
+
+MAX_DRAWN_BARS = 128  # the longest song `song_length` draws
 
 FORMS_FILE = "forms.json"
 TRIES = 200  # draws of a body until one whose every length fit as drawn
@@ -123,6 +131,7 @@ class StyleForms:
     phrases: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
     # mode -> final chord "root quality bass" (root, bass from the tonic: "0 maj 0") -> songs
     finals: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    song_bars: Counter = field(default_factory=Counter)  # bars -> songs
 
     def lengths_for(self, song_bars: int | None) -> dict[str, Counter]:
         """The length counts to draw from in a song of `song_bars` (None: all sizes): of its
@@ -145,6 +154,7 @@ class StyleForms:
         moves, _ = _replay(sections)
         size = size_class(sum(s.n_bars for s in sections))
         self.songs += 1
+        self.song_bars[sum(s.n_bars for s in sections)] += 1
         if moves and moves[0][0] == "i":
             self.intros[moves[0][1]] += 1
         if moves and moves[-1][0] == "o":
@@ -177,6 +187,7 @@ class StyleForms:
                           for c, kinds in sorted(self.sized.items())},
                 "phrases": {str(n): plain(c) for n, c in sorted(self.phrases.items())},
                 "finals": {m: plain(c) for m, c in sorted(self.finals.items())},
+                "song_bars": plain(self.song_bars),
                 "keep_length": list(self.keep_length)}
 
     @classmethod
@@ -197,6 +208,7 @@ class StyleForms:
             out.phrases[int(n)] = counter(v, str)
         for m, v in d.get("finals", {}).items():
             out.finals[m] = counter(v, str)
+        out.song_bars = counter(d.get("song_bars", {}))  # absent before session 16: none
         return out
 
     def merge(self, other: StyleForms) -> None:
@@ -212,6 +224,7 @@ class StyleForms:
                 self.sized[c][k] += v
         for n, v in other.phrases.items():
             self.phrases[n] += v
+        self.song_bars += other.song_bars
         for m, v in other.finals.items():
             self.finals[m] += v
         self.keep_length = [a + b for a, b in zip(self.keep_length, other.keep_length)]
@@ -338,6 +351,13 @@ class FormModel:
             return None
         root, quality, bass = drawn.split()
         return int(root), quality, int(bass)
+
+    def song_length(self, style: str | None, rng: np.random.Generator) -> int | None:
+        """A length in bars the style's songs have, drawn as often as they have it, at most
+        `MAX_DRAWN_BARS` (a 400-bar quartet movement is asked for with `--bars`); None when
+        none were counted."""
+        drawn = _draw(self.for_style(style).song_bars, rng)
+        return None if drawn is None else min(int(drawn), MAX_DRAWN_BARS)
 
     def continue_form(self, sections: Sequence[Section], n_bars: int, style: str | None,
                       rng: np.random.Generator, max_labels: int = MAX_LABELS

@@ -53,6 +53,9 @@ SECTION_START = PLAN_LAYOUT[1].slice
 PHRASE_END = PLAN_LAYOUT[2].slice
 
 
+DEFAULT_BARS = 32  # a plan's length without bars, form or a form model's song lengths
+
+
 @dataclass
 class PlannerBundle:
     model: Planner
@@ -106,7 +109,9 @@ def generate_plan(
     chord_bias: dict[str, float] | None = None,
     temperature: float | None = None,
 ) -> tuple[Plan, Song]:
-    """A plan of `n_bars` bars (or as many as `form` has) and an empty song holding its grid.
+    """A plan of `n_bars` bars (default: as many as `form` has, else a length the style's songs
+    have, drawn from the bundle's form model, else `DEFAULT_BARS`) and an empty song holding
+    its grid.
 
     `form` ("i4 A8 B8 A8 o4"), `chords` ("C G | Am F | ...", bars separated by `|`) and `key`
     ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
@@ -123,10 +128,12 @@ def generate_plan(
     if style is not None and style not in bundle.styles:
         raise ValueError(f"unknown style {style!r} (known: {', '.join(bundle.styles)})")
     sections = parse_form(form) if form else None
-    if n_bars is None:
-        if sections is None:
-            raise ValueError("give the number of bars (--bars) or a form (--form)")
+    if n_bars is None and sections is not None:
         n_bars = sum(s.n_bars for s in sections)
+    elif n_bars is None:  # as long as the style's songs are (`FormModel.song_length`)
+        drawn = (bundle.forms.song_length(style, np.random.default_rng([seed, 4]))
+                 if bundle.forms is not None else None)
+        n_bars = min(drawn or DEFAULT_BARS, bundle.model.cfg.max_bars)
     if n_bars < 1:
         raise ValueError(f"bars must be >= 1, got {n_bars}")
     if n_bars > bundle.model.cfg.max_bars:

@@ -301,3 +301,33 @@ def test_a_planned_song_ends_on_the_final_chord_drawn_for_it(tmp_path):
     # a chord chart that reaches the last bar keeps its own last chord
     plan, _ = generate_plan(bundle, 2, style=style, key="D", chords="D | A", seed=0, steps=4)
     assert (plan.chords[-1].root, plan.chords[-1].quality) == (9, "maj")
+
+
+def test_song_lengths_are_counted_per_style_and_drawn_as_often_as_songs_have_them(tmp_path):
+    model = _model({"pop": POP, "hymn": HYMN})
+    assert model.styles["hymn"].song_bars == Counter({8: 5, 10: 5, 12: 5})
+    rng = np.random.default_rng(0)
+    drawn = Counter(model.song_length("hymn", rng) for _ in range(600))
+    assert set(drawn) == {8, 10, 12} and all(150 < n < 250 for n in drawn.values())
+    assert set(Counter(model.song_length("pop", rng) for _ in range(50))) == {40, 54}
+    assert FormModel.load(model.save(tmp_path / FORMS_FILE)).to_dict() == model.to_dict()
+    long = _model({"quartet": ["A200 B200"]})
+    assert long.song_length("quartet", rng) == 128  # at most MAX_DRAWN_BARS
+    old = model.to_dict()  # a file fit before song lengths were counted draws none
+    for forms in old["styles"].values():
+        del forms["song_bars"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert FormModel.load(path).song_length("hymn", rng) is None
+
+
+def test_a_chorale_without_bars_is_as_long_as_bachs(tmp_path):
+    """The shipped classical set: `plan --style chorale` without --bars or --form writes
+    chorales of the lengths the training chorales have (median 17), not 32 bars."""
+    lengths = []
+    for seed in range(8):
+        out = tmp_path / f"p{seed}.json"
+        assert main(["plan", "--style", "chorale", "--seed", str(seed), "--out", str(out)]) == 0
+        lengths.append(json.loads(out.read_text())["n_bars"])
+    assert all(8 <= n <= 69 for n in lengths) and len(set(lengths)) > 2
+    assert 12 <= float(np.median(lengths)) <= 24
