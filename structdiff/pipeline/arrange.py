@@ -87,6 +87,13 @@ class ArrangerBundle:
         return tuple(self.meta.get("intensity_cuts") or INTENSITY_CUTS)
 
     @property
+    def plan_bass(self) -> bool:
+        """Whether the network is told the plan chords' bass (False: trained with `bass_drop`,
+        its bass line chooses the inversions, and the song's plan is told them,
+        `sounded_bass`)."""
+        return bool(self.meta.get("plan_bass", True))
+
+    @property
     def programs(self) -> dict[str, int]:
         """The default GM program of each role that has one (from its role map)."""
         return {r: int(p) for r, p in (self.meta.get("programs") or {}).items()}
@@ -348,7 +355,7 @@ def arrange(
             variation, style_index, present_t, denoiser, guidance_scale, n_styles, steps,
             sampler, generator, biases, W, masked,
             register=shift if model.cfg.register else None,
-            plan_bass=bool(bundle.meta.get("plan_bass", True)),
+            plan_bass=bundle.plan_bass,
         )
         free = ~done[:, pos:new_end]
         canvas[:, pos:new_end][free] = x0[:, pos - ws : new_end - ws][free]

@@ -152,9 +152,10 @@ class StyleForms:
                     bars = range(s.start_bar, s.start_bar + s.n_bars)
                     self.phrases[s.n_bars]["".join("1" if b in ends else "0" for b in bars)] += 1
         moves, _ = _replay(sections)
-        size = size_class(sum(s.n_bars for s in sections))
+        n_bars = sum(s.n_bars for s in sections)
+        size = size_class(n_bars)
         self.songs += 1
-        self.song_bars[sum(s.n_bars for s in sections)] += 1
+        self.song_bars[n_bars] += 1
         if moves and moves[0][0] == "i":
             self.intros[moves[0][1]] += 1
         if moves and moves[-1][0] == "o":

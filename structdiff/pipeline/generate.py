@@ -180,7 +180,7 @@ def _bass_as_played(song: Song, arranger: ArrangerBundle, from_step: int = 0) ->
     """`song` with its plan's chords from `from_step` on given the bass its parts play
     (`sounded_bass`) where the arranger was not told the plan's bass (`plan_bass: false`):
     the plan file then says what sounds."""
-    if arranger.meta.get("plan_bass", True) or song.plan is None:
+    if arranger.plan_bass or song.plan is None:
         return song
     notes = [t.notes for t in song.tracks if not t.is_drum]
     return replace(song, plan=sounded_bass(song.plan, notes, from_step))
