@@ -9,10 +9,9 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --variant "masked, confidence|out/exp/arranger_masked|20|2|confidence" \\
         --out out/exp/musicianship_arrangers.json
 
-A variant is
-`label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|top_p|resample_rate`;
-order, resample (Gibbs rounds), temperature, top_p and resample_rate set a masked arranger's
-unmasking
+A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|
+top_p|resample_rate|shape_from` (one string); order, resample (Gibbs rounds), temperature,
+top_p, resample_rate and shape_from set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default: the planner's own,
 none on the arranger); plans is
@@ -149,15 +148,16 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
         (label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p,
-         resample_rate) = (spec.split("|") + [""] * 11)[:11]
+         resample_rate, shape_from) = (spec.split("|") + [""] * 12)[:12]
         if plans not in PLANS:
             parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
         for key, value in (("order", order), ("resample", resample and int(resample)),
                            ("temperature", temperature and float(temperature)),
                            ("top_p", top_p and float(top_p)),
-                           ("resample_rate", resample_rate and float(resample_rate))):
-            if value:
+                           ("resample_rate", resample_rate and float(resample_rate)),
+                           ("shape_from", shape_from and int(shape_from))):
+            if value != "":
                 arranger.meta[key] = value
         started = time.perf_counter()
         scale = float(guidance) if guidance else None  # None: the planner's own
@@ -178,6 +178,7 @@ def main() -> None:
             "order": arranger.meta.get("order"), "resample": arranger.meta.get("resample"),
             "resample_rate": arranger.meta.get("resample_rate"),
             "temperature": arranger.meta.get("temperature"), "top_p": arranger.meta.get("top_p"),
+            "shape_from": arranger.meta.get("shape_from", 0),
             "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),

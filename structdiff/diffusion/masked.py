@@ -74,6 +74,26 @@ def nucleus(logp: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.log_softmax(logp.masked_fill(cut, -math.inf), -1)
 
 
+def shaped(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
+           shape_from: int = 0) -> torch.Tensor:
+    """Log-probabilities `[..., V]` to draw from: `logits` at `temperature`, then each row's
+    `nucleus(top_p)`. With `shape_from` > 0 the temperature and the nucleus shape only the
+    choice among the values >= `shape_from`: each value below it, and the others together,
+    keep the probability the network gives them at temperature 1. For an arranger's tokens
+    (REST, HOLD, then pitches) that trims which pitch a note takes, not whether a note starts:
+    a nucleus over all values cuts the many unlikely pitches of an off-beat onset together
+    and holds the note instead, so the rhythm loses its quick notes."""
+    if shape_from <= 0 or shape_from >= logits.shape[-1]:
+        logp = torch.log_softmax(logits / temperature, -1)
+        return nucleus(logp, float(top_p)) if top_p < 1.0 else logp
+    logp = torch.log_softmax(logits, -1)
+    head, tail = logp[..., :shape_from], logp[..., shape_from:]
+    inner = torch.log_softmax(tail / temperature, -1)
+    if top_p < 1.0:
+        inner = nucleus(inner, float(top_p))
+    return torch.cat([head, tail.logsumexp(-1, keepdim=True) + inner], -1)
+
+
 def _cosine(u: float) -> float:
     """The masked share after a fraction u of the rounds."""
     return math.cos(math.pi / 2 * min(max(u, 0.0), 1.0))
@@ -95,6 +115,7 @@ def sample_masked(
     guide_strength: float = 1.0,
     temperature: float = 1.0,
     top_p: float = 1.0,
+    shape_from: int = 0,
     order: str = "confidence",
     noise: float = 1.0,
     resample: int = 0,
@@ -116,6 +137,9 @@ def sample_masked(
         temperature: of the token draws (1 draws from the network's distribution).
         top_p: nucleus sampling: each draw is among the most probable tokens that together
             hold `top_p` of the probability (at least the likeliest one); 1 keeps them all.
+        shape_from: temperature and top_p shape only the choice among token values
+            >= `shape_from`; the values below it (an arranger's REST and HOLD) and all the
+            others together keep the network's own odds (`shaped`). 0 shapes every value.
         order: which draws each round keeps, 'confidence' or 'random' (module docstring).
         noise: scale of the Gumbel noise on the confidences (0: greedy order), fading to 0
             over the rounds; 'confidence' only.
@@ -134,6 +158,8 @@ def sample_masked(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 < float(top_p) <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if not isinstance(shape_from, int) or shape_from < 0:
+        raise ValueError(f"shape_from must be an integer >= 0, got {shape_from!r}")
     if not 0.0 <= float(guide_strength) <= 1.0:
         raise ValueError(f"guide_strength must be in 0..1, got {guide_strength}")
     if not isinstance(resample, int) or resample < 0 or not 0.0 < resample_rate <= 1.0:
@@ -169,9 +195,8 @@ def sample_masked(
         if logits.shape[:-1] != torch.Size(dims):
             raise ValueError(f"logits_fn must return logits [{', '.join(map(str, dims))}, V], "
                              f"got {tuple(logits.shape)}")
-        logp = torch.log_softmax(logits.float().reshape(B, flat.shape[1], -1) / temperature, -1)
-        if top_p < 1.0:
-            logp = nucleus(logp, float(top_p))
+        logp = shaped(logits.float().reshape(B, flat.shape[1], -1), temperature, top_p,
+                      shape_from)
         gumbel = -torch.log(-torch.log(
             torch.rand(logp.shape, generator=generator, device=device).clamp(1e-20, 1)))
         return logp, (logp + gumbel).argmax(-1)  # a draw from softmax(logits / temperature)

@@ -13,8 +13,9 @@ bars, which start from them noised part of the way (`structdiff.diffusion.sample
 
 A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's tokens in
 `steps` rounds instead (`structdiff.diffusion.masked.sample_masked`); its bundle's `order`,
-`resample` (Gibbs rounds after the unmasking), `resample_rate`, `temperature` and `top_p` set
-how, and `sampler` is not used. Known bars and tracks are
+`resample` (Gibbs rounds after the unmasking), `resample_rate`, `temperature`, `top_p` and
+`shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
+note) set how, and `sampler` is not used. Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -60,7 +61,8 @@ from structdiff.models.bundle import load_state, read_bundle_meta
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
-MASKED_OPTIONS = ("order", "resample", "resample_rate", "temperature", "top_p")  # of sample_masked
+MASKED_OPTIONS = ("order", "resample", "resample_rate", "temperature", "top_p",
+                  "shape_from")  # of sample_masked
 
 
 @dataclass

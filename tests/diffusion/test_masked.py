@@ -13,6 +13,7 @@ from structdiff.diffusion.masked import (
     mask_tokens,
     nucleus,
     sample_masked,
+    shaped,
     timestep_of_rate,
 )
 
@@ -125,6 +126,7 @@ def test_forward_process_masks_its_share_and_only_where_allowed():
     ({"temperature": 0.0}, "temperature"),
     ({"top_p": 0.0}, "top_p"),
     ({"top_p": 1.5}, "top_p"),
+    ({"shape_from": -1}, "shape_from"),
     ({"known": torch.zeros(1, 3, dtype=torch.long)}, "go together"),
 ])
 def test_bad_arguments_are_one_line_errors(kwargs, message):
@@ -167,3 +169,33 @@ def test_top_p_draws_from_the_nucleus_of_each_conditional():
                          generator=torch.Generator().manual_seed(0))
     assert (tokens[:, 0] == tokens[:, 1]).float().mean() > 0.9
     assert (full[:, 0] == full[:, 1]).float().mean() < 0.8
+
+
+def test_shaped_trims_the_pitch_not_whether_a_note_starts():
+    # REST 0.05, HOLD 0.55, then four pitches holding 0.40 together
+    p = torch.tensor([[0.05, 0.55, 0.20, 0.10, 0.06, 0.04]])
+    everything = shaped(p.log(), top_p=0.8).exp()
+    assert torch.allclose(everything, torch.tensor([[0, 0.55, 0.20, 0.10, 0, 0]]) / 0.85)
+    pitches = shaped(p.log(), top_p=0.8, shape_from=2).exp()
+    # REST and HOLD keep their odds, the pitches their 0.40, shared by their own nucleus
+    # (0.20 and 0.10 reach 0.75 of it, 0.06 the rest up to 0.90 > 0.8)
+    assert torch.allclose(pitches[0, :2], p[0, :2])
+    assert torch.allclose(pitches[0, 2:].sum(), torch.tensor(0.40))
+    assert torch.allclose(pitches[0, 2:], torch.tensor([0.20, 0.10, 0.06, 0]) * 0.40 / 0.36)
+    # a temperature sharpens the pitches among themselves only
+    cold = shaped(p.log(), temperature=0.5, shape_from=2).exp()
+    inner = p[0, 2:] ** 2 / (p[0, 2:] ** 2).sum()
+    assert torch.allclose(cold[0], torch.cat([p[0, :2], 0.40 * inner]))
+    # shape_from 0 (or past the vocabulary) is the plain temperature and nucleus
+    assert torch.allclose(shaped(p.log(), 0.5, 0.8), nucleus(torch.log_softmax(p.log() / 0.5, -1),
+                                                             0.8))
+    assert torch.allclose(shaped(p.log(), 0.5, 0.8, shape_from=6), shaped(p.log(), 0.5, 0.8))
+
+
+def test_shape_from_keeps_the_first_values_odds_in_the_sampler():
+    # token 0 of JOINT's first position has odds 0.50 overall; a nucleus of 0.4 over both
+    # values cuts the less likely one of each conditional, one over values >= 1 keeps them
+    g = torch.Generator().manual_seed(0)
+    tokens = sample_masked(exact_logits, (3000, 3), 100, steps=3, order="random",
+                           generator=g, top_p=0.4, shape_from=1)
+    assert _tv(_frequencies(tokens)) < 0.03
