@@ -191,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "share of the notes given all the others, for fuller chords and smoother "
                    "lines at the cost of time (default: the arranger's, 100 for --style "
                    "chorale, else 0)")
+    p.add_argument("--voice-leading", type=float, default=None, metavar="STRENGTH",
+                   help="a masked arranger's lean against parallel fifths and octaves: each "
+                   "pitch that would move in parallel with another voice is drawn as if "
+                   "exp(STRENGTH) times less likely (default: the arranger's, 4 for --style "
+                   "chorale, else 0)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
                    "planner and the arranger (default: the planner's own, 3 for --style "
@@ -604,10 +609,12 @@ def cmd_generate(args) -> int:
         arranger.meta.get("default_harmony", gen.DEFAULT_HARMONY))
     if args.gibbs is not None and args.gibbs < 0:
         raise UsageError(f"--gibbs must be >= 0, got {args.gibbs}")
+    if args.voice_leading is not None and not 0.0 <= args.voice_leading <= 100.0:
+        raise UsageError(f"--voice-leading must be in 0..100, got {args.voice_leading}")
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty(),
-                       gibbs=args.gibbs)
+                       gibbs=args.gibbs, voice_leading=args.voice_leading)
     started = time.perf_counter()
     if song_mode:
         if args.accompany:

@@ -15,7 +15,8 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 `steps` rounds instead (`structdiff.diffusion.masked.sample_masked`); its bundle's `order`,
 `resample` (Gibbs rounds after the unmasking), `resample_rate`, `temperature`, `top_p` and
 `shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
-note) set how, and `sampler` is not used. Known bars and tracks are
+note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
+parallel fifths and octaves (`structdiff.pipeline.voice_leading`). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -58,6 +59,7 @@ from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
+from structdiff.pipeline.voice_leading import parallel_bias
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
@@ -232,6 +234,7 @@ def arrange(
     window: int = WINDOW_STEPS,
     context_steps: int | None = None,
     resample: int | None = None,
+    voice_leading: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -243,8 +246,10 @@ def arrange(
     `window` (steps, a multiple of the model's steps per token) and `context_steps` (how far
     back a window starts, default a quarter window) trade context for speed: a live session
     writes an urgent bar in a short window. `resample`: a masked arranger's Gibbs rounds
-    after the unmasking (default: its bundle's; a live session passes 0). Raises ValueError
-    with a one-line message for bad values.
+    after the unmasking (default: its bundle's; a live session passes 0). `voice_leading`:
+    a masked arranger's lean against parallel fifths and octaves (`parallel_bias`; default:
+    its bundle's `voice_leading`, else 0). Raises ValueError with a one-line message for bad
+    values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -260,6 +265,10 @@ def arrange(
         raise ValueError(f"harmony must be in 0..100, got {harmony}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if voice_leading is None:
+        voice_leading = float(bundle.meta.get("voice_leading", 0.0))
+    if not 0.0 <= voice_leading <= 100.0:
+        raise ValueError(f"voice_leading must be in 0..100, got {voice_leading}")
     masked = None  # the samplers are Gaussian ones: a masked arranger unmasks as its bundle says
     if bundle.model.cfg.diffusion == "masked":
         masked = {k: bundle.meta[k] for k in MASKED_OPTIONS if k in bundle.meta}
@@ -319,7 +328,10 @@ def arrange(
 
     if masked is not None:
         def denoiser(tokens, t, c):  # logits of masked tokens
-            return lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
+            logits = lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
+            if voice_leading:
+                logits = logits + parallel_bias(tokens, logits.shape[-1], voice_leading)
+            return logits
     else:
         def denoiser(x_t, t, c):
             return model.x0_from_output(lean(model(x_t, t, c), c))

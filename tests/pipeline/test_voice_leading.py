@@ -1,0 +1,126 @@
+"""The voice-leading lean: which pitches move in parallel fifths or octaves, and a sampler
+that draws with it writes none where it can avoid them."""
+
+import numpy as np
+import pytest
+import torch
+
+from structdiff.data.tokens import HOLD, N_SPECIAL, REST
+from structdiff.diffusion.masked import MASK, sample_masked
+from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, parallel_bias, sounding_lines
+
+V = N_SPECIAL + 48  # four octaves of pitches
+
+
+def t(pitch: int) -> int:
+    return N_SPECIAL + pitch
+
+
+def leaned(tokens, voice, step, strength=5.0):
+    """The pitches (indices) the lean lowers for `voice` at `step`."""
+    b = parallel_bias(torch.tensor([tokens]), V, strength)[0, voice, step]
+    assert (b[:N_SPECIAL] == 0).all()  # never REST or HOLD
+    return set((b[N_SPECIAL:] < 0).nonzero().flatten().tolist())
+
+
+def test_sounding_lines_follow_holds_rests_and_masks():
+    tokens = torch.tensor([[[HOLD, t(5), HOLD, REST, HOLD, MASK, HOLD, t(7)]]])
+    assert sounding_lines(tokens)[0, 0].tolist() == [UNKNOWN, 5, 5, SILENT, SILENT, UNKNOWN,
+                                                     UNKNOWN, 7]
+
+
+def test_entering_a_fifth_or_octave_in_similar_motion_is_leaned_against():
+    # upper voice on 19 (G, a fifth above the lower C 12), the lower one moves up to D 14:
+    # the upper voice's A 21 (and an octave or two above) would be parallel fifths
+    assert leaned([[t(19), MASK], [t(12), t(14)]], 0, 1) == {21, 33, 45}
+    # from an octave (C 24 over C 12): D 26 and 38 are parallel octaves; the unison D 14
+    # is reached by contrary motion
+    assert leaned([[t(24), MASK], [t(12), t(14)]], 0, 1) == {26, 38}
+    assert leaned([[t(10), MASK], [t(10), t(12)]], 0, 1) == {12, 24, 36}  # unison to unison
+    # intervals are measured up from the lower pitch: G 7 under C 12 (the voices crossed) is
+    # a fourth, as is F 17 over C 12, and fourths may move in parallel
+    assert leaned([[t(7), MASK], [t(12), t(14)]], 0, 1) == set()
+    assert leaned([[t(17), MASK], [t(12), t(14)]], 0, 1) == set()
+    # the upper voice a fifth below the lower one (F 5 under C 12, crossed): up to a fifth
+    # from D 14, below (G 7) or above (A 21, and the compounds), is parallel fifths too
+    assert leaned([[t(5), MASK], [t(12), t(14)]], 0, 1) == {7, 21, 33, 45}
+    # the lower voice sees the same rule from the other side: from C 12 up to a fifth under
+    # (or over) A 21 while G 19 -> A 21
+    assert leaned([[t(19), t(21)], [t(12), MASK]], 1, 1) == {14, 28, 40}
+    # and leaving: C 12 before D 14 under G 19 -> A 21 (C 0 and 24 too, 24 crossing above)
+    assert leaned([[t(19), t(21)], [MASK, t(14)]], 1, 0) == {0, 12}
+    # contrary motion into a fifth is allowed: from 19 downwards to 14 + 7 - 12 = 9 is fine
+    assert 9 not in leaned([[t(19), MASK], [t(12), t(14)]], 0, 1)
+
+
+def test_leaving_a_note_in_parallel_with_the_next_one_is_leaned_against():
+    # the upper voice will sound A 21 at step 1 while the lower one moves C 12 -> D 14:
+    # a G 19 before it would make the fifths, as would F 5 a fifth below C (G 7 under C
+    # is a fourth)
+    assert leaned([[MASK, t(21)], [t(12), t(14)]], 0, 0) == {5, 19}
+    # held through a HOLD the next note is still the one that counts
+    assert leaned([[MASK, HOLD, t(21)], [t(12), HOLD, t(14)]], 0, 0) == {5, 19}
+
+
+def test_no_lean_without_motion_a_perfect_interval_or_known_neighbours():
+    assert leaned([[t(19), MASK], [t(12), HOLD]], 0, 1) == set()  # the other voice holds
+    assert leaned([[t(16), MASK], [t(12), t(14)]], 0, 1) == set()  # from a third
+    assert leaned([[t(19), MASK], [MASK, t(14)]], 0, 1) == set()  # the other's past unknown
+    assert leaned([[t(19), MASK], [t(12), MASK]], 0, 1) == set()  # the other's note unknown
+    assert leaned([[t(19), MASK], [REST, t(14)]], 0, 1) == set()  # it was silent
+    assert leaned([[t(19), MASK], [t(12), t(14)]], 0, 1, strength=0.0) == set()
+
+
+def _parallels(tokens: torch.Tensor) -> int:
+    """Parallel fifths or octaves between the two voices of each row `[B, 2, W]` of pitches."""
+    p = tokens - N_SPECIAL
+    a0, b0, a1, b1 = p[:, 0, :-1], p[:, 1, :-1], p[:, 0, 1:], p[:, 1, 1:]
+    same = (a1 - a0) * (b1 - b0) > 0
+    c0, c1 = (a0 - b0).abs() % 12, (a1 - b1).abs() % 12
+    return int((same & (c0 == c1) & ((c0 == 0) | (c0 == 7))).sum())
+
+
+@pytest.mark.parametrize("strength", [0.0, 20.0])
+def test_a_sampler_with_the_lean_draws_no_parallels_where_it_can_avoid_them(strength):
+    # two voices of one-step notes over a 12-pitch range, every pitch equally likely: a free
+    # draw moves in parallel perfect intervals often; one token drawn at a time, with the
+    # lean at full strength, never (some other pitch always avoids them)
+    vocab = N_SPECIAL + 12
+
+    def logits_fn(tokens, step, cond):
+        flat = torch.zeros(*tokens.shape, vocab)
+        flat[..., :N_SPECIAL] = -1e4  # pitches only
+        return flat + parallel_bias(tokens, vocab, strength)
+
+    g = torch.Generator().manual_seed(0)
+    # 64 rounds for 16 tokens: one token a round, each drawn knowing all the others
+    tokens = sample_masked(logits_fn, (400, 2, 8), 100, steps=64, order="random", generator=g)
+    count = _parallels(tokens)
+    if strength:
+        assert count == 0
+    else:
+        assert count > 8  # about 400 x 7 x 2/12 x 1/12 x 1/2 = 19 of them by chance
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_chorale_arranger_leaned_writes_fewer_parallels_and_bad_strengths_are_refused():
+    from structdiff.metrics.musicianship import FEATURE_NAMES, window_features
+    from structdiff.models.bundle import SHIPPED_DIR, arranger_for_style, planner_for_style
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.generate import Options, new_song
+    from structdiff.pipeline.plan import load_planner
+
+    planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
+    arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
+    arranger.meta["resample"] = 20
+    fifths, octaves = (FEATURE_NAMES.index(n) for n in ("parallel_fifths", "parallel_octaves"))
+    counts = {}
+    for strength in (0.0, 20.0):
+        songs = [new_song(planner, arranger, Options(style="chorale", seed=seed, steps=8,
+                                                     harmony=0.0, voice_leading=strength),
+                          n_bars=16) for seed in range(3)]
+        windows = np.concatenate([window_features(s) for s in songs])
+        counts[strength] = float(np.nansum(windows[:, fifths] + windows[:, octaves]))
+    assert counts[20.0] < 0.5 * counts[0.0]
+    with pytest.raises(ValueError, match="voice_leading must be in 0..100"):
+        new_song(planner, arranger, Options(style="chorale", voice_leading=-1.0), n_bars=4)
