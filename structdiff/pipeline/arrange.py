@@ -16,7 +16,8 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 `resample` (Gibbs rounds after the unmasking), `resample_rate`, `temperature`, `top_p` and
 `shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
-parallel fifths and octaves (`structdiff.pipeline.voice_leading`). Known bars and tracks are
+parallel fifths and octaves and direct ones in the outer voices
+(`structdiff.pipeline.voice_leading`). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -59,7 +60,7 @@ from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
-from structdiff.pipeline.voice_leading import parallel_bias
+from structdiff.pipeline.voice_leading import voice_leading_bias
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
@@ -247,8 +248,9 @@ def arrange(
     back a window starts, default a quarter window) trade context for speed: a live session
     writes an urgent bar in a short window. `resample`: a masked arranger's Gibbs rounds
     after the unmasking (default: its bundle's; a live session passes 0). `voice_leading`:
-    a masked arranger's lean against parallel fifths and octaves (`parallel_bias`; default:
-    its bundle's `voice_leading`, else 0). Raises ValueError with a one-line message for bad
+    a masked arranger's lean against parallel fifths and octaves, and direct ones between
+    the top and bottom roles played (`voice_leading_bias`; default: its bundle's
+    `voice_leading`, else 0). Raises ValueError with a one-line message for bad
     values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
@@ -314,6 +316,11 @@ def arrange(
     n_styles = len(bundle.styles)
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
+    # the outer voices of the voice-leading lean: the first role played (the roles come from
+    # the top) and the bass (else the last role played)
+    playing = np.flatnonzero(present)
+    bottom = bundle.roles.index("bass") if "bass" in roles else int(playing[-1])
+    outer = (int(playing[0]), bottom) if int(playing[0]) != bottom else None
 
     def lean(out: dict, c: dict) -> dict:
         """The network's outputs leaned toward the plan's chords (`harmony`)."""
@@ -330,7 +337,8 @@ def arrange(
         def denoiser(tokens, t, c):  # logits of masked tokens
             logits = lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
             if voice_leading:
-                logits = logits + parallel_bias(tokens, logits.shape[-1], voice_leading)
+                logits = logits + voice_leading_bias(tokens, logits.shape[-1], voice_leading,
+                                                     outer)
             return logits
     else:
         def denoiser(x_t, t, c):

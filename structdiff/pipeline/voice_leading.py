@@ -1,15 +1,19 @@
-"""The voice-leading lean of a masked arranger: parallel fifths and octaves made unlikely.
+"""The voice-leading lean of a masked arranger: parallel and direct fifths and octaves made
+unlikely.
 
 Two voices that move in the same direction from one perfect interval to the same one again (a
 fifth to a fifth, an octave or unison to an octave or unison, compound or not) lose their
 independence; part-writing has avoided it since the fifteenth century, and Bach's chorales
-hold one such motion in a thousand. A masked arranger draws each note given the others
-(`structdiff.diffusion.masked`), so the rule can act where the note is drawn: `parallel_bias`
-reads the voices as they stand (written or still masked), and lowers the logit of every pitch
-that would move in parallel with another voice, entering the note (from the voice's previous
-note, while the other voice moves at the same step) or leaving it (to the voice's next note,
-already written). Nothing is edited after sampling: a Gibbs round can still choose such a
-pitch when the network is sure enough of it, and the lean's `strength` says how sure.
+hold one such motion in a thousand. The outer voices, heard most, also avoid reaching a fifth
+or an octave by similar motion with the top voice leaping (direct, or hidden, fifths and
+octaves). A masked arranger draws each note given the others (`structdiff.diffusion.masked`),
+so the rules can act where a note is drawn: `voice_leading_bias` reads the voices as they
+stand (written or still masked) and lowers the logit of every pitch that would break one,
+entering the note (from the voice's previous note, while the other voice moves at the same
+step) or leaving it (to the voice's next note, already written). Intervals are measured from
+the lower of the two pitches, whichever voice has it. Nothing is edited after sampling: a
+draw can still choose such a pitch when the network is sure enough of it (the lean's
+`strength`, in nats), and tokens masked in the same round do not see each other.
 
 Tokens are an arranger's (`structdiff.data.tokens`): `REST`, `HOLD`, then one per pitch,
 `[B, K, W]` with `structdiff.diffusion.masked.MASK` where not yet drawn.
@@ -38,54 +42,64 @@ def sounding_lines(tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(unknown, torch.full_like(src, UNKNOWN), line)
 
 
-def parallel_bias(tokens: torch.Tensor, vocab: int, strength: float) -> torch.Tensor:
+def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j) -> torch.Tensor:
+    """Where voice k moving `k_from` -> `k_to` while voice j moves `q0` -> `q1` makes parallel
+    perfect intervals, or (`outer` pairs) direct ones with the top voice leaping. All
+    broadcast to `[B, K, K, W, P]` (k, j, step, candidate pitch); `ok`: all four known."""
+    moves = ok & (q1 != q0) & (torch.sign(k_to - k_from) == torch.sign(q1 - q0))
+    before, after = (k_from - q0).abs() % 12, (k_to - q1).abs() % 12
+    perfect = (after == PERFECT[0]) | (after == PERFECT[1])
+    leap = (top_k & ((k_to - k_from).abs() > 2)) | (top_j & ((q1 - q0).abs() > 2))
+    return moves & perfect & ((before == after) | (outer & leap))
+
+
+def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
+                       outer: tuple[int, int] | None = None) -> torch.Tensor:
     """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token that, struck at that
     voice and step, would move in parallel fifths or octaves (unisons, compound intervals)
-    with another voice, given the tokens `[B, K, W]` as they stand (module docstring); 0
-    elsewhere and for REST and HOLD. Voices or steps not yet known add nothing."""
+    with another voice, or, between the `outer` voices (top, bottom), into a fifth or octave
+    by similar motion with the top voice leaping (direct fifths and octaves), given the
+    tokens `[B, K, W]` as they stand (module docstring); 0 elsewhere and for REST and HOLD.
+    Voices or steps not yet known add nothing."""
     B, K, W = tokens.shape
     n_p = vocab - N_SPECIAL
     bias = torch.zeros(B, K, W, vocab, device=tokens.device)
     if strength == 0.0 or K < 2 or W < 2:
         return bias
+    device = tokens.device
     line = sounding_lines(tokens)
-    unknown = torch.full_like(line[..., :1], UNKNOWN)
-    before = torch.cat([unknown, line[..., :-1]], -1)  # each voice's pitch one step earlier
-    P = torch.arange(n_p, device=tokens.device)
-    other = ~torch.eye(K, dtype=torch.bool, device=tokens.device)[None, :, :, None]  # [1,K,K,1]
-    # intervals are measured up from the lower of the two pitches, whichever voice has it
-    cand = P.view(1, 1, 1, 1, n_p)
+    before = torch.cat([torch.full_like(line[..., :1], UNKNOWN), line[..., :-1]], -1)
+    cand = torch.arange(n_p, device=device).view(1, 1, 1, 1, n_p)
+    other = ~torch.eye(K, dtype=torch.bool, device=device)[None, :, :, None, None]
+    pair = torch.zeros(K, K, dtype=torch.bool, device=device)
+    top = torch.zeros(K, dtype=torch.bool, device=device)
+    if outer is not None and outer[0] != outer[1]:
+        pair[outer[0], outer[1]] = pair[outer[1], outer[0]] = True
+        top[outer[0]] = True
+    pair = pair[None, :, :, None, None]
+    top_k, top_j = top.view(1, K, 1, 1, 1), top.view(1, 1, K, 1, 1)
 
-    # entering: this voice k moves p0 -> p at step s while voice j moves q0 -> q1
-    p0 = before[:, :, None, :]  # [B, K, 1, W]
-    q0, q1 = before[:, None, :, :], line[:, None, :, :]  # [B, 1, K, W]
-    ok = (p0 >= 0) & (q0 >= 0) & (q1 >= 0) & (q1 != q0) & other  # [B, K, K, W]
-    c = (p0 - q0).abs() % 12
-    ok &= (c == PERFECT[0]) | (c == PERFECT[1])
-    same_class = (cand - q1[..., None]).abs() % 12 == c[..., None]
-    same_way = torch.sign(cand - p0[..., None]) == torch.sign(q1 - q0)[..., None]
-    hit = (ok[..., None] & same_class & same_way).any(2)  # [B, K, W, P]
+    # entering: voice k moves p0 -> the candidate at step s while voice j moves q0 -> q1
+    p0 = before[:, :, None, :, None]  # [B, K, 1, W, 1]
+    q0, q1 = before[:, None, :, :, None], line[:, None, :, :, None]  # [B, 1, K, W, 1]
+    ok = (p0 >= 0) & (q0 >= 0) & (q1 >= 0) & other
+    hit = _motion_hits(p0, cand, q0, q1, ok, pair, top_k, top_j).any(2)  # [B, K, W, P]
 
-    # leaving: voice k holds p from s to its next onset e, where it moves to p1 while voice j
-    # moves q0 -> q1 (its pitches at e - 1 and e)
-    index = torch.arange(W, device=tokens.device).expand_as(tokens)
+    # leaving: voice k holds the candidate from s to its next onset e, where it moves to p1
+    # while voice j moves q0 -> q1 (its pitches at e - 1 and e)
+    index = torch.arange(W, device=device).expand_as(tokens)
     onset_at = torch.where(tokens != HOLD, index, torch.full_like(index, W))
     nxt = onset_at.flip(-1).cummin(-1).values.flip(-1)  # first non-HOLD at or after each step
     e = torch.cat([nxt[..., 1:], torch.full_like(nxt[..., :1], W)], -1)  # after each step
-    has_e = e < W
     e_c = e.clamp(max=W - 1)
-    p1 = tokens.gather(-1, e_c) - N_SPECIAL  # [B, K, W]: voice k's next pitch (< 0: none)
+    p1 = torch.where(e < W, tokens.gather(-1, e_c) - N_SPECIAL, -1)  # < 0: no next pitch
     lines_j = line[:, None, :, :].expand(B, K, K, W)
     at = e_c[:, :, None, :].expand(B, K, K, W)
-    q1 = lines_j.gather(-1, at)
-    q0 = lines_j.gather(-1, (at - 1).clamp(min=0))
-    p1_ = p1[:, :, None, :]
-    ok = has_e[:, :, None, :] & (p1_ >= 0) & (q0 >= 0) & (q1 >= 0) & (q1 != q0) & other
-    c = (p1_ - q1).abs() % 12
-    ok &= (c == PERFECT[0]) | (c == PERFECT[1])
-    same_class = (cand - q0[..., None]).abs() % 12 == c[..., None]
-    same_way = torch.sign(p1_[..., None] - cand) == torch.sign(q1 - q0)[..., None]
-    hit |= (ok[..., None] & same_class & same_way).any(2)
+    q1 = lines_j.gather(-1, at)[..., None]
+    q0 = lines_j.gather(-1, (at - 1).clamp(min=0))[..., None]
+    p1 = p1[:, :, None, :, None]
+    ok = (p1 >= 0) & (q0 >= 0) & (q1 >= 0) & other
+    hit |= _motion_hits(cand, p1, q0, q1, ok, pair, top_k, top_j).any(2)
 
     bias[..., N_SPECIAL:] = -float(strength) * hit.float()
     return bias

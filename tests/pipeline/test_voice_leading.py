@@ -7,7 +7,7 @@ import torch
 
 from structdiff.data.tokens import HOLD, N_SPECIAL, REST
 from structdiff.diffusion.masked import MASK, sample_masked
-from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, parallel_bias, sounding_lines
+from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, voice_leading_bias, sounding_lines
 
 V = N_SPECIAL + 48  # four octaves of pitches
 
@@ -16,9 +16,9 @@ def t(pitch: int) -> int:
     return N_SPECIAL + pitch
 
 
-def leaned(tokens, voice, step, strength=5.0):
+def leaned(tokens, voice, step, strength=5.0, outer=None):
     """The pitches (indices) the lean lowers for `voice` at `step`."""
-    b = parallel_bias(torch.tensor([tokens]), V, strength)[0, voice, step]
+    b = voice_leading_bias(torch.tensor([tokens]), V, strength, outer)[0, voice, step]
     assert (b[:N_SPECIAL] == 0).all()  # never REST or HOLD
     return set((b[N_SPECIAL:] < 0).nonzero().flatten().tolist())
 
@@ -71,6 +71,20 @@ def test_no_lean_without_motion_a_perfect_interval_or_known_neighbours():
     assert leaned([[t(19), MASK], [t(12), t(14)]], 0, 1, strength=0.0) == set()
 
 
+def test_direct_fifths_and_octaves_are_leaned_against_in_the_outer_voices_only():
+    # soprano E 16 a third over the bass C 12; the bass falls to G 7: the soprano falling by
+    # a leap onto G 7 or C 0 (an octave, a fifth) is direct; D 14 is a step, and allowed
+    tokens = [[t(16), MASK], [t(12), t(7)]]
+    assert leaned(tokens, 0, 1, outer=(0, 1)) == {0, 7}
+    assert leaned(tokens, 0, 1) == set()  # inner voices may
+    # the bass under a soprano leaping E 16 -> A 9: falling onto A 9 or D 2
+    assert leaned([[t(16), t(9)], [t(12), MASK]], 1, 1, outer=(0, 1)) == {2, 9}
+    assert leaned([[t(16), t(14)], [t(12), MASK]], 1, 1, outer=(0, 1)) == set()  # a step
+    # leaving: the soprano will fall to G 7 as the bass falls C 12 -> G 7: any note it leaps
+    # down from (above A 9) makes a direct unison, or parallel ones from C 12 and C 24
+    assert leaned([[MASK, t(7)], [t(12), t(7)]], 0, 0, outer=(0, 1)) == set(range(10, 48))
+
+
 def _parallels(tokens: torch.Tensor) -> int:
     """Parallel fifths or octaves between the two voices of each row `[B, 2, W]` of pitches."""
     p = tokens - N_SPECIAL
@@ -90,7 +104,7 @@ def test_a_sampler_with_the_lean_draws_no_parallels_where_it_can_avoid_them(stre
     def logits_fn(tokens, step, cond):
         flat = torch.zeros(*tokens.shape, vocab)
         flat[..., :N_SPECIAL] = -1e4  # pitches only
-        return flat + parallel_bias(tokens, vocab, strength)
+        return flat + voice_leading_bias(tokens, vocab, strength)
 
     g = torch.Generator().manual_seed(0)
     # 64 rounds for 16 tokens: one token a round, each drawn knowing all the others
