@@ -7,7 +7,7 @@ import torch
 
 from structdiff.data.tokens import HOLD, N_SPECIAL, REST
 from structdiff.diffusion.masked import MASK, sample_masked
-from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, voice_leading_bias, sounding_lines
+from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, sounding_lines, voice_leading_bias
 
 V = N_SPECIAL + 48  # four octaves of pitches
 
