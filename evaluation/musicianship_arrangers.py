@@ -10,8 +10,9 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --out out/exp/musicianship_arrangers.json
 
 A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|
-top_p|resample_rate|shape_from|voice_leading` (one string); order, resample (Gibbs rounds),
-temperature, top_p, resample_rate, shape_from and voice_leading set a masked arranger's unmasking
+top_p|resample_rate|shape_from|voice_leading|voice_leading_direct` (one string); order,
+resample (Gibbs rounds), temperature, top_p, resample_rate, shape_from, voice_leading and
+voice_leading_direct (1 or 0) set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default: the planner's own,
 none on the arranger); plans is
@@ -148,7 +149,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
         (label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p,
-         resample_rate, shape_from, voice_leading) = (spec.split("|") + [""] * 13)[:13]
+         resample_rate, shape_from, voice_leading, direct) = (spec.split("|") + [""] * 14)[:14]
         if plans not in PLANS:
             parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
@@ -157,7 +158,8 @@ def main() -> None:
                            ("top_p", top_p and float(top_p)),
                            ("resample_rate", resample_rate and float(resample_rate)),
                            ("shape_from", shape_from and int(shape_from)),
-                           ("voice_leading", voice_leading and float(voice_leading))):
+                           ("voice_leading", voice_leading and float(voice_leading)),
+                           ("voice_leading_direct", direct and bool(int(direct)))):
             if value != "":
                 arranger.meta[key] = value
         started = time.perf_counter()
@@ -181,6 +183,7 @@ def main() -> None:
             "temperature": arranger.meta.get("temperature"), "top_p": arranger.meta.get("top_p"),
             "shape_from": arranger.meta.get("shape_from", 0),
             "voice_leading": arranger.meta.get("voice_leading", 0.0),
+            "voice_leading_direct": arranger.meta.get("voice_leading_direct", False),
             "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),

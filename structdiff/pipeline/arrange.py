@@ -16,8 +16,8 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 `resample` (Gibbs rounds after the unmasking), `resample_rate`, `temperature`, `top_p` and
 `shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
-parallel fifths and octaves and direct ones in the outer voices
-(`structdiff.pipeline.voice_leading`). Known bars and tracks are
+parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
+direct ones in the outer voices too). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -248,10 +248,10 @@ def arrange(
     back a window starts, default a quarter window) trade context for speed: a live session
     writes an urgent bar in a short window. `resample`: a masked arranger's Gibbs rounds
     after the unmasking (default: its bundle's; a live session passes 0). `voice_leading`:
-    a masked arranger's lean against parallel fifths and octaves, and direct ones between
-    the top and bottom roles played (`voice_leading_bias`; default: its bundle's
-    `voice_leading`, else 0). Raises ValueError with a one-line message for bad
-    values.
+    a masked arranger's lean against parallel fifths and octaves, and, with its bundle's
+    `voice_leading_direct`, direct ones between the top role played and the bass
+    (`voice_leading_bias`; default: its bundle's `voice_leading`, else 0). Raises ValueError
+    with a one-line message for bad values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -316,11 +316,13 @@ def arrange(
     n_styles = len(bundle.styles)
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
-    # the outer voices of the voice-leading lean: the first role played (the roles come from
+    # the outer voices whose direct fifths and octaves the voice-leading lean also avoids
+    # (with the bundle's `voice_leading_direct`): the first role played (the roles come from
     # the top) and the bass (else the last role played)
     playing = np.flatnonzero(present)
     bottom = bundle.roles.index("bass") if "bass" in roles else int(playing[-1])
-    outer = (int(playing[0]), bottom) if int(playing[0]) != bottom else None
+    outer = (int(playing[0]), bottom) if (int(playing[0]) != bottom and bundle.meta.get(
+        "voice_leading_direct", False)) else None
 
     def lean(out: dict, c: dict) -> dict:
         """The network's outputs leaned toward the plan's chords (`harmony`)."""

@@ -1,6 +1,8 @@
 """The voice-leading lean: which pitches move in parallel fifths or octaves, and a sampler
 that draws with it writes none where it can avoid them."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -138,3 +140,33 @@ def test_the_chorale_arranger_leaned_writes_fewer_parallels_and_bad_strengths_ar
     assert counts[20.0] < 0.5 * counts[0.0]
     with pytest.raises(ValueError, match="voice_leading must be in 0..100"):
         new_song(planner, arranger, Options(style="chorale", voice_leading=-1.0), n_bars=4)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_outer_voices_are_leaned_on_only_when_the_bundle_says(monkeypatch):
+    from structdiff.models.bundle import SHIPPED_DIR, arranger_for_style, planner_for_style
+    from structdiff.pipeline import arrange as arrange_module
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.generate import Options, new_song
+    from structdiff.pipeline.plan import load_planner
+
+    seen = []
+
+    def spy(tokens, vocab, strength, outer=None):
+        seen.append((strength, outer))
+        return voice_leading_bias(tokens, vocab, strength, outer)
+
+    monkeypatch.setattr(arrange_module, "voice_leading_bias", spy)
+    planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
+    arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
+    options = Options(style="chorale", steps=2, harmony=0.0, gibbs=0, voice_leading=2.5)
+    new_song(planner, arranger, options, n_bars=2)
+    assert seen and set(seen) == {(2.5, None)}
+    seen.clear()
+    arranger.meta["voice_leading_direct"] = True
+    new_song(planner, arranger, options, n_bars=2)
+    roles = arranger.roles
+    assert set(seen) == {(2.5, (roles.index("soprano"), roles.index("bass")))}
+    seen.clear()
+    new_song(planner, arranger, replace(options, voice_leading=0.0), n_bars=2)
+    assert not seen  # no lean asked, none computed
