@@ -10,9 +10,9 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --out out/exp/musicianship_arrangers.json
 
 A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|
-top_p|resample_rate|shape_from|voice_leading|voice_leading_direct` (one string); order,
-resample (Gibbs rounds), temperature, top_p, resample_rate, shape_from, voice_leading and
-voice_leading_direct (1 or 0) set a masked arranger's unmasking
+top_p|resample_rate|shape_from|voice_leading|voice_leading_direct|dissonance` (one string);
+order, resample (Gibbs rounds), temperature, top_p, resample_rate, shape_from, voice_leading,
+voice_leading_direct (1 or 0) and dissonance set a masked arranger's unmasking
 (`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default: the planner's own,
 none on the arranger); plans is
@@ -149,7 +149,8 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
         (label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p,
-         resample_rate, shape_from, voice_leading, direct) = (spec.split("|") + [""] * 14)[:14]
+         resample_rate, shape_from, voice_leading, direct, dissonance) = (
+             spec.split("|") + [""] * 15)[:15]
         if plans not in PLANS:
             parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
@@ -159,7 +160,8 @@ def main() -> None:
                            ("resample_rate", resample_rate and float(resample_rate)),
                            ("shape_from", shape_from and int(shape_from)),
                            ("voice_leading", voice_leading and float(voice_leading)),
-                           ("voice_leading_direct", direct and bool(int(direct)))):
+                           ("voice_leading_direct", direct and bool(int(direct))),
+                           ("dissonance", dissonance and float(dissonance))):
             if value != "":
                 arranger.meta[key] = value
         started = time.perf_counter()
@@ -184,6 +186,7 @@ def main() -> None:
             "shape_from": arranger.meta.get("shape_from", 0),
             "voice_leading": arranger.meta.get("voice_leading", 0.0),
             "voice_leading_direct": arranger.meta.get("voice_leading_direct", False),
+            "dissonance": arranger.meta.get("dissonance", 0.0),
             "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),

@@ -17,7 +17,8 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 `shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
 parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
-direct ones in the outer voices too). Known bars and tracks are
+direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
+or left by leap. Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -60,7 +61,7 @@ from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
-from structdiff.pipeline.voice_leading import voice_leading_bias
+from structdiff.pipeline.voice_leading import dissonance_bias, voice_leading_bias
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
@@ -236,6 +237,7 @@ def arrange(
     context_steps: int | None = None,
     resample: int | None = None,
     voice_leading: float | None = None,
+    dissonance: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -250,8 +252,10 @@ def arrange(
     after the unmasking (default: its bundle's; a live session passes 0). `voice_leading`:
     a masked arranger's lean against parallel fifths and octaves, and, with its bundle's
     `voice_leading_direct`, direct ones between the top role played and the bass
-    (`voice_leading_bias`; default: its bundle's `voice_leading`, else 0). Raises ValueError
-    with a one-line message for bad values.
+    (`voice_leading_bias`; default: its bundle's `voice_leading`, else 0). `dissonance`: its
+    lean against notes off the plan's chord approached or left by leap (`dissonance_bias`;
+    default: its bundle's `dissonance`, else 0). Raises ValueError with a one-line message for
+    bad values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -269,8 +273,11 @@ def arrange(
         raise ValueError(f"steps must be >= 1, got {steps}")
     if voice_leading is None:
         voice_leading = float(bundle.meta.get("voice_leading", 0.0))
-    if not 0.0 <= voice_leading <= 100.0:
-        raise ValueError(f"voice_leading must be in 0..100, got {voice_leading}")
+    if dissonance is None:
+        dissonance = float(bundle.meta.get("dissonance", 0.0))
+    for name, value in (("voice_leading", voice_leading), ("dissonance", dissonance)):
+        if not 0.0 <= value <= 100.0:
+            raise ValueError(f"{name} must be in 0..100, got {value}")
     masked = None  # the samplers are Gaussian ones: a masked arranger unmasks as its bundle says
     if bundle.model.cfg.diffusion == "masked":
         masked = {k: bundle.meta[k] for k in MASKED_OPTIONS if k in bundle.meta}
@@ -313,6 +320,10 @@ def arrange(
             biases["poly_bias"] = harmony_bias(sp, layout.poly_pitches, layout.poly_low,
                                                harmony, n_special=0)
 
+    if dissonance and masked is not None:  # -1 where a pitch is off the chord, per step
+        biases = {**(biases or {}), "off_chord": harmony_bias(sp, model.cfg.vocab,
+                                                              bundle.pitch_low, 1.0)}
+
     n_styles = len(bundle.styles)
     style_index = torch.tensor([bundle.styles.index(style) if style else n_styles])
     present_t = torch.from_numpy(present)[None]
@@ -341,6 +352,8 @@ def arrange(
             if voice_leading:
                 logits = logits + voice_leading_bias(tokens, logits.shape[-1], voice_leading,
                                                      outer)
+            if dissonance:
+                logits = logits + dissonance_bias(tokens, c["off_chord"] < 0, dissonance)
             return logits
     else:
         def denoiser(x_t, t, c):

@@ -42,6 +42,45 @@ def sounding_lines(tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(unknown, torch.full_like(src, UNKNOWN), line)
 
 
+def next_onsets(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each voice and step `[B, K, W]`: the step of the voice's next token after it that
+    is not `HOLD` (W where none), and that token's pitch index (< 0: a rest, a masked token,
+    or none)."""
+    W = tokens.shape[-1]
+    index = torch.arange(W, device=tokens.device).expand_as(tokens)
+    onset_at = torch.where(tokens != HOLD, index, torch.full_like(index, W))
+    nxt = onset_at.flip(-1).cummin(-1).values.flip(-1)  # first non-HOLD at or after each step
+    e = torch.cat([nxt[..., 1:], torch.full_like(nxt[..., :1], W)], -1)  # after each step
+    pitch = tokens.gather(-1, e.clamp(max=W - 1)) - N_SPECIAL
+    return e, torch.where((e < W) & (pitch >= 0), pitch, torch.full_like(pitch, -1))
+
+
+def dissonance_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: float
+                    ) -> torch.Tensor:
+    """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token off the chord at its
+    step (`off_chord` `[..., W, vocab]` bool, broadcast to the tokens') that would be
+    approached or left by anything but a step (one or two semitones) from the voice's
+    previous or to its next note, where those are known: the treatment of an unaccented
+    dissonance (passing and neighbour tones), which the chorales keep four times in five."""
+    B, K, W = tokens.shape
+    vocab = off_chord.shape[-1]
+    bias = torch.zeros(B, K, W, vocab, device=tokens.device)
+    if strength == 0.0 or W < 2:
+        return bias
+    line = sounding_lines(tokens)
+    p0 = torch.cat([torch.full_like(line[..., :1], UNKNOWN), line[..., :-1]], -1)[..., None]
+    p1 = next_onsets(tokens)[1][..., None]
+    cand = torch.arange(vocab - N_SPECIAL, device=tokens.device)
+
+    def leap(a, b):
+        return ((a - b).abs() < 1) | ((a - b).abs() > 2)
+
+    bad = ((p0 >= 0) & leap(cand, p0)) | ((p1 >= 0) & leap(p1, cand))
+    off = off_chord[..., N_SPECIAL:].expand(B, K, W, vocab - N_SPECIAL)
+    bias[..., N_SPECIAL:] = -float(strength) * (off & bad).float()
+    return bias
+
+
 def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j) -> torch.Tensor:
     """Where voice k moving `k_from` -> `k_to` while voice j moves `q0` -> `q1` makes parallel
     perfect intervals, or (`outer` pairs) direct ones with the top voice leaping. All
@@ -87,12 +126,8 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
 
     # leaving: voice k holds the candidate from s to its next onset e, where it moves to p1
     # while voice j moves q0 -> q1 (its pitches at e - 1 and e)
-    index = torch.arange(W, device=device).expand_as(tokens)
-    onset_at = torch.where(tokens != HOLD, index, torch.full_like(index, W))
-    nxt = onset_at.flip(-1).cummin(-1).values.flip(-1)  # first non-HOLD at or after each step
-    e = torch.cat([nxt[..., 1:], torch.full_like(nxt[..., :1], W)], -1)  # after each step
+    e, p1 = next_onsets(tokens)
     e_c = e.clamp(max=W - 1)
-    p1 = torch.where(e < W, tokens.gather(-1, e_c) - N_SPECIAL, -1)  # < 0: no next pitch
     lines_j = line[:, None, :, :].expand(B, K, K, W)
     at = e_c[:, :, None, :].expand(B, K, K, W)
     q1 = lines_j.gather(-1, at)[..., None]

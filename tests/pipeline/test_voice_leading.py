@@ -9,7 +9,13 @@ import torch
 
 from structdiff.data.tokens import HOLD, N_SPECIAL, REST
 from structdiff.diffusion.masked import MASK, sample_masked
-from structdiff.pipeline.voice_leading import SILENT, UNKNOWN, sounding_lines, voice_leading_bias
+from structdiff.pipeline.voice_leading import (
+    SILENT,
+    UNKNOWN,
+    dissonance_bias,
+    sounding_lines,
+    voice_leading_bias,
+)
 
 V = N_SPECIAL + 48  # four octaves of pitches
 
@@ -85,6 +91,27 @@ def test_direct_fifths_and_octaves_are_leaned_against_in_the_outer_voices_only()
     # leaving: the soprano will fall to G 7 as the bass falls C 12 -> G 7: any note it leaps
     # down from (above A 9) makes a direct unison, or parallel ones from C 12 and C 24
     assert leaned([[MASK, t(7)], [t(12), t(7)]], 0, 0, outer=(0, 1)) == set(range(10, 48))
+
+
+def test_a_dissonance_is_leaned_against_unless_approached_and_left_by_step():
+    # one voice: C 12 at step 0, a note to draw at step 1, E 16 at step 2; every pitch but
+    # C, E and G (12, 16, 19 and their octaves) is off the chord at step 1
+    tokens = torch.tensor([[[t(12), MASK, t(16)]]])
+    off = torch.ones(1, 1, 3, V, dtype=torch.bool)
+    off[..., :N_SPECIAL] = False
+    for chord_tone in (0, 4, 7):
+        off[..., N_SPECIAL + chord_tone::12] = False
+    lowered = dissonance_bias(tokens, off, 4.0)[0, 0, 1]
+    assert (lowered[:N_SPECIAL] == 0).all()
+    leaned_on = set((lowered[N_SPECIAL:] < 0).nonzero().flatten().tolist())
+    # D 14 passes from C to E by step; C# 13 and D# 15 are a step on one side only, and
+    # every other off-chord pitch is reached or left by a leap
+    assert 14 not in leaned_on
+    assert {10, 11, 13, 15, 17, 18, 26} <= leaned_on
+    assert {12, 16, 19, 24} & leaned_on == set()  # chord tones, whatever the leap
+    # with its neighbours unknown (masked, rests) nothing is leaned on
+    assert not (dissonance_bias(torch.tensor([[[MASK, MASK, REST]]]), off, 4.0) < 0).any()
+    assert not (dissonance_bias(tokens, off, 0.0) < 0).any()
 
 
 def _parallels(tokens: torch.Tensor) -> int:
