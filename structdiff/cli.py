@@ -194,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--voice-leading", type=float, default=None, metavar="STRENGTH",
                    help="a masked arranger's lean against parallel fifths and octaves: each "
                    "pitch that would move in parallel with another voice is drawn as if "
-                   "exp(STRENGTH) times less likely (default: the arranger's, 4 for --style "
-                   "chorale, else 0)")
+                   "exp(STRENGTH) times less likely; 0 turns it off (default: the arranger's, 6 "
+                   "for --style chorale, else 0)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
                    "planner and the arranger (default: the planner's own, 3 for --style "

@@ -17,6 +17,8 @@ def test_chorales_take_their_own_arranger_and_other_styles_the_sets():
     bundle = load_arranger(own)
     assert bundle.model.cfg.diffusion == "masked" and bundle.meta["default_harmony"] == 0.0
     assert bundle.model.cfg.pitch_classes
+    # measured best (session 17): the nucleus trims pitches only, parallels leaned against
+    assert bundle.meta["shape_from"] == 2 and bundle.meta["voice_leading"] > 0
     assert bundle.roles == load_arranger(folder).roles  # the set's voices
     for style in ("string_quartet", "renaissance_mass", None):
         assert arranger_for_style(folder, style) == folder
