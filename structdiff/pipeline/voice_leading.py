@@ -15,6 +15,9 @@ the lower of the two pitches, whichever voice has it. Nothing is edited after sa
 draw can still choose such a pitch when the network is sure enough of it (the lean's
 `strength`, in nats), and tokens masked in the same round do not see each other.
 
+`dissonance_bias` is a second lean of the same kind (measured, not shipped): a note off the
+plan's chord reached or left by anything but a step.
+
 Tokens are an arranger's (`structdiff.data.tokens`): `REST`, `HOLD`, then one per pitch,
 `[B, K, W]` with `structdiff.diffusion.masked.MASK` where not yet drawn.
 """
@@ -42,6 +45,12 @@ def sounding_lines(tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(unknown, torch.full_like(src, UNKNOWN), line)
 
 
+def _one_step_earlier(line: torch.Tensor) -> torch.Tensor:
+    """`sounding_lines` `[B, K, W]` moved one step later: what each voice sounded one step
+    before each step (`UNKNOWN` at the first)."""
+    return torch.cat([torch.full_like(line[..., :1], UNKNOWN), line[..., :-1]], -1)
+
+
 def next_onsets(tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each voice and step `[B, K, W]`: the step of the voice's next token after it that
     is not `HOLD` (W where none), and that token's pitch index (< 0: a rest, a masked token,
@@ -67,8 +76,7 @@ def dissonance_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
     bias = torch.zeros(B, K, W, vocab, device=tokens.device)
     if strength == 0.0 or W < 2:
         return bias
-    line = sounding_lines(tokens)
-    p0 = torch.cat([torch.full_like(line[..., :1], UNKNOWN), line[..., :-1]], -1)[..., None]
+    p0 = _one_step_earlier(sounding_lines(tokens))[..., None]
     p1 = next_onsets(tokens)[1][..., None]
     cand = torch.arange(vocab - N_SPECIAL, device=tokens.device)
 
@@ -107,7 +115,7 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
         return bias
     device = tokens.device
     line = sounding_lines(tokens)
-    before = torch.cat([torch.full_like(line[..., :1], UNKNOWN), line[..., :-1]], -1)
+    before = _one_step_earlier(line)
     cand = torch.arange(n_p, device=device).view(1, 1, 1, 1, n_p)
     other = ~torch.eye(K, dtype=torch.bool, device=device)[None, :, :, None, None]
     pair = torch.zeros(K, K, dtype=torch.bool, device=device)
