@@ -92,7 +92,8 @@ def dissonance_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
 def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j) -> torch.Tensor:
     """Where voice k moving `k_from` -> `k_to` while voice j moves `q0` -> `q1` makes parallel
     perfect intervals, or (`outer` pairs) direct ones with the top voice leaping. All
-    broadcast to `[B, K, K, W, P]` (k, j, step, candidate pitch); `ok`: all four known."""
+    broadcast to `[M, K, P]` (masked position, other voice j, candidate pitch); `ok`: all
+    four known."""
     moves = ok & (q1 != q0) & (torch.sign(k_to - k_from) == torch.sign(q1 - q0))
     before, after = (k_from - q0).abs() % 12, (k_to - q1).abs() % 12
     perfect = (after == PERFECT[0]) | (after == PERFECT[1])
@@ -102,47 +103,47 @@ def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j) -> torch.Tensor:
 
 def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
                        outer: tuple[int, int] | None = None) -> torch.Tensor:
-    """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token that, struck at that
-    voice and step, would move in parallel fifths or octaves (unisons, compound intervals)
-    with another voice, or, between the `outer` voices (top, bottom), into a fifth or octave
-    by similar motion with the top voice leaping (direct fifths and octaves), given the
-    tokens `[B, K, W]` as they stand (module docstring); 0 elsewhere and for REST and HOLD.
-    Voices or steps not yet known add nothing."""
+    """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token that, struck at a
+    masked voice and step, would move in parallel fifths or octaves (unisons, compound
+    intervals) with another voice, or, between the `outer` voices (top, bottom), into a fifth
+    or octave by similar motion with the top voice leaping (direct fifths and octaves), given
+    the tokens `[B, K, W]` as they stand (module docstring); 0 elsewhere, for REST and HOLD,
+    and at positions already drawn (the sampler draws only masked ones). Voices or steps not
+    yet known add nothing."""
     B, K, W = tokens.shape
     n_p = vocab - N_SPECIAL
     bias = torch.zeros(B, K, W, vocab, device=tokens.device)
-    if strength == 0.0 or K < 2 or W < 2:
+    masked = tokens == MASK
+    if strength == 0.0 or K < 2 or W < 2 or not masked.any():
         return bias
     device = tokens.device
+    b, k, s = masked.nonzero(as_tuple=True)  # the M positions to lean on
     line = sounding_lines(tokens)
     before = _one_step_earlier(line)
-    cand = torch.arange(n_p, device=device).view(1, 1, 1, 1, n_p)
-    other = ~torch.eye(K, dtype=torch.bool, device=device)[None, :, :, None, None]
+    cand = torch.arange(n_p, device=device).view(1, 1, n_p)
+    ks = torch.arange(K, device=device)
+    other = (ks[None, :] != k[:, None])[..., None]  # [M, K, 1]: voice j is another voice
     pair = torch.zeros(K, K, dtype=torch.bool, device=device)
     top = torch.zeros(K, dtype=torch.bool, device=device)
     if outer is not None and outer[0] != outer[1]:
         pair[outer[0], outer[1]] = pair[outer[1], outer[0]] = True
         top[outer[0]] = True
-    pair = pair[None, :, :, None, None]
-    top_k, top_j = top.view(1, K, 1, 1, 1), top.view(1, 1, K, 1, 1)
+    pair, top_k, top_j = pair[k][..., None], top[k].view(-1, 1, 1), top.view(1, K, 1)
 
     # entering: voice k moves p0 -> the candidate at step s while voice j moves q0 -> q1
-    p0 = before[:, :, None, :, None]  # [B, K, 1, W, 1]
-    q0, q1 = before[:, None, :, :, None], line[:, None, :, :, None]  # [B, 1, K, W, 1]
+    p0 = before[b, k, s].view(-1, 1, 1)
+    q0, q1 = before[b, :, s][..., None], line[b, :, s][..., None]  # [M, K, 1]
     ok = (p0 >= 0) & (q0 >= 0) & (q1 >= 0) & other
-    hit = _motion_hits(p0, cand, q0, q1, ok, pair, top_k, top_j).any(2)  # [B, K, W, P]
+    hit = _motion_hits(p0, cand, q0, q1, ok, pair, top_k, top_j).any(1)  # [M, P]
 
     # leaving: voice k holds the candidate from s to its next onset e, where it moves to p1
     # while voice j moves q0 -> q1 (its pitches at e - 1 and e)
     e, p1 = next_onsets(tokens)
-    e_c = e.clamp(max=W - 1)
-    lines_j = line[:, None, :, :].expand(B, K, K, W)
-    at = e_c[:, :, None, :].expand(B, K, K, W)
-    q1 = lines_j.gather(-1, at)[..., None]
-    q0 = lines_j.gather(-1, (at - 1).clamp(min=0))[..., None]
-    p1 = p1[:, :, None, :, None]
+    e = e[b, k, s].clamp(max=W - 1)
+    p1 = p1[b, k, s].view(-1, 1, 1)
+    q1, q0 = line[b, :, e][..., None], line[b, :, (e - 1).clamp(min=0)][..., None]
     ok = (p1 >= 0) & (q0 >= 0) & (q1 >= 0) & other
-    hit |= _motion_hits(cand, p1, q0, q1, ok, pair, top_k, top_j).any(2)
+    hit |= _motion_hits(cand, p1, q0, q1, ok, pair, top_k, top_j).any(1)
 
-    bias[..., N_SPECIAL:] = -float(strength) * hit.float()
+    bias[b, k, s, N_SPECIAL:] = -float(strength) * hit.float()
     return bias
