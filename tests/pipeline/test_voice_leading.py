@@ -77,6 +77,8 @@ def test_no_lean_without_motion_a_perfect_interval_or_known_neighbours():
     assert leaned([[t(19), MASK], [t(12), MASK]], 0, 1) == set()  # the other's note unknown
     assert leaned([[t(19), MASK], [REST, t(14)]], 0, 1) == set()  # it was silent
     assert leaned([[t(19), MASK], [t(12), t(14)]], 0, 1, strength=0.0) == set()
+    # only masked positions are leaned on: the sampler draws no others
+    assert leaned([[t(19), t(21)], [t(12), t(14)]], 0, 1) == set()
 
 
 def test_direct_fifths_and_octaves_are_leaned_against_in_the_outer_voices_only():
