@@ -218,6 +218,11 @@ class ArrangerModule(DiffusionModule):
             pitch_low=pitch_low, token_embedding=token_embedding, track_span=track_span,
             register=register,
         )
+        if not 0.0 <= bass_drop <= 1.0:
+            raise ValueError(f"bass_drop must be in 0..1, got {bass_drop}")
+        if not plan_bass and bass_drop == 0.0:  # it would write bass lines it never learned
+            raise ValueError("plan_bass false needs bass_drop > 0: an arranger never trained "
+                             "without the plan's bass would be asked to write without it")
         if masked_order not in ORDERS:
             raise ValueError(f"masked_order must be one of {', '.join(ORDERS)}, "
                              f"got {masked_order!r}")

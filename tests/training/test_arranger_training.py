@@ -397,6 +397,17 @@ def test_an_arranger_that_reads_its_register_trains_and_hears_the_songs_key(
         assert seen and all(r is not None and r.tolist() == [shift] for r in seen)
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"plan_bass": False}, "plan_bass false needs bass_drop > 0"),
+    ({"bass_drop": 1.5}, "bass_drop must be in 0..1"),
+])
+def test_bass_options_that_cannot_work_are_refused_at_the_start(options, message):
+    from structdiff.training.arranger_module import ArrangerModule
+
+    with pytest.raises(ValueError, match=message):
+        ArrangerModule(d_model=16, n_layers=1, n_heads=2, emb_dim=8, **options)
+
+
 def test_an_arranger_trained_without_the_plan_bass_says_so_and_validates_without_it(
         prepared, tmp_path, monkeypatch):
     """`bass_drop` withholds the bass from some training windows; `plan_bass: false` is
