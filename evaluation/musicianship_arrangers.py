@@ -137,6 +137,9 @@ def main() -> None:
                         help="the planner of the 'planned' variants (default: the one "
                         "`generate --style chorale` uses)")
     parser.add_argument("--n", type=int, default=36)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the planned songs' seeds are FIRST..FIRST+n-1 (default 0): another "
+                        "draw of songs, to see how much a row moves with the draw")
     parser.add_argument("--bars", type=int, default=32,
                         help="bars of each generated song (0: as long as `generate` makes them "
                         "without --bars, a length the style's songs have; default 32)")
@@ -166,7 +169,8 @@ def main() -> None:
                 arranger.meta[key] = value
         started = time.perf_counter()
         scale = float(guidance) if guidance else None  # None: the planner's own
-        generated = [new_song(planner, arranger, Options(style="chorale", seed=i,
+        generated = [new_song(planner, arranger, Options(style="chorale",
+                                                         seed=args.first_seed + i,
                                                          steps=int(steps),
                                                          harmony=float(harmony),
                                                          guidance=scale),
@@ -190,6 +194,7 @@ def main() -> None:
             "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),
+            "first_seed": args.first_seed,
             "seconds": round(seconds, 1),
             "logistic": test["logistic"], "trees": test["trees"], "shuffled": test["shuffled"],
             "means": means, "rows_within": rows_ok,
