@@ -61,7 +61,11 @@ from structdiff.diffusion import ClassifierFreeGuidance, NoiseSchedule, sample
 from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
-from structdiff.pipeline.voice_leading import dissonance_bias, voice_leading_bias
+from structdiff.pipeline.voice_leading import (
+    dissonance_bias,
+    sounding_lines,
+    voice_leading_bias,
+)
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
 DEFAULT_HARMONY = 2.0
@@ -207,12 +211,11 @@ def held_off_chord(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Where the current estimate (argmax of `logits` `[B, K, W, V]`) holds a note whose pitch
     is off the chord sounding at that step (`bias` `[1, 1, W, V]` < 0 for it): bool `[B, K, W]`."""
     tok = logits.argmax(dim=-1)
-    index = torch.arange(tok.shape[-1], device=tok.device).expand_as(tok)
-    last = torch.where(tok != HOLD, index, torch.zeros_like(index)).cummax(dim=-1).values
-    struck = tok.gather(-1, last)  # the token that began what sounds at each step
+    line = sounding_lines(tok)  # the pitch index sounding at each step (< 0: none)
+    struck = line.clamp(min=0) + N_SPECIAL  # its token
     b = bias.expand(tok.shape[0], tok.shape[1], -1, -1)
     off = b.gather(-1, struck.unsqueeze(-1)).squeeze(-1) < 0
-    return (tok == HOLD) & (struck >= N_SPECIAL) & off
+    return (tok == HOLD) & (line >= 0) & off
 
 
 def arrange(

@@ -160,7 +160,6 @@ class Options:
     progress: bool = False
     gibbs: int | None = None  # a masked arranger's Gibbs rounds (None: its bundle's)
     voice_leading: float | None = None  # a masked arranger's lean (None: its bundle's)
-    dissonance: float | None = None  # a masked arranger's lean (None: its bundle's)
 
     def arrange_kwargs(self) -> dict:
         """The keyword arguments of `arrange` these options set."""
@@ -169,7 +168,7 @@ class Options:
                 "guidance_scale": 1.0 if self.guidance is None else self.guidance,
                 "variation": self.variation, "harmony": self.harmony,
                 "progress": self.progress, "resample": self.gibbs,
-                "voice_leading": self.voice_leading, "dissonance": self.dissonance}
+                "voice_leading": self.voice_leading}
 
 
 def track_name(role: str, program: int, is_drum: bool = False) -> str:
