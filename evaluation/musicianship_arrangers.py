@@ -10,10 +10,11 @@ area, OA, of the whole-song pitch and rhythm metrics).
         --out out/exp/musicianship_arrangers.json
 
 A variant is `label|arranger folder|steps|harmony|order|resample|temperature|guidance|plans|
-top_p|resample_rate|shape_from|voice_leading|voice_leading_direct|dissonance` (one string);
-order, resample (Gibbs rounds), temperature, top_p, resample_rate, shape_from, voice_leading,
-voice_leading_direct (1 or 0) and dissonance set a masked arranger's unmasking
-(`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; guidance is the
+top_p|resample_rate|shape_from|voice_leading|voice_leading_direct|dissonance|extra` (one
+string); order, resample (Gibbs rounds), temperature, top_p, resample_rate, shape_from,
+voice_leading, voice_leading_direct (1 or 0) and dissonance set a masked arranger's unmasking
+(`structdiff.diffusion.masked.sample_masked`), empty for the bundle's own; extra sets any
+other bundle key as `key=JSON;key=JSON` (e.g. `lean_keeps_onsets=true`); guidance is the
 classifier-free guidance scale on the style (`generate --guidance`, default: the planner's own,
 none on the arranger); plans is
 `planned` (default: the planner's, 32 bars), `length` (the planner's, as many bars as the test
@@ -151,9 +152,11 @@ def main() -> None:
     planner = load_planner(planner_dir)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.variant:
+        if spec.count("|") > 15:
+            parser.error(f"a variant has at most 16 fields, got {spec.count('|') + 1}: {spec!r}")
         (label, folder, steps, harmony, order, resample, temperature, guidance, plans, top_p,
-         resample_rate, shape_from, voice_leading, direct, dissonance) = (
-             spec.split("|") + [""] * 15)[:15]
+         resample_rate, shape_from, voice_leading, direct, dissonance, extra) = (
+             spec.split("|") + [""] * 16)[:16]
         if plans not in PLANS:
             parser.error(f"plans must be one of {', '.join(PLANS[1:])}, got {plans!r}")
         arranger = load_arranger(folder)
@@ -167,6 +170,9 @@ def main() -> None:
                            ("dissonance", dissonance and float(dissonance))):
             if value != "":
                 arranger.meta[key] = value
+        for item in filter(None, extra.split(";")):  # any other bundle key: key=JSON value
+            key, _, value = item.partition("=")
+            arranger.meta[key.strip()] = json.loads(value)
         started = time.perf_counter()
         scale = float(guidance) if guidance else None  # None: the planner's own
         generated = [new_song(planner, arranger, Options(style="chorale",
@@ -191,6 +197,7 @@ def main() -> None:
             "voice_leading": arranger.meta.get("voice_leading", 0.0),
             "voice_leading_direct": arranger.meta.get("voice_leading_direct", False),
             "dissonance": arranger.meta.get("dissonance", 0.0),
+            "extra": extra,
             "guidance": scale,
             "plans": plans or "planned",
             "planner": str(planner_dir),

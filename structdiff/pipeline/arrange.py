@@ -18,7 +18,10 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
 parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
 direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
-or left by leap. Known bars and tracks are
+or left by leap, its `interval_lean` (role -> nats per melodic interval,
+`voice_leading.interval_table`) toward the lines' intervals of its corpus; with
+`lean_keeps_onsets` the leans change only which pitch a new note takes, not whether one starts
+(`voice_leading.within_pitches`). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
 
@@ -63,8 +66,11 @@ from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
 from structdiff.pipeline.voice_leading import (
     dissonance_bias,
+    interval_bias,
+    interval_table,
     sounding_lines,
     voice_leading_bias,
+    within_pitches,
 )
 
 VELOCITY_OF_INTENSITY = (60, 78, 96, 80)  # low, mid, high, unknown
@@ -338,6 +344,12 @@ def arrange(
     outer = (int(playing[0]), bottom) if (int(playing[0]) != bottom and bundle.meta.get(
         "voice_leading_direct", False)) else None
 
+    # the lean on each voice's melodic intervals (the bundle's `interval_lean`)
+    intervals = interval_table(bundle.meta.get("interval_lean"), bundle.roles)
+    intervals[~torch.from_numpy(present)] = 0.0
+    intervals = intervals if bool(intervals.ne(0).any()) else None
+    keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
+
     def lean(out: dict, c: dict) -> dict:
         """The network's outputs leaned toward the plan's chords (`harmony`)."""
         if "bias" in c and "mono" in out:
@@ -352,12 +364,18 @@ def arrange(
     if masked is not None:
         def denoiser(tokens, t, c):  # logits of masked tokens
             logits = lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
+            leans = []
             if voice_leading:
-                logits = logits + voice_leading_bias(tokens, logits.shape[-1], voice_leading,
-                                                     outer)
+                leans.append(voice_leading_bias(tokens, logits.shape[-1], voice_leading, outer))
             if dissonance:
-                logits = logits + dissonance_bias(tokens, c["off_chord"] < 0, dissonance)
-            return logits
+                leans.append(dissonance_bias(tokens, c["off_chord"] < 0, dissonance))
+            if intervals is not None:
+                leans.append(interval_bias(tokens, logits.shape[-1], intervals))
+            if not leans:
+                return logits
+            if keep_onsets:
+                return within_pitches(logits, sum(leans))
+            return logits + sum(leans)
     else:
         def denoiser(x_t, t, c):
             return model.x0_from_output(lean(model(x_t, t, c), c))

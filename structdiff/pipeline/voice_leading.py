@@ -147,3 +147,63 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
 
     bias[b, k, s, N_SPECIAL:] = -float(strength) * hit.float()
     return bias
+
+
+INTERVALS = 12  # an interval table's reach: -12..12 semitones, then one entry for wider leaps
+
+
+def interval_bias(tokens: torch.Tensor, vocab: int, table: torch.Tensor) -> torch.Tensor:
+    """Logit offsets `[B, K, W, vocab]` from each voice's melodic intervals: a pitch token
+    struck at a masked step of voice k gets `table[k, i + 12]` nats for the interval i
+    (semitones, -12..12; `table[k, 25]` for any wider) from the pitch the voice sounds just
+    before it (entering), plus the entry of the interval to the voice's next written note
+    (leaving). Repeated notes are interval 0. Where a Gibbs sampler redraws every note many
+    times, this tilts the joint of the voices' lines by the table's weight per interval
+    (a product with an interval model), the network still choosing every note. 0 for REST
+    and HOLD, at positions already drawn, and where the neighbouring note is not known
+    (masked, a rest, before the window)."""
+    B, K, W = tokens.shape
+    bias = torch.zeros(B, K, W, vocab, device=tokens.device)
+    masked = (tokens == MASK) & table.ne(0).any(-1).view(1, K, 1)
+    if W < 2 or not masked.any():
+        return bias
+    b, k, s = masked.nonzero(as_tuple=True)
+    p0 = _one_step_earlier(sounding_lines(tokens))[b, k, s][:, None]
+    p1 = next_onsets(tokens)[1][b, k, s][:, None]
+    cand = torch.arange(vocab - N_SPECIAL, device=tokens.device)[None]
+    rows = table.to(bias.dtype)[k]  # [M, 2 * INTERVALS + 2]
+
+    def weight(a, b_):  # the table's entry for the interval a -> b, [M, P]
+        index = (b_ - a).clamp(-INTERVALS - 1, INTERVALS + 1) + INTERVALS
+        index = torch.where(index > 2 * INTERVALS, 2 * INTERVALS + 1, index)
+        index = torch.where(index < 0, 2 * INTERVALS + 1, index)
+        return rows.gather(1, index.expand(len(rows), -1))
+
+    lean = torch.where(p0 >= 0, weight(p0, cand), 0.0)
+    lean = lean + torch.where(p1 >= 0, weight(cand, p1), 0.0)
+    bias[b, k, s, N_SPECIAL:] = lean
+    return bias
+
+
+def interval_table(lean: dict, roles: list[str]) -> torch.Tensor:
+    """A bundle's `interval_lean` (role -> 2 * INTERVALS + 2 nats, from -12 semitones up to
+    12, then wider) as `interval_bias`'s table `[K, 2 * INTERVALS + 2]`, 0 for roles not in
+    it. Raises ValueError for a row of the wrong length."""
+    table = torch.zeros(len(roles), 2 * INTERVALS + 2)
+    for role, row in (lean or {}).items():
+        if len(row) != 2 * INTERVALS + 2:
+            raise ValueError(f"interval_lean[{role!r}] must have {2 * INTERVALS + 2} entries "
+                             f"(-{INTERVALS}..{INTERVALS} semitones, then wider), got {len(row)}")
+        if role in roles:
+            table[roles.index(role)] = torch.tensor([float(x) for x in row])
+    return table
+
+
+def within_pitches(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """`logits + bias` with the pitch tokens' total probability kept as it was: a lean that
+    changes which pitch a new note takes, not whether a note starts (REST and HOLD keep their
+    logits, the pitches are shifted together to their old log-sum-exp)."""
+    out = logits + bias
+    head, tail = logits[..., N_SPECIAL:], out[..., N_SPECIAL:]
+    shift = head.logsumexp(-1, keepdim=True) - tail.logsumexp(-1, keepdim=True)
+    return torch.cat([out[..., :N_SPECIAL], tail + shift], -1)

@@ -10,11 +10,15 @@ import torch
 from structdiff.data.tokens import HOLD, N_SPECIAL, REST
 from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.pipeline.voice_leading import (
+    INTERVALS,
     SILENT,
     UNKNOWN,
     dissonance_bias,
+    interval_bias,
+    interval_table,
     sounding_lines,
     voice_leading_bias,
+    within_pitches,
 )
 
 V = N_SPECIAL + 48  # four octaves of pitches
@@ -116,6 +120,84 @@ def test_a_dissonance_is_leaned_against_unless_approached_and_left_by_step():
     assert not (dissonance_bias(tokens, off, 0.0) < 0).any()
 
 
+def _table(rows: dict) -> torch.Tensor:
+    """An interval table `[K, 26]` from {voice: {interval: nats}} (2 voices)."""
+    table = torch.zeros(2, 2 * INTERVALS + 2)
+    for k, row in rows.items():
+        for interval, nats in row.items():
+            table[k, interval + INTERVALS if interval != "wider" else -1] = nats
+    return table
+
+
+def test_each_voice_s_intervals_are_leaned_on_entering_and_leaving():
+    tokens = torch.tensor([[[t(5), HOLD, MASK, HOLD, t(9)],  # voice 0: after 5, before 9
+                            [t(3), MASK, REST, MASK, t(2)]]])  # voice 1
+    # voice 0 only: repeats -4, a step up -1, a third up +0.5
+    b = interval_bias(tokens, V, _table({0: {0: -4.0, 2: -1.0, 4: 0.5}}))
+    assert (b[..., :N_SPECIAL] == 0).all() and (b[0, 1] == 0).all()
+    row = b[0, 0, 2, N_SPECIAL:]
+    # 5 -> 5 (repeat, -4) -> 9 (a third up, +0.5); 7: a step up from 5 (-1), a step up to 9
+    # (-1); 9: a third up (+0.5), then a repeat (-4); 3: a step down, then 6 up (0)
+    assert row[5] == -3.5 and row[7] == -2.0 and row[9] == -3.5 and row[3] == 0.0
+    assert set(row.nonzero().flatten().tolist()) == {5, 7, 9}  # nothing else in the table
+    assert (b[0, 0, [0, 1, 3, 4]] == 0).all()  # only masked positions are leaned on
+    # voice 1: at step 1 after 3 and before a rest, at step 3 after a rest and before 2
+    b = interval_bias(tokens, V, _table({1: {0: -2.0, "wider": -1.0}}))[0, 1]
+    assert set((b[1, N_SPECIAL:] < 0).nonzero().flatten().tolist()) == (
+        {3} | set(range(16, 48)))  # the repeat, and anything more than an octave above
+    assert b[1, t(3)] == -2.0 and b[1, t(30)] == -1.0
+    assert set((b[3, N_SPECIAL:] < 0).nonzero().flatten().tolist()) == (
+        {2} | set(range(15, 48)))
+    # an unknown neighbour (masked, or a window that starts holding) adds nothing
+    b = interval_bias(torch.tensor([[[HOLD, MASK, MASK]]]), V,
+                      _table({0: {0: -3.0}})[:1])
+    assert (b == 0).all()
+
+
+def test_an_interval_table_comes_from_a_bundle_s_rows_by_role():
+    row = [0.0] * (2 * INTERVALS + 2)
+    row[INTERVALS] = -1.5
+    table = interval_table({"bass": row, "quintus": row}, ["soprano", "bass"])
+    assert table.shape == (2, 26) and (table[0] == 0).all() and table[1, INTERVALS] == -1.5
+    assert (interval_table(None, ["soprano"]) == 0).all()
+    with pytest.raises(ValueError, match="must have 26 entries"):
+        interval_table({"bass": [0.0] * 25}, ["bass"])
+
+
+def test_a_lean_within_pitches_keeps_the_odds_of_rest_hold_and_a_new_note():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 4, V, generator=g)
+    bias = torch.zeros(3, 4, V)
+    bias[..., N_SPECIAL + 5] = -6.0
+    bias[..., N_SPECIAL + 9] = -2.0
+    p0, p1 = logits.softmax(-1), within_pitches(logits, bias).softmax(-1)
+    assert torch.allclose(p1[..., :N_SPECIAL], p0[..., :N_SPECIAL], atol=1e-6)
+    # among the pitches, the odds are the leaned ones
+    pitch = (logits + bias)[..., N_SPECIAL:].softmax(-1)
+    assert torch.allclose(p1[..., N_SPECIAL:] / p1[..., N_SPECIAL:].sum(-1, keepdim=True),
+                          pitch, atol=1e-6)
+    assert (p1[..., N_SPECIAL + 5] < p0[..., N_SPECIAL + 5]).all()
+
+
+def test_a_sampler_with_the_interval_lean_draws_fewer_repeated_notes():
+    # one voice over 4 pitches, every pitch equally likely: a free draw repeats a quarter of
+    # the time; with a 20-nat lean against repeats, never (other pitches always remain)
+    vocab = N_SPECIAL + 4
+
+    def draw(strength):
+        def logits_fn(tokens, step, cond):
+            flat = torch.zeros(*tokens.shape, vocab)
+            flat[..., :N_SPECIAL] = -1e4
+            return flat + interval_bias(tokens, vocab, _table({0: {0: -strength}})[:1])
+        g = torch.Generator().manual_seed(0)
+        tokens = sample_masked(logits_fn, (300, 1, 8), 100, steps=8, order="random",
+                               generator=g)
+        return int((tokens[..., 1:] == tokens[..., :-1]).sum())
+
+    free, leaned = draw(0.0), draw(20.0)
+    assert free > 300 * 7 / 4 * 0.8 and leaned == 0
+
+
 def _parallels(tokens: torch.Tensor) -> int:
     """Parallel fifths or octaves between the two voices of each row `[B, 2, W]` of pitches."""
     p = tokens - N_SPECIAL
@@ -199,3 +281,39 @@ def test_the_outer_voices_are_leaned_on_only_when_the_bundle_says(monkeypatch):
     seen.clear()
     new_song(planner, arranger, replace(options, voice_leading=0.0), n_bars=2)
     assert not seen  # no lean asked, none computed
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_interval_lean_and_onset_keeping_come_from_the_bundle(monkeypatch):
+    from structdiff.models.bundle import SHIPPED_DIR, arranger_for_style, planner_for_style
+    from structdiff.pipeline import arrange as arrange_module
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.generate import Options, new_song
+    from structdiff.pipeline.plan import load_planner
+
+    seen, kept = [], []
+
+    def spy(tokens, vocab, table):
+        seen.append(tuple(table[:, INTERVALS].tolist()))
+        return interval_bias(tokens, vocab, table)
+
+    def spy_within(logits, bias):
+        kept.append(True)
+        return within_pitches(logits, bias)
+
+    monkeypatch.setattr(arrange_module, "interval_bias", spy)
+    monkeypatch.setattr(arrange_module, "within_pitches", spy_within)
+    planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
+    arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
+    options = Options(style="chorale", steps=2, harmony=0.0, gibbs=0)
+    arranger.meta.pop("interval_lean", None)
+    arranger.meta["lean_keeps_onsets"] = False
+    new_song(planner, arranger, options, n_bars=2)
+    assert not seen and not kept
+    row = [0.0] * (2 * INTERVALS + 2)
+    row[INTERVALS] = -3.0  # repeats
+    arranger.meta["interval_lean"] = {"bass": row}
+    arranger.meta["lean_keeps_onsets"] = True
+    new_song(planner, arranger, options, n_bars=2)
+    expected = tuple(-3.0 if r == "bass" else 0.0 for r in arranger.roles)
+    assert seen and set(seen) == {expected} and kept
