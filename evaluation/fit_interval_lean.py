@@ -38,11 +38,24 @@ N_BINS = 2 * INTERVALS + 2
 VOICES = ("soprano", "alto", "tenor", "bass")
 
 
+def voices(song) -> list:
+    """The song's four voices from the top: the tracks named (or given the role of) soprano,
+    alto, tenor and bass where all four are (a chorale's instruments doubling them, its horns
+    and timpani, are left out), else its pitched parts by mean pitch if there are four; none
+    otherwise."""
+    pitched = [t for t in song.tracks if not t.is_drum and t.n_notes]
+    for key in (lambda t: (t.name or "").strip().lower(), lambda t: t.role):
+        named = {key(t): t for t in reversed(pitched)}
+        if all(v in named for v in VOICES):
+            return [named[v] for v in VOICES]
+    if len(pitched) == len(VOICES):
+        return sorted(pitched, key=lambda t: -float(t.notes[:, 2].mean()))
+    return []
+
+
 def voice_intervals(song) -> list[np.ndarray]:
-    """The four highest parts' melodic intervals as `interval_bias` table indices (the parts
-    ordered from the top by mean pitch)."""
-    parts = sorted((t for t in song.tracks if not t.is_drum and t.n_notes),
-                   key=lambda t: -float(t.notes[:, 2].mean()))[: len(VOICES)]
+    """The melodic intervals of the song's `voices` as `interval_bias` table indices."""
+    parts = voices(song)
     out = []
     for t in parts:
         n = t.notes[np.argsort(t.notes[:, 0], kind="stable")]
@@ -77,7 +90,9 @@ def _write_songs(job):
     planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
     arranger = load_arranger(arranger_dir)
     arranger.meta["interval_lean"] = table
-    return counts([new_song(planner, arranger, Options(style="chorale", seed=s), n_bars=bars)
+    harmony = float(arranger.meta.get("default_harmony", 2.0))  # what `generate` uses
+    return counts([new_song(planner, arranger, Options(style="chorale", seed=s, harmony=harmony),
+                            n_bars=bars)
                    for s in seeds])
 
 
@@ -105,11 +120,19 @@ def main() -> None:
     names = [n.strip() for n in args.split.read_text().splitlines()
              if n.strip().startswith("bach/")]
     target = np.zeros((len(VOICES), N_BINS))
+    skipped = []
     for name in tqdm(names, desc="reading the training chorales", unit="song"):
         try:
-            target += counts([read_song(f"music21:{name}")])
+            song = read_song(f"music21:{name}")
         except Exception as error:  # a corpus run skips a bad file and says so
-            print(f"skipped {name}: {error}")
+            skipped.append(f"{name} ({error})")
+            continue
+        if not voices(song):
+            skipped.append(f"{name} (no four voices)")
+            continue
+        target += counts([song])
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(names)}: " + "; ".join(skipped))
     meta = json.loads((args.arranger / "arranger.json").read_text())
     start = meta.get("interval_lean") if args.start == "bundle" else None
     table = np.zeros((len(VOICES), N_BINS))
@@ -134,7 +157,8 @@ def main() -> None:
             if r < args.rounds:
                 table = np.clip(table + args.rate * ratio, -args.clip, args.clip)
     best = min(rounds, key=lambda x: sum(x["total_variation"]))
-    result = {"target": shares(target).round(4).tolist(), "rounds": rounds, "best": best,
+    result = {"target": shares(target).round(4).tolist(), "skipped": skipped,
+              "rounds": rounds, "best": best,
               "args": {k: str(v) for k, v in vars(args).items()}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))

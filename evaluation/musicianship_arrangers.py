@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from structdiff.data.midi import write_midi
 from structdiff.data.plan_tensor import MAX_SLOTS, PlanGrid
 from structdiff.metrics.evaluate import compare, score_songs
 from structdiff.metrics.musical import PITCH_METRICS, RHYTHM_METRICS
@@ -145,6 +146,9 @@ def main() -> None:
                         help="bars of each generated song (0: as long as `generate` makes them "
                         "without --bars, a length the style's songs have; default 32)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--songs-out", type=Path,
+                        help="write each variant's songs as MIDI to SONGS_OUT/<label>/ (for "
+                        "evaluation/musicianship_raw.py, the classifier of another make)")
     args = parser.parse_args()
     real, _ = chorale_sets(args.n, args.bars, generate=False)
     fr = features(real)
@@ -185,6 +189,11 @@ def main() -> None:
                                                    scale))
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
+        if args.songs_out:
+            folder = args.songs_out / "".join(c if c.isalnum() else "_" for c in label)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, song in enumerate(generated):
+                write_midi(song, folder / f"{args.first_seed + i:03d}.mid")
         test = two_sample_test(fr, features(generated))
         means = test["means"]
         rows_ok = sum(within(means[r]["reference"], means[r]["generated"]) for r in ROWS)
