@@ -7,10 +7,10 @@ sampled lines by exp(table[interval]) per interval. Starting from the bundle's o
 none), each round writes `--songs` planned songs (`generate --style chorale`, seeds from
 `--first-seed`, never the protocol's 0..71), counts each voice's intervals (voices read from
 the top, as `structdiff.metrics.musicianship` does), and moves every entry by `--rate` times
-the log ratio of the training split's share of that interval to the songs' (add-half
-smoothing, entries kept within +-`--clip`). Iterative scaling: each round brings the shares
-nearer, the network still choosing every note. Only the training split is read (the test
-split judges the result, `evaluation/musicianship_arrangers.py`).
+the log ratio of the training split's share of that interval to the songs' (both shares
+smoothed alike, `shares`; entries kept within +-`--clip`). Iterative scaling: each round
+brings the shares nearer, the network still choosing every note. Only the training split is
+read (the test split judges the result, `evaluation/musicianship_arrangers.py`).
 
     .venv/bin/python evaluation/fit_interval_lean.py --rounds 3 \\
         --out out/exp/interval_lean.json
@@ -73,8 +73,12 @@ def counts(songs) -> np.ndarray:
     return c
 
 
-def shares(c: np.ndarray) -> np.ndarray:
-    return (c + 0.5) / (c + 0.5).sum(-1, keepdims=True)
+def shares(c: np.ndarray, prior: float = 3.0 / 3000) -> np.ndarray:
+    """Each voice's share of each interval, with `prior` of the mass spread evenly over the
+    bins (the same for every set whatever its size): an interval rare in both sets gets a
+    ratio near 1, not one made of a count or two."""
+    p = c / np.maximum(c.sum(-1, keepdims=True), 1)
+    return (p + prior) / (1 + N_BINS * prior)
 
 
 def _write_songs(job):
@@ -108,8 +112,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.8)
     parser.add_argument("--clip", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--start", choices=("bundle", "zero"), default="zero",
-                        help="the table to start from: the bundle's `interval_lean`, or none")
+    parser.add_argument("--start", default="zero",
+                        help="the table to start from: `zero` (none, default), `bundle` (the "
+                        "arranger's `interval_lean`) or a JSON file of one (role -> entries)")
     parser.add_argument("--write", action="store_true",
                         help="put the last round's table in the arranger's arranger.json")
     parser.add_argument("--out", type=Path, required=True)
@@ -134,7 +139,8 @@ def main() -> None:
     if skipped:
         print(f"skipped {len(skipped)} of {len(names)}: " + "; ".join(skipped))
     meta = json.loads((args.arranger / "arranger.json").read_text())
-    start = meta.get("interval_lean") if args.start == "bundle" else None
+    start = (None if args.start == "zero" else meta.get("interval_lean")
+             if args.start == "bundle" else json.loads(Path(args.start).read_text()))
     table = np.zeros((len(VOICES), N_BINS))
     for k, v in enumerate(VOICES):
         if start and v in start:

@@ -190,10 +190,10 @@ def main() -> None:
                      for i in tqdm(range(len(real)), desc=label, unit="song")]
         seconds = time.perf_counter() - started
         if args.songs_out:
-            folder = args.songs_out / "".join(c if c.isalnum() else "_" for c in label)
-            folder.mkdir(parents=True, exist_ok=True)
+            song_dir = args.songs_out / "".join(c if c.isalnum() else "_" for c in label)
+            song_dir.mkdir(parents=True, exist_ok=True)
             for i, song in enumerate(generated):
-                write_midi(song, folder / f"{args.first_seed + i:03d}.mid")
+                write_midi(song, song_dir / f"{args.first_seed + i:03d}.mid")
         test = two_sample_test(fr, features(generated))
         means = test["means"]
         rows_ok = sum(within(means[r]["reference"], means[r]["generated"]) for r in ROWS)

@@ -88,6 +88,16 @@ def feature_names() -> list[str]:
     return out + [f"onsets at beat step {k}" for k in range(4)]
 
 
+BLOCKS = ("intervals", "durations", "vertical", "beat")
+
+
+def block_of(name: str) -> str:
+    """Which of `BLOCKS` a feature (by `feature_names`) belongs to."""
+    return ("intervals" if " interval " in name and name.startswith("voice ") else
+            "durations" if " duration " in name else
+            "vertical" if name.startswith("voices ") else "beat")
+
+
 def logistic():
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=5000,
                                                               class_weight="balanced"))
@@ -98,9 +108,15 @@ def trees():
                                           class_weight="balanced", random_state=0)
 
 
-def raw_test(real: list[np.ndarray], generated: list[np.ndarray]) -> dict:
+def raw_test(real: list[np.ndarray], generated: list[np.ndarray], without: tuple = ()
+             ) -> dict:
     """Balanced accuracy of both classifiers (song-grouped 5-fold CV) and the logistic
-    model's eight largest coefficients: (feature, coefficient, real mean, generated mean)."""
+    model's eight largest coefficients: (feature, coefficient, real mean, generated mean).
+    `without`: blocks of `BLOCKS` left out (what the classifier reads without them)."""
+    names = feature_names()
+    keep = np.array([block_of(n) not in without for n in names])
+    names = [n for n, k in zip(names, keep) if k]
+    real, generated = [a[:, keep] for a in real], [a[:, keep] for a in generated]
     sets = [a for a in real + generated if len(a)]
     X = np.concatenate(sets)
     y = np.concatenate([np.full(len(a), float(i >= len(real))) for i, a in
@@ -113,7 +129,6 @@ def raw_test(real: list[np.ndarray], generated: list[np.ndarray]) -> dict:
             pred[test] = make().fit(X[train], y[train]).predict(X[test])
         out[name] = float(balanced_accuracy_score(y, pred))
     coef = logistic().fit(X, y)[-1].coef_[0]
-    names = feature_names()
     out["telling"] = [(names[i], round(float(coef[i]), 2), round(float(X[y == 0, i].mean()), 3),
                        round(float(X[y == 1, i].mean()), 3))
                       for i in np.argsort(-np.abs(coef))[:8]]
@@ -125,6 +140,9 @@ def main() -> None:
     parser.add_argument("--generated", action="append", required=True,
                         help="LABEL=FOLDER of generated MIDI files (repeatable)")
     parser.add_argument("--n", type=int, default=36, help="test chorales (default 36)")
+    parser.add_argument("--without", action="append", choices=BLOCKS, default=[],
+                        help="leave a block of histograms out (repeatable): what gives the "
+                        "songs away without it")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     real, _ = chorale_sets(args.n, 32, generate=False)
@@ -141,7 +159,10 @@ def main() -> None:
                 fg.append(window_histograms(read_song(f)))
             except Exception as error:  # a bad file is skipped and said, the rest go on
                 print(f"skipped {f}: {error}")
-        results[label] = {"folder": folder, "songs": len(fg), **raw_test(fr, fg)}
+        if args.without:
+            label = f"{label} without {', '.join(args.without)}"
+        results[label] = {"folder": folder, "songs": len(fg),
+                          **raw_test(fr, fg, tuple(args.without))}
         r = results[label]
         print(f"{label}: logistic {r['logistic']:.2f}, trees {r['trees']:.2f}; reads "
               + "; ".join(f"{n} ({real_mean} vs {gen_mean})"

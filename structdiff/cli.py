@@ -196,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "pitch that would move in parallel with another voice is drawn as if "
                    "exp(STRENGTH) times less likely; 0 turns it off (default: the arranger's, 6 "
                    "for --style chorale, else 0)")
+    p.add_argument("--interval-lean", type=float, default=None, metavar="SCALE",
+                   help="a masked arranger's lean on each voice's melodic intervals (steps, "
+                   "thirds, leaps, repeated notes), fitted to its corpus, times SCALE in 0..4; "
+                   "0 turns it off (default 1: the arranger's own; the chorale arranger has "
+                   "one, others none)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
                    "planner and the arranger (default: the planner's own, 3 for --style "
@@ -611,10 +616,13 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--gibbs must be >= 0, got {args.gibbs}")
     if args.voice_leading is not None and not 0.0 <= args.voice_leading <= 100.0:
         raise UsageError(f"--voice-leading must be in 0..100, got {args.voice_leading}")
+    if args.interval_lean is not None and not 0.0 <= args.interval_lean <= 4.0:
+        raise UsageError(f"--interval-lean must be in 0..4, got {args.interval_lean}")
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty(),
-                       gibbs=args.gibbs, voice_leading=args.voice_leading)
+                       gibbs=args.gibbs, voice_leading=args.voice_leading,
+                       interval_lean=args.interval_lean)
     started = time.perf_counter()
     if song_mode:
         if args.accompany:

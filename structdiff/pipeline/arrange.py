@@ -247,6 +247,7 @@ def arrange(
     resample: int | None = None,
     voice_leading: float | None = None,
     dissonance: float | None = None,
+    interval_scale: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -263,8 +264,9 @@ def arrange(
     `voice_leading_direct`, direct ones between the top role played and the bass
     (`voice_leading_bias`; default: its bundle's `voice_leading`, else 0). `dissonance`: its
     lean against notes off the plan's chord approached or left by leap (`dissonance_bias`;
-    default: its bundle's `dissonance`, else 0). Raises ValueError with a one-line message for
-    bad values.
+    default: its bundle's `dissonance`, else 0). `interval_scale` multiplies its bundle's
+    `interval_lean` (the lean on each voice's melodic intervals; default 1, 0 turns it off).
+    Raises ValueError with a one-line message for bad values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
     if unknown_roles:
@@ -287,6 +289,9 @@ def arrange(
     for name, value in (("voice_leading", voice_leading), ("dissonance", dissonance)):
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"{name} must be in 0..100, got {value}")
+    interval_scale = 1.0 if interval_scale is None else float(interval_scale)
+    if not 0.0 <= interval_scale <= 4.0:
+        raise ValueError(f"interval_lean must be in 0..4, got {interval_scale}")
     masked = None  # the samplers are Gaussian ones: a masked arranger unmasks as its bundle says
     if bundle.model.cfg.diffusion == "masked":
         masked = {k: bundle.meta[k] for k in MASKED_OPTIONS if k in bundle.meta}
@@ -345,7 +350,7 @@ def arrange(
         "voice_leading_direct", False)) else None
 
     # the lean on each voice's melodic intervals (the bundle's `interval_lean`)
-    intervals = interval_table(bundle.meta.get("interval_lean"), bundle.roles)
+    intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"), bundle.roles)
     intervals[~torch.from_numpy(present)] = 0.0
     intervals = intervals if bool(intervals.ne(0).any()) else None
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))

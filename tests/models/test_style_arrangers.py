@@ -49,6 +49,9 @@ def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsy
     assert main(["generate", "--style", "chorale", "--voice-leading", "-1", "--out",
                  str(tmp_path / "bad.mid")]) == 2
     assert "--voice-leading must be in 0..100" in capsys.readouterr().err
+    assert main(["generate", "--style", "chorale", "--interval-lean", "5", "--out",
+                 str(tmp_path / "bad.mid")]) == 2
+    assert "--interval-lean must be in 0..4" in capsys.readouterr().err
 
 
 def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger(monkeypatch):

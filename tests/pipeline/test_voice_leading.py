@@ -317,3 +317,11 @@ def test_the_interval_lean_and_onset_keeping_come_from_the_bundle(monkeypatch):
     new_song(planner, arranger, options, n_bars=2)
     expected = tuple(-3.0 if r == "bass" else 0.0 for r in arranger.roles)
     assert seen and set(seen) == {expected} and kept
+    seen.clear()  # generate --interval-lean scales the table, 0 turns it off
+    new_song(planner, arranger, replace(options, interval_lean=0.5), n_bars=2)
+    assert set(seen) == {tuple(x / 2 for x in expected)}
+    seen.clear()
+    new_song(planner, arranger, replace(options, interval_lean=0.0), n_bars=2)
+    assert not seen
+    with pytest.raises(ValueError, match="interval_lean must be in 0..4"):
+        new_song(planner, arranger, replace(options, interval_lean=-1.0), n_bars=2)
