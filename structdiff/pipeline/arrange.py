@@ -19,7 +19,8 @@ note) set how, and `sampler` is not used; its `voice_leading` leans each draw aw
 parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
 direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
 or left by leap, its `interval_lean` (role -> nats per melodic interval,
-`voice_leading.interval_table`) toward the lines' intervals of its corpus; with
+`voice_leading.interval_table`) toward the lines' intervals of its corpus, its `compass`
+(role -> lowest and highest pitch) keeps each voice in its range; with
 `lean_keeps_onsets` the leans change only which pitch a new note takes, not whether one starts
 (`voice_leading.within_pitches`). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
@@ -65,6 +66,7 @@ from structdiff.diffusion.masked import MASK, sample_masked
 from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
 from structdiff.pipeline.voice_leading import (
+    compass_bias,
     dissonance_bias,
     interval_bias,
     interval_table,
@@ -354,6 +356,12 @@ def arrange(
     intervals[~torch.from_numpy(present)] = 0.0
     intervals = intervals if bool(intervals.ne(0).any()) else None
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
+    # each voice's compass (the bundle's `compass`: role -> [lowest, highest]), 1 nat per
+    # semitone outside it
+    compass = None
+    if bundle.meta.get("compass") and masked is not None:
+        compass = compass_bias(model.cfg.vocab, bundle.pitch_low, shift,
+                               bundle.meta["compass"], bundle.roles)[None, :, None, :]
 
     def lean(out: dict, c: dict) -> dict:
         """The network's outputs leaned toward the plan's chords (`harmony`)."""
@@ -376,6 +384,8 @@ def arrange(
                 leans.append(dissonance_bias(tokens, c["off_chord"] < 0, dissonance))
             if intervals is not None:
                 leans.append(interval_bias(tokens, logits.shape[-1], intervals))
+            if compass is not None:
+                leans.append(compass.expand_as(logits))
             if not leans:
                 return logits
             if keep_onsets:

@@ -207,3 +207,24 @@ def within_pitches(logits: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     head, tail = logits[..., N_SPECIAL:], out[..., N_SPECIAL:]
     shift = head.logsumexp(-1, keepdim=True) - tail.logsumexp(-1, keepdim=True)
     return torch.cat([out[..., :N_SPECIAL], tail + shift], -1)
+
+
+def compass_bias(vocab: int, pitch_low: int, shift: int, compass: dict, roles: list[str],
+                 strength: float = 1.0) -> torch.Tensor:
+    """Logit offsets `[K, vocab]`: -`strength` nats per semitone by which a pitch token lies
+    outside its role's compass (`compass`: role -> [lowest, highest] MIDI pitch the voice
+    sings, read from the corpus), for an arranger that writes its tokens moved by `shift`
+    semitones (a token's pitch is `pitch_low + index - shift`). A voice keeps the range its
+    singers have even when a lean on its intervals (octave leaps one after another) would take
+    it down or up and out. 0 for REST and HOLD and for roles without a compass. Raises
+    ValueError for a compass that is not [low, high] with low <= high."""
+    bias = torch.zeros(len(roles), vocab)
+    pitch = pitch_low + torch.arange(vocab - N_SPECIAL) - shift
+    for role, span in (compass or {}).items():
+        if len(span) != 2 or span[0] > span[1]:
+            raise ValueError(f"compass[{role!r}] must be [lowest, highest], got {span!r}")
+        if role in roles:
+            low, high = float(span[0]), float(span[1])
+            outside = (low - pitch).clamp(min=0) + (pitch - high).clamp(min=0)
+            bias[roles.index(role), N_SPECIAL:] = -float(strength) * outside
+    return bias

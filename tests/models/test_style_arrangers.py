@@ -19,6 +19,16 @@ def test_chorales_take_their_own_arranger_and_other_styles_the_sets():
     assert bundle.model.cfg.pitch_classes
     # measured best (session 17): the nucleus trims pitches only, parallels leaned against
     assert bundle.meta["shape_from"] == 2 and bundle.meta["voice_leading"] > 0
+    # fitted to the training split's lines (session 18): an interval lean for the four voices
+    lean = bundle.meta["interval_lean"]
+    assert set(lean) == {"soprano", "alto", "tenor", "bass"}
+    assert all(len(row) == 26 and max(map(abs, row)) <= 3.0 for row in lean.values())
+    # steps are favoured over thirds up, and the bass's repeated notes are leaned against
+    assert all(row[12 + 2] > row[12 + 4] and row[12 - 1] > row[12 + 3] for row in lean.values())
+    assert lean["bass"][12] < -1.0
+    # and each voice's compass, Bach's range in the training split (C2 to E4 for the bass)
+    assert bundle.meta["compass"]["bass"] == [36, 64]
+    assert set(bundle.meta["compass"]) == set(lean)
     assert bundle.roles == load_arranger(folder).roles  # the set's voices
     for style in ("string_quartet", "renaissance_mass", None):
         assert arranger_for_style(folder, style) == folder
