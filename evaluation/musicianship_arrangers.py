@@ -66,6 +66,16 @@ def within(real: float, generated: float) -> bool:
     return abs(generated - real) <= max(0.25 * abs(real), 0.02)
 
 
+def table_row(label: str, test: dict, rows_ok: int, oa: float) -> str:
+    """One variant's row of the printed table: the classifiers, the rows within the bar,
+    MusPy OA, then the generated means of `ROWS` and `ALSO`."""
+    lg, tr, means = test["logistic"], test["trees"], test["means"]
+    cells = " | ".join(f"{means[r]['generated']:.3f}" for r in ROWS + ALSO)
+    return (f"| {label} | {lg['balanced_accuracy']:.2f} [{lg['balanced_accuracy_ci'][0]:.2f}, "
+            f"{lg['balanced_accuracy_ci'][1]:.2f}] | {lg['auc']:.2f} | "
+            f"{tr['balanced_accuracy']:.2f} | {rows_ok}/{len(ROWS)} | {oa:.3f} | {cells} |")
+
+
 def muspy_oa(real, generated, bootstraps: int = 200
              ) -> tuple[float, dict[str, float], list[float]]:
     """The mean overlapping area of MusPy's pitch and rhythm metrics, each one's, and a 95%
@@ -221,12 +231,7 @@ def main() -> None:
         results[label] = result
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=1, default=float))
-        lg, tr = test["logistic"], test["trees"]
-        cells = " | ".join(f"{means[r]['generated']:.3f}" for r in ROWS + ALSO)
-        print(f"| {label} | {lg['balanced_accuracy']:.2f} [{lg['balanced_accuracy_ci'][0]:.2f}, "
-              f"{lg['balanced_accuracy_ci'][1]:.2f}] | {lg['auc']:.2f} | "
-              f"{tr['balanced_accuracy']:.2f} | {rows_ok}/{len(ROWS)} | "
-              f"{result['muspy_oa']:.3f} | {cells} |", flush=True)
+        print(table_row(label, test, rows_ok, result["muspy_oa"]), flush=True)
     cells = " | ".join(f"{next(iter(results.values()))['means'][r]['reference']:.3f}"
                        for r in ROWS + ALSO)
     print(f"| Bach (test split) | | | | | | {cells} |")
