@@ -95,6 +95,22 @@ def chorale_sets(n: int, bars: int, harmony: float | None = None, arranger: Path
     return real, generated
 
 
+def song_folder(spec: str) -> tuple[str, str, list]:
+    """`LABEL=FOLDER` as (label, folder, its MIDI files read as songs); a file that does not
+    read is skipped and said, the rest go on. Raises ValueError when FOLDER holds no .mid."""
+    label, _, folder = spec.partition("=")
+    files = sorted(Path(folder).glob("*.mid"))
+    if not files:
+        raise ValueError(f"no .mid files in {folder!r} (give LABEL=FOLDER)")
+    songs = []
+    for f in files:
+        try:
+            songs.append(read_song(f))
+        except Exception as error:  # a bad file is skipped and said, the rest go on
+            print(f"skipped {f}: {error}")
+    return label, folder, songs
+
+
 def band_sets(n: int, bars: int, harmony: float | None = None, steps: int | None = None,
               guidance: float | None = None, arranger: Path | None = None,
               planner: Path | None = None):

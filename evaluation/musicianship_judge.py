@@ -18,11 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-from structdiff.data.io import read_song
 from structdiff.metrics.musicianship import two_sample_test
 
 sys.path.insert(0, str(Path(__file__).parent))
-from musicianship import chorale_sets, features  # noqa: E402
+from musicianship import chorale_sets, features, song_folder  # noqa: E402
 from musicianship_arrangers import ROWS, muspy_oa, table_row, within  # noqa: E402
 
 
@@ -37,16 +36,10 @@ def main() -> None:
     fr = features(real)
     results = {}
     for spec in args.songs:
-        label, _, folder = spec.partition("=")
-        files = sorted(Path(folder).glob("*.mid"))
-        if not files:
-            parser.error(f"no .mid files in {folder!r} (give LABEL=FOLDER)")
-        songs = []
-        for f in files:
-            try:
-                songs.append(read_song(f))
-            except Exception as error:  # a bad file is skipped and said, the rest go on
-                print(f"skipped {f}: {error}")
+        try:
+            label, folder, songs = song_folder(spec)
+        except ValueError as error:
+            parser.error(str(error))
         test = two_sample_test(fr, features(songs))
         means = test["means"]
         rows_ok = sum(within(means[r]["reference"], means[r]["generated"]) for r in ROWS)

@@ -30,10 +30,8 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from structdiff.data.io import read_song
-
 sys.path.insert(0, str(Path(__file__).parent))
-from musicianship import chorale_sets  # noqa: E402
+from musicianship import chorale_sets, song_folder  # noqa: E402
 
 VOICES, BARS = 4, 4
 
@@ -149,16 +147,11 @@ def main() -> None:
     fr = [window_histograms(s) for s in real]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for spec in args.generated:
-        label, _, folder = spec.partition("=")
-        files = sorted(Path(folder).glob("*.mid"))
-        if not files:
-            parser.error(f"no .mid files in {folder!r} (give LABEL=FOLDER)")
-        fg = []
-        for f in files:
-            try:
-                fg.append(window_histograms(read_song(f)))
-            except Exception as error:  # a bad file is skipped and said, the rest go on
-                print(f"skipped {f}: {error}")
+        try:
+            label, folder, songs = song_folder(spec)
+        except ValueError as error:
+            parser.error(str(error))
+        fg = [window_histograms(song) for song in songs]
         if args.without:
             label = f"{label} without {', '.join(args.without)}"
         results[label] = {"folder": folder, "songs": len(fg),

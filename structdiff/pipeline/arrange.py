@@ -351,17 +351,19 @@ def arrange(
     outer = (int(playing[0]), bottom) if (int(playing[0]) != bottom and bundle.meta.get(
         "voice_leading_direct", False)) else None
 
-    # the lean on each voice's melodic intervals (the bundle's `interval_lean`)
-    intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"), bundle.roles)
-    intervals[~torch.from_numpy(present)] = 0.0
-    intervals = intervals if bool(intervals.ne(0).any()) else None
+    # a masked arranger's leans on each voice's melodic intervals (the bundle's
+    # `interval_lean`) and toward its compass (`compass`: role -> [lowest, highest], 1 nat per
+    # semitone outside it)
+    intervals = compass = None
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
-    # each voice's compass (the bundle's `compass`: role -> [lowest, highest]), 1 nat per
-    # semitone outside it
-    compass = None
-    if bundle.meta.get("compass") and masked is not None:
-        compass = compass_bias(model.cfg.vocab, bundle.pitch_low, shift,
-                               bundle.meta["compass"], bundle.roles)[None, :, None, :]
+    if masked is not None:
+        intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"),
+                                                    bundle.roles)
+        intervals[~torch.from_numpy(present)] = 0.0
+        intervals = intervals if bool(intervals.ne(0).any()) else None
+        if bundle.meta.get("compass"):
+            compass = compass_bias(model.cfg.vocab, bundle.pitch_low, shift,
+                                   bundle.meta["compass"], bundle.roles)[None, :, None, :]
 
     def lean(out: dict, c: dict) -> dict:
         """The network's outputs leaned toward the plan's chords (`harmony`)."""
