@@ -59,7 +59,10 @@ def mask_tokens(tokens: torch.Tensor, t: torch.Tensor, num_train_timesteps: int,
     probability `mask_rate(t)`. Returns (masked tokens, where masked `[B, ...]` bool)."""
     rate = mask_rate(t, num_train_timesteps).to(torch.float32)
     rate = rate.view((-1,) + (1,) * (tokens.ndim - 1))
-    masked = torch.rand(tokens.shape, generator=generator, device=tokens.device) < rate
+    # drawn on the generator's device (a CPU generator for a GPU batch too), compared there
+    rng_device = generator.device if generator is not None else tokens.device
+    masked = (torch.rand(tokens.shape, generator=generator, device=rng_device)
+              < rate.to(rng_device)).to(tokens.device)
     if maskable is not None:
         masked &= maskable.expand_as(masked)
     return torch.where(masked, torch.full_like(tokens, MASK), tokens), masked

@@ -42,11 +42,11 @@ _PAD = feature_slice("pad")
 
 def drop_intensity(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     """Plan features `[B, N, F]` with the intensity set to unknown in a random `p` of rows."""
-    drop = torch.rand(plan.shape[0], generator=generator) < p
+    drop = (torch.rand(plan.shape[0], generator=generator) < p).to(plan.device)
     if not drop.any():
         return plan
     plan = plan.clone()
-    unknown = torch.zeros(_INTENSITY.stop - _INTENSITY.start, dtype=plan.dtype)
+    unknown = plan.new_zeros(_INTENSITY.stop - _INTENSITY.start)
     unknown[len(INTENSITIES)] = 1
     real = plan[..., _PAD.start] < 0.5
     rows = drop[:, None] & real
@@ -57,7 +57,7 @@ def drop_intensity(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor
 def drop_bass(plan: torch.Tensor, p: float, generator=None) -> torch.Tensor:
     """Plan features `[B, N, F]` with the chords' bass withheld (`withhold_bass`) in a random
     `p` of rows."""
-    drop = torch.rand(plan.shape[0], generator=generator) < p
+    drop = (torch.rand(plan.shape[0], generator=generator) < p).to(plan.device)
     if not drop.any():
         return plan
     return torch.where(drop[:, None, None], withhold_bass(plan), plan)
@@ -72,7 +72,9 @@ def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: flo
                    p_infill: float, generator=None) -> torch.Tensor:
     """A known mask `[B, K, T]` per window: some playing tracks, the first bars, all but a
     span, or nothing (the rest of the probability). A window with one playing track can't
-    show some of its tracks; its draw falls through to the next kinds."""
+    show some of its tracks; its draw falls through to the next kinds. Drawn on the CPU (the
+    generator's), returned on `present`'s device."""
+    device, present = present.device, present.cpu()
     B, K = present.shape
     mask = torch.zeros(B, K, T, dtype=torch.bool)
     unit = 4 * STEPS_PER_TOKEN  # a 4/4 bar at most; masks fall on token boundaries
@@ -92,7 +94,7 @@ def random_context(present: torch.Tensor, T: int, p_tracks: float, p_prefix: flo
             hi = int(torch.randint(lo + 1, T // STEPS_PER_TOKEN + 1, (), generator=generator))
             mask[b] = True
             mask[b, :, lo * STEPS_PER_TOKEN : hi * STEPS_PER_TOKEN] = False
-    return mask
+    return mask.to(device)
 
 
 def given_condition(batch: dict) -> dict:
@@ -253,8 +255,10 @@ class ArrangerModule(DiffusionModule):
         present, plan = batch["present"], batch["plan"]
         x0 = model.encode_x0(batch["tokens"], batch.get("roll"), batch.get("hits"))
         B, K, T, _ = x0.shape
-        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        # drawn on the CPU generator (the same draws on every device), then moved
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator
+                          ).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = self.noise.add_noise(x0, noise, t).to(x0.dtype)
         h = self.hparams
         known = random_context(present, T, h.p_tracks, h.p_prefix, h.p_infill, generator)
@@ -307,7 +311,8 @@ class ArrangerModule(DiffusionModule):
         B, K, T = tokens.shape
         h = self.hparams
         known = random_context(present, T, h.p_tracks, h.p_prefix, h.p_infill, generator)
-        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator
+                          ).to(tokens.device)
         maskable = ~known & present[:, :, None] & ~step_padding(plan)[:, None]
         x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
                                        generator)
