@@ -108,6 +108,7 @@ def generate_plan(
     guidance_scale: float | None = None,
     chord_bias: dict[str, float] | None = None,
     temperature: float | None = None,
+    progression_scale: float | None = None,
 ) -> tuple[Plan, Song]:
     """A plan of `n_bars` bars (default: as many as `form` has, else a length the style's songs
     have, drawn from the bundle's form model, else `DEFAULT_BARS`) and an empty song holding
@@ -116,6 +117,8 @@ def generate_plan(
     `form` ("i4 A8 B8 A8 o4"), `chords` ("C G | Am F | ...", bars separated by `|`) and `key`
     ("A minor", "Bb") are kept exactly; the same seed gives the same plan. `chord_bias` adds
     logit offsets to chord qualities (`{"min": 1.5, "maj7": -3}`): a chord vocabulary.
+    `progression_scale` scales the bundle's progression lean for the style (`progression_bias`;
+    0 turns it off).
     `temperature` divides the planner's logits (below 1: surer chords) and `guidance_scale` is
     classifier-free guidance on style and mode; each defaults to the bundle's setting for the
     style (`sampling_settings`), else 1. Where the bundle has a form model, the phrase ends of
@@ -155,7 +158,8 @@ def generate_plan(
                                     phrase_ends=ends, final_chord=final)
 
     x = _sample_plan(bundle, grid, key, style, known, mask, seed, steps, sampler, guidance_scale,
-                     chord_bias=chord_bias, temperature=temperature)
+                     chord_bias=chord_bias, temperature=temperature,
+                     progression_scale=progression_scale)
     names = letter_labels(sections) if sections else None
     plan = decode_plan(x, grid, key, label_names=names, bass_free=free_slots(mask))
     ts = TimeSignature(0, *meter)
@@ -169,13 +173,20 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
                  known: np.ndarray, mask: np.ndarray, seed: int, steps: int, sampler: str,
                  guidance_scale: float | None, bar_cond: np.ndarray | None = None,
                  chord_bias: dict[str, float] | None = None,
-                 temperature: float | None = None) -> np.ndarray:
+                 temperature: float | None = None,
+                 progression_scale: float | None = None) -> np.ndarray:
     """One plan tensor `[L, N_FEATURES]` on `grid`, equal to `known` (one-hot) where `mask`.
     `bar_cond` `[L, C]`: the per-bar conditions (default: `plan_condition(grid)`);
     `chord_bias`: logit offsets by chord quality name, added in every chord slot;
     `temperature`: divides the logits, `guidance_scale`: classifier-free guidance on style
-    and mode (each None: the bundle's `sampling` value, else 1)."""
+    and mode (each None: the bundle's `sampling` value, else 1); `progression_scale` scales
+    the bundle's `progression_lean` for the style (`progression_bias`; None: 1, 0: off)."""
     sampling = sampling_settings(bundle, style)
+    lean = progression_table(sampling.get("progression_lean"), progression_scale)
+    degree_q = progression_table(sampling.get("degree_qualities"), progression_scale,
+                                 (12, len(QUALITIES)))
+    bar_idx, slot_idx, _ = grid.flat_slots()
+    order = torch.from_numpy(bar_idx * MAX_SLOTS + slot_idx)
     if temperature is None:
         temperature = float(sampling.get("temperature", 1.0))
     if guidance_scale is None:
@@ -202,6 +213,8 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
             logits = logits / temperature
         if offsets is not None:
             logits = logits + offsets
+        if lean is not None or degree_q is not None:
+            logits = logits + progression_bias(logits, order, lean, degree_q)
         return logits if masked else x0_from_logits(logits)
 
     if guidance_scale != 1.0:
@@ -367,6 +380,52 @@ def sampling_settings(bundle: PlannerBundle, style: str | None) -> dict:
     per_style = sampling.pop("styles", {})
     sampling.update(per_style.get(style, {}) if style is not None else {})
     return sampling
+
+
+def progression_table(lean, scale: float | None = None,
+                      shape: tuple[int, int] = (12, 12)) -> torch.Tensor | None:
+    """A progression lean (a bundle's `sampling.progression_lean` `[12, 12]`: nats for a chord
+    slot on root b after one on root a, both relative to the tonic; or its `degree_qualities`,
+    `shape` `[12, N_QUALITIES]`: nats for quality q on root r) times `scale` (None: 1), or None
+    for no lean (none in the bundle, or scale 0). Raises ValueError for a table of another
+    shape or a scale outside 0..4."""
+    if scale is not None and not 0 <= scale <= 4:
+        raise ValueError(f"progression lean scale must be in 0..4, got {scale}")
+    if lean is None or scale == 0:
+        return None
+    table = torch.as_tensor(lean, dtype=torch.float32)
+    if table.shape != shape or not torch.isfinite(table).all():
+        raise ValueError(f"a progression lean is {shape[0]} x {shape[1]} finite numbers, got "
+                         f"shape {list(table.shape)}")
+    return table * (1.0 if scale is None else float(scale))
+
+
+def progression_bias(logits: torch.Tensor, order: torch.Tensor, table: torch.Tensor | None,
+                     qualities: torch.Tensor | None = None) -> torch.Tensor:
+    """Offsets `[B, L, N_FEATURES]` on the chord groups of the used slots: a slot's root r
+    gets `table[p, r]` after the previous used slot's root p and `table[r, n]` before the next
+    one's n, where p and n are those slots' likeliest roots in `logits` (the planner's current
+    guess); with `qualities` `[12, N_QUALITIES]`, its quality q gets `qualities[r, q]` for its
+    own likeliest root r. Over the denoising steps this tilts the chord successions and the
+    chords on each degree toward the fitted tables, the network still writing every chord, as
+    `voice_leading.interval_bias` does for the arranger's melodic intervals. `order`: the used
+    slots' flat indices (bar * MAX_SLOTS + slot) in time order (`PlanGrid.flat_slots`)."""
+    B, L, _ = logits.shape
+    slots = logits[..., SLOT_OFFSET:].reshape(B, L * MAX_SLOTS, SLOT_FEATURES)
+    roots = slots[:, order, :12]  # [B, S, 12]
+    guess = roots.argmax(-1)  # [B, S]
+    bias = torch.zeros_like(roots)
+    if table is not None and len(order) > 1:
+        table = table.to(logits.dtype)
+        bias[:, 1:] += table[guess[:, :-1]]  # entering from the previous slot's root
+        bias[:, :-1] += table[:, guess[:, 1:]].permute(1, 2, 0)  # leaving to the next one's
+    out = torch.zeros_like(slots)
+    out[:, order, :12] = bias
+    if qualities is not None:
+        out[:, order, 12 : 12 + len(QUALITIES)] = qualities.to(logits.dtype)[guess]
+    full = torch.zeros_like(logits)
+    full[..., SLOT_OFFSET:] = out.reshape(B, L, MAX_SLOTS * SLOT_FEATURES)
+    return full
 
 
 def free_slots(mask: np.ndarray) -> np.ndarray:
