@@ -88,62 +88,88 @@ def main() -> None:
     parser.add_argument("--clip", type=float, default=3.0)
     parser.add_argument("--qualities", action="store_true",
                         help="fit the qualities on each root too (`degree_qualities`)")
+    parser.add_argument("--only-qualities", action="store_true",
+                        help="fit `degree_qualities` alone (no root-pair table)")
+    parser.add_argument("--by-mode", action="store_true",
+                        help="one table per mode (major, minor), each fitted to that mode's "
+                        "songs")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--folder", type=Path, help="write a planner folder with the best "
                         "round's table here")
     args = parser.parse_args()
+    args.qualities = args.qualities or args.only_qualities
     source = args.planner or planner_for_style(SHIPPED_DIR, args.style)
     train = [s for s in load_prepared(args.prepared, "train", False)
              if s.style == args.style and s.plan is not None]
     if not train:
         parser.error(f"no training songs of style {args.style} with plans in {args.prepared}")
-    target_counts, target_chords = pair_counts(
-        slot_chords(encode_song_plan(s).x, PlanGrid.from_song(s)) for s in train)
-    target, target_q = shares(target_counts), shares(target_chords[:, :N_QUALITY])
-    print(f"{len(train)} training songs, {int(target_counts.sum())} slot pairs; "
-          f"root changes {1 - np.trace(target_counts) / target_counts.sum():.3f}")
+    modes = ("major", "minor") if args.by_mode else (None,)
+
+    def of_mode(mode):  # the songs (or plans) of a mode; all of them when not by mode
+        return lambda key: mode is None or key.mode == mode
+
+    targets = {}
+    for mode in modes:
+        counts, chords = pair_counts(slot_chords(encode_song_plan(s).x, PlanGrid.from_song(s))
+                                     for s in train if of_mode(mode)(s.plan.key))
+        targets[mode] = (shares(counts), shares(chords[:, :N_QUALITY]))
+        print(f"{mode or 'all'}: {int(counts.sum())} slot pairs; root changes "
+              f"{1 - np.trace(counts) / counts.sum():.3f}")
     planner = load_planner(source)
     per_style = planner.meta.setdefault("sampling", {}).setdefault("styles", {})
     settings = per_style.setdefault(args.style, {})
-    table = np.zeros((12, 12))
-    qualities = np.zeros((12, len(QUALITIES)))  # N (no chord) keeps 0
+    tables = {m: np.zeros((12, 12)) for m in modes}
+    qualities = {m: np.zeros((12, len(QUALITIES))) for m in modes}  # N (no chord) keeps 0
+
+    def as_json(t: dict):
+        rounded = {m: v.round(3).tolist() for m, v in t.items()}
+        return rounded if args.by_mode else rounded[None]
+
     rounds = []
     for r in range(args.rounds + 1):
-        settings["progression_lean"] = table.round(3).tolist()
+        if not args.only_qualities:
+            settings["progression_lean"] = as_json(tables)
         if args.qualities:
-            settings["degree_qualities"] = qualities.round(3).tolist()
-        seqs = []
+            settings["degree_qualities"] = as_json(qualities)
+        plans = []
         for i in tqdm(range(args.plans), desc=f"round {r}", leave=False):
             plan, song = generate_plan(planner, args.bars, style=args.style,
                                        seed=args.first_seed + i)
             grid = PlanGrid.from_song(song)
-            seqs.append(slot_chords(encode_plan(plan, grid).x, grid))
-        counts, chords = pair_counts(seqs)
-        got, got_q = shares(counts), shares(chords[:, :N_QUALITY])
-        tv = 0.5 * float(np.abs(got - target).sum())
-        tv_q = 0.5 * float(np.abs(got_q - target_q).sum())
-        change = 1 - np.trace(counts) / counts.sum()
-        rounds.append({"round": r, "tv": tv, "tv_chords": tv_q, "root_changes": float(change),
-                       "table": table.round(3).tolist(),
-                       **({"qualities": qualities.round(3).tolist()} if args.qualities else {})})
-        print(f"round {r}: total variation of root pairs {tv:.3f}, of (root, quality) "
-              f"{tv_q:.3f}; root changes {change:.3f}", flush=True)
+            plans.append((plan.key, slot_chords(encode_plan(plan, grid).x, grid)))
+        row = {"round": r, "tv": 0.0, "tv_chords": 0.0, "table": as_json(tables),
+               **({"qualities": as_json(qualities)} if args.qualities else {})}
+        updates = []
+        for mode in modes:
+            seqs = [seq for key, seq in plans if of_mode(mode)(key)]
+            if not seqs:
+                continue
+            counts, chords = pair_counts(seqs)
+            got, got_q = shares(counts), shares(chords[:, :N_QUALITY])
+            target, target_q = targets[mode]
+            weight = len(seqs) / len(plans)
+            row["tv"] += weight * 0.5 * float(np.abs(got - target).sum())
+            row["tv_chords"] += weight * 0.5 * float(np.abs(got_q - target_q).sum())
+            updates.append((mode, np.log(target / got), np.log(target_q / got_q)))
+        rounds.append(row)
+        print(f"round {r}: total variation of root pairs {row['tv']:.3f}, of (root, quality) "
+              f"{row['tv_chords']:.3f}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"target_root_changes": float(
-            1 - np.trace(target_counts) / target_counts.sum()), "rounds": rounds}, indent=1))
+        args.out.write_text(json.dumps({"rounds": rounds}, indent=1))
         if r < args.rounds:
-            table = np.clip(table + args.rate * np.log(target / got), -args.clip, args.clip)
-            if args.qualities:
-                qualities[:, :N_QUALITY] = np.clip(
-                    qualities[:, :N_QUALITY] + args.rate * np.log(target_q / got_q),
-                    -args.clip, args.clip)
+            for mode, step, step_q in updates:
+                tables[mode] = np.clip(tables[mode] + args.rate * step, -args.clip, args.clip)
+                if args.qualities:
+                    qualities[mode][:, :N_QUALITY] = np.clip(
+                        qualities[mode][:, :N_QUALITY] + args.rate * step_q,
+                        -args.clip, args.clip)
     best = min(rounds, key=lambda x: x["tv"] + (x["tv_chords"] if args.qualities else 0))
     print(f"best: round {best['round']} (total variation {best['tv']:.3f}, "
           f"{best['tv_chords']:.3f})")
     if args.folder:
         args.folder.mkdir(parents=True, exist_ok=True)
         for f in Path(source).iterdir():
-            if f.is_file() and f.name != "planner.json":
+            if f.name in ("planner.safetensors", "forms.json"):
                 shutil.copy(f, args.folder / f.name)
         forms = Path(SHIPPED_DIR) / "forms.json"
         if forms.exists() and not (args.folder / "forms.json").exists():
@@ -151,6 +177,8 @@ def main() -> None:
         meta = json.loads((Path(source) / "planner.json").read_text())
         meta.setdefault("sampling", {}).setdefault("styles", {}).setdefault(
             args.style, {})["progression_lean"] = best["table"]
+        if args.only_qualities:
+            del meta["sampling"]["styles"][args.style]["progression_lean"]
         if args.qualities:
             meta["sampling"]["styles"][args.style]["degree_qualities"] = best["qualities"]
         (args.folder / "planner.json").write_text(json.dumps(meta, indent=1))

@@ -182,9 +182,10 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
     and mode (each None: the bundle's `sampling` value, else 1); `progression_scale` scales
     the bundle's `progression_lean` for the style (`progression_bias`; None: 1, 0: off)."""
     sampling = sampling_settings(bundle, style)
-    lean = progression_table(sampling.get("progression_lean"), progression_scale)
+    lean = progression_table(sampling.get("progression_lean"), progression_scale,
+                             mode=key.mode if key is not None else None)
     degree_q = progression_table(sampling.get("degree_qualities"), progression_scale,
-                                 (12, len(QUALITIES)))
+                                 (12, len(QUALITIES)), key.mode if key is not None else None)
     bar_idx, slot_idx, _ = grid.flat_slots()
     order = torch.from_numpy(bar_idx * MAX_SLOTS + slot_idx)
     if temperature is None:
@@ -383,14 +384,18 @@ def sampling_settings(bundle: PlannerBundle, style: str | None) -> dict:
 
 
 def progression_table(lean, scale: float | None = None,
-                      shape: tuple[int, int] = (12, 12)) -> torch.Tensor | None:
+                      shape: tuple[int, int] = (12, 12),
+                      mode: str | None = None) -> torch.Tensor | None:
     """A progression lean (a bundle's `sampling.progression_lean` `[12, 12]`: nats for a chord
     slot on root b after one on root a, both relative to the tonic; or its `degree_qualities`,
-    `shape` `[12, N_QUALITIES]`: nats for quality q on root r) times `scale` (None: 1), or None
-    for no lean (none in the bundle, or scale 0). Raises ValueError for a table of another
-    shape or a scale outside 0..4."""
+    `shape` `[12, N_QUALITIES]`: nats for quality q on root r), or the table of `mode` in a
+    lean that has one per mode (`{"major": table, "minor": table}`), times `scale` (None: 1);
+    None for no lean (none in the bundle, none for the mode, or scale 0). Raises ValueError
+    for a table of another shape or a scale outside 0..4."""
     if scale is not None and not 0 <= scale <= 4:
         raise ValueError(f"progression lean scale must be in 0..4, got {scale}")
+    if isinstance(lean, dict):
+        lean = lean.get(mode)
     if lean is None or scale == 0:
         return None
     table = torch.as_tensor(lean, dtype=torch.float32)
