@@ -75,6 +75,13 @@ def test_the_table_is_scaled_checked_or_absent():
         12, N_QUALITIES)
 
 
+def test_a_lean_by_mode_gives_each_mode_its_table():
+    lean = {"major": np.eye(12).tolist(), "minor": (2 * np.eye(12)).tolist()}
+    assert torch.equal(progression_table(lean, mode="minor"), 2 * torch.eye(12))
+    assert torch.equal(progression_table(lean, 0.5, mode="major"), 0.5 * torch.eye(12))
+    assert progression_table({"major": np.eye(12).tolist()}, mode="minor") is None
+
+
 def slot_roots(plan, song):
     grid = PlanGrid.from_song(song)
     x = encode_plan(plan, grid).x
