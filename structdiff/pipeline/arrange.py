@@ -70,6 +70,7 @@ from structdiff.pipeline.voice_leading import (
     dissonance_bias,
     interval_bias,
     interval_table,
+    resolution_bias,
     sounding_lines,
     voice_leading_bias,
     within_pitches,
@@ -356,6 +357,8 @@ def arrange(
     # semitone outside it)
     intervals = compass = None
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
+    # the dissonance lean on both notes of each pair (`resolution_bias` beside `dissonance_bias`)
+    both_sides = bool(bundle.meta.get("dissonance_both_sides", False))
     if masked is not None:
         intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"),
                                                     bundle.roles)
@@ -384,6 +387,8 @@ def arrange(
                 leans.append(voice_leading_bias(tokens, logits.shape[-1], voice_leading, outer))
             if dissonance:
                 leans.append(dissonance_bias(tokens, c["off_chord"] < 0, dissonance))
+                if both_sides:  # the note after (or before) a dissonance leans too
+                    leans.append(resolution_bias(tokens, c["off_chord"] < 0, dissonance))
             if intervals is not None:
                 leans.append(interval_bias(tokens, logits.shape[-1], intervals))
             if compass is not None:

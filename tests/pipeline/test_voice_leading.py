@@ -17,6 +17,7 @@ from structdiff.pipeline.voice_leading import (
     dissonance_bias,
     interval_bias,
     interval_table,
+    resolution_bias,
     sounding_lines,
     voice_leading_bias,
     within_pitches,
@@ -119,6 +120,26 @@ def test_a_dissonance_is_leaned_against_unless_approached_and_left_by_step():
     # with its neighbours unknown (masked, rests) nothing is leaned on
     assert not (dissonance_bias(torch.tensor([[[MASK, MASK, REST]]]), off, 4.0) < 0).any()
     assert not (dissonance_bias(tokens, off, 0.0) < 0).any()
+
+
+def test_the_notes_beside_a_dissonance_lean_toward_resolving_it_by_step():
+    # one voice: D 14 struck at step 0 (off the chord there) and held, a note to draw at step
+    # 2, then F# 18 at step 3 (off the chord there): only E 16 leaves D and reaches F# by step
+    tokens = torch.tensor([[[t(14), HOLD, MASK, t(18)]]])
+    off = torch.zeros(1, 1, 4, V, dtype=torch.bool)
+    off[0, 0, 0, N_SPECIAL + 14] = off[0, 0, 3, N_SPECIAL + 18] = True
+    lowered = resolution_bias(tokens, off, 2.0)[0, 0, 2]
+    assert (lowered[:N_SPECIAL] == 0).all()
+    assert set((lowered[N_SPECIAL:] == 0).nonzero().flatten().tolist()) == {16}
+    assert (lowered[N_SPECIAL:][lowered[N_SPECIAL:] != 0] == -2.0).all()
+    # neighbours on the chord: nothing leans (the candidate's own dissonance is
+    # `dissonance_bias`'s)
+    assert not (resolution_bias(tokens, torch.zeros_like(off), 2.0) < 0).any()
+    # only the side that is a dissonance counts: with F# on the chord, a step from D stays
+    off[0, 0, 3, N_SPECIAL + 18] = False
+    lowered = resolution_bias(tokens, off, 2.0)[0, 0, 2]
+    assert set((lowered[N_SPECIAL:] == 0).nonzero().flatten().tolist()) == {12, 13, 15, 16}
+    assert not (resolution_bias(tokens, off, 0.0) < 0).any()
 
 
 def _table(rows: dict) -> torch.Tensor:
@@ -369,3 +390,33 @@ def test_the_chorale_arranger_with_its_interval_lean_writes_the_intervals_it_fav
 
     leaned, free = mean_weight(1.0), mean_weight(0.0)
     assert leaned > free + 0.05, (leaned, free)  # 12 bars: 0.007 against -0.082
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_dissonance_lean_takes_both_sides_only_when_the_bundle_says(monkeypatch):
+    from structdiff.models.bundle import SHIPPED_DIR, arranger_for_style, planner_for_style
+    from structdiff.pipeline import arrange as arrange_module
+    from structdiff.pipeline.arrange import load_arranger
+    from structdiff.pipeline.generate import Options, new_song
+    from structdiff.pipeline.plan import load_planner
+
+    calls = []
+
+    def spy(tokens, off_chord, strength):
+        calls.append(strength)
+        return resolution_bias(tokens, off_chord, strength)
+
+    monkeypatch.setattr(arrange_module, "resolution_bias", spy)
+    planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
+    arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
+    options = Options(style="chorale", steps=2, harmony=0.0, gibbs=0)
+    arranger.meta["dissonance"] = 2.0
+    new_song(planner, arranger, options, n_bars=2)
+    assert not calls  # the shipped bundles: one side only
+    arranger.meta["dissonance_both_sides"] = True
+    new_song(planner, arranger, options, n_bars=2)
+    assert calls and set(calls) == {2.0}
+    calls.clear()
+    arranger.meta["dissonance"] = 0.0
+    new_song(planner, arranger, options, n_bars=2)
+    assert not calls
