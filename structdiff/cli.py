@@ -201,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "thirds, leaps, repeated notes), fitted to its corpus, times SCALE in 0..4; "
                    "0 turns it off (default 1: the arranger's own; the chorale arranger has "
                    "one, others none)")
+    p.add_argument("--dissonance", type=float, default=None, metavar="STRENGTH",
+                   help="a masked arranger's lean against notes off the plan's chord that are "
+                   "not reached and left by step (passing and neighbour tones are kept): each "
+                   "such note is drawn as if exp(STRENGTH) times less likely; 0 turns it off "
+                   "(default: the arranger's, 1.5 for --style chorale, else 0)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
                    "planner and the arranger (default: the planner's own, 3 for --style "
@@ -618,11 +623,13 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--voice-leading must be in 0..100, got {args.voice_leading}")
     if args.interval_lean is not None and not 0.0 <= args.interval_lean <= 4.0:
         raise UsageError(f"--interval-lean must be in 0..4, got {args.interval_lean}")
+    if args.dissonance is not None and not 0.0 <= args.dissonance <= 100.0:
+        raise UsageError(f"--dissonance must be in 0..100, got {args.dissonance}")
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty(),
                        gibbs=args.gibbs, voice_leading=args.voice_leading,
-                       interval_lean=args.interval_lean)
+                       interval_lean=args.interval_lean, dissonance=args.dissonance)
     started = time.perf_counter()
     if song_mode:
         if args.accompany:

@@ -161,6 +161,7 @@ class Options:
     gibbs: int | None = None  # a masked arranger's Gibbs rounds (None: its bundle's)
     voice_leading: float | None = None  # a masked arranger's lean (None: its bundle's)
     interval_lean: float | None = None  # the scale of its interval lean (None: 1, the bundle's)
+    dissonance: float | None = None  # a masked arranger's dissonance lean (None: its bundle's)
 
     def arrange_kwargs(self) -> dict:
         """The keyword arguments of `arrange` these options set."""
@@ -169,7 +170,8 @@ class Options:
                 "guidance_scale": 1.0 if self.guidance is None else self.guidance,
                 "variation": self.variation, "harmony": self.harmony,
                 "progress": self.progress, "resample": self.gibbs,
-                "voice_leading": self.voice_leading, "interval_scale": self.interval_lean}
+                "voice_leading": self.voice_leading, "interval_scale": self.interval_lean,
+                "dissonance": self.dissonance}
 
 
 def track_name(role: str, program: int, is_drum: bool = False) -> str:

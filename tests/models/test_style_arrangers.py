@@ -62,6 +62,17 @@ def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsy
     assert main(["generate", "--style", "chorale", "--interval-lean", "5", "--out",
                  str(tmp_path / "bad.mid")]) == 2
     assert "--interval-lean must be in 0..4" in capsys.readouterr().err
+    assert main(["generate", "--style", "chorale", "--dissonance", "-0.5", "--out",
+                 str(tmp_path / "bad.mid")]) == 2
+    assert "--dissonance must be in 0..100" in capsys.readouterr().err
+    # --dissonance 0 turns the lean off: other notes
+    plain = tmp_path / "plain.mid"
+    assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
+                 "--dissonance", "0", "--no-png", "--no-wav", "--out", str(plain)]) == 0
+    leaned = tmp_path / "leaned.mid"
+    assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
+                 "--dissonance", "3", "--no-png", "--no-wav", "--out", str(leaned)]) == 0
+    assert plain.read_bytes() != leaned.read_bytes()
 
 
 def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger(monkeypatch):
