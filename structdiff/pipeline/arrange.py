@@ -18,7 +18,8 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
 parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
 direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
-or left by leap, its `interval_lean` (role -> nats per melodic interval,
+or left by leap (with `dissonance_both_sides`, the notes beside them lean too:
+`voice_leading.resolution_bias`), its `interval_lean` (role -> nats per melodic interval,
 `voice_leading.interval_table`) toward the lines' intervals of its corpus, its `compass`
 (role -> lowest and highest pitch) keeps each voice in its range; with
 `lean_keeps_onsets` the leans change only which pitch a new note takes, not whether one starts
