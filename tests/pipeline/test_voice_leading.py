@@ -410,9 +410,11 @@ def test_the_dissonance_lean_takes_both_sides_only_when_the_bundle_says(monkeypa
     planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
     arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
     options = Options(style="chorale", steps=2, harmony=0.0, gibbs=0)
+    assert arranger.meta["dissonance_both_sides"] is True  # shipped since session 19
     arranger.meta["dissonance"] = 2.0
+    arranger.meta.pop("dissonance_both_sides")
     new_song(planner, arranger, options, n_bars=2)
-    assert not calls  # the shipped bundles: one side only
+    assert not calls  # without the key: the dissonant note's own draw only
     arranger.meta["dissonance_both_sides"] = True
     new_song(planner, arranger, options, n_bars=2)
     assert calls and set(calls) == {2.0}
