@@ -182,12 +182,12 @@ def _sample_plan(bundle: PlannerBundle, grid: PlanGrid, key: Key, style: str | N
     and mode (each None: the bundle's `sampling` value, else 1); `progression_scale` scales
     the bundle's `progression_lean` for the style (`progression_bias`; None: 1, 0: off)."""
     sampling = sampling_settings(bundle, style)
-    lean = progression_table(sampling.get("progression_lean"), progression_scale,
-                             mode=key.mode if key is not None else None)
+    mode = key.mode if key is not None else None
+    lean = progression_table(sampling.get("progression_lean"), progression_scale, mode=mode)
     degree_q = progression_table(sampling.get("degree_qualities"), progression_scale,
-                                 (12, len(QUALITIES)), key.mode if key is not None else None)
+                                 (12, len(QUALITIES)), mode)
     bar_idx, slot_idx, _ = grid.flat_slots()
-    order = torch.from_numpy(bar_idx * MAX_SLOTS + slot_idx)
+    order = torch.from_numpy(bar_idx * MAX_SLOTS + slot_idx)  # used slots, in time order
     if temperature is None:
         temperature = float(sampling.get("temperature", 1.0))
     if guidance_scale is None:

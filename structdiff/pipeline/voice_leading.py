@@ -34,12 +34,23 @@ SILENT, UNKNOWN = -1, -2  # values of `sounding_lines` where no pitch sounds, or
 PERFECT = (0, 7)  # interval classes (semitones mod 12) of the octave / unison and the fifth
 
 
+def _struck_at(tokens: torch.Tensor) -> torch.Tensor:
+    """The step `[B, K, W]` of the last token that is not `HOLD` at or before each step (-1
+    where the window starts in `HOLD`s)."""
+    index = torch.arange(tokens.shape[-1], device=tokens.device).expand_as(tokens)
+    return torch.where(tokens != HOLD, index, torch.full_like(index, -1)).cummax(-1).values
+
+
+def _unstepped(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Where pitches a and b are not a step apart (one or two semitones): repeats and leaps."""
+    return ((a - b).abs() < 1) | ((a - b).abs() > 2)
+
+
 def sounding_lines(tokens: torch.Tensor) -> torch.Tensor:
     """The pitch index (token - N_SPECIAL) each voice sounds at each step `[B, K, W]`:
     `SILENT` after a `REST`, `UNKNOWN` after a masked token or where the window starts in
     `HOLD`s."""
-    index = torch.arange(tokens.shape[-1], device=tokens.device).expand_as(tokens)
-    struck_at = torch.where(tokens != HOLD, index, torch.full_like(index, -1)).cummax(-1).values
+    struck_at = _struck_at(tokens)
     src = tokens.gather(-1, struck_at.clamp(min=0))
     line = torch.where(src == REST, torch.full_like(src, SILENT), src - N_SPECIAL)
     unknown = (struck_at < 0) | (src == MASK)
@@ -80,11 +91,7 @@ def dissonance_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
     p0 = _one_step_earlier(sounding_lines(tokens))[..., None]
     p1 = next_onsets(tokens)[1][..., None]
     cand = torch.arange(vocab - N_SPECIAL, device=tokens.device)
-
-    def leap(a, b):
-        return ((a - b).abs() < 1) | ((a - b).abs() > 2)
-
-    bad = ((p0 >= 0) & leap(cand, p0)) | ((p1 >= 0) & leap(p1, cand))
+    bad = ((p0 >= 0) & _unstepped(cand, p0)) | ((p1 >= 0) & _unstepped(p1, cand))
     off = off_chord[..., N_SPECIAL:].expand(B, K, W, vocab - N_SPECIAL)
     bias[..., N_SPECIAL:] = -float(strength) * (off & bad).float()
     return bias
@@ -106,26 +113,19 @@ def resolution_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
     bias = torch.zeros(B, K, W, vocab, device=tokens.device)
     if strength == 0.0 or W < 2:
         return bias
-    off = off_chord.expand(B, K, W, vocab)
-    index = torch.arange(W, device=tokens.device).expand_as(tokens)
-    struck_at = torch.where(tokens != HOLD, index, torch.full_like(index, -1)).cummax(-1).values
-    prev_onset = torch.cat([torch.full_like(struck_at[..., :1], -1), struck_at[..., :-1]], -1)
+    off = off_chord.expand(B, K, W, vocab).reshape(B, K, W * vocab)
+    prev_onset = _one_step_earlier(_struck_at(tokens))  # the previous note's onset (< 0: none)
     p0 = _one_step_earlier(sounding_lines(tokens))  # [B, K, W], < 0 unless a known pitch
     e, p1 = next_onsets(tokens)
 
     def off_at(step, pitch):  # whether `pitch` is off the chord at `step` (False if unknown)
         known = (step >= 0) & (step < W) & (pitch >= 0)
-        rows = off.gather(2, step.clamp(0, W - 1)[..., None].expand(B, K, W, vocab))
-        hit = rows.gather(3, (pitch.clamp(min=0) + N_SPECIAL)[..., None])[..., 0]
-        return known & hit
+        at = step.clamp(0, W - 1) * vocab + pitch.clamp(min=0) + N_SPECIAL
+        return known & off.gather(2, at)
 
     cand = torch.arange(vocab - N_SPECIAL, device=tokens.device)
-
-    def unstepped(a, b):
-        return ((a - b).abs() < 1) | ((a - b).abs() > 2)
-
-    left = off_at(prev_onset, p0)[..., None] & unstepped(cand, p0[..., None])
-    reached = off_at(e, p1)[..., None] & unstepped(p1[..., None], cand)
+    left = off_at(prev_onset, p0)[..., None] & _unstepped(cand, p0[..., None])
+    reached = off_at(e, p1)[..., None] & _unstepped(p1[..., None], cand)
     bias[..., N_SPECIAL:] = -float(strength) * (left | reached).float()
     return bias
 

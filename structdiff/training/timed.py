@@ -98,8 +98,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config value, e.g. model.d_model=256 (repeatable)")
     parser.add_argument("--log-dir", default=None,
                         help="CSV log and checkpoints (default: the config's default_root_dir)")
-    parser.add_argument("--val-every", type=float, default=1.0,
-                        help="validate every this many epochs' worth of steps (default 1)")
     args = parser.parse_args(argv)
     import yaml
 
@@ -139,10 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=10**8,  # the budget stops training; the module's own schedule needs a total
         default_root_dir=str(root), logger=CSVLogger(str(root), name="timed"),
         log_every_n_steps=trainer_cfg.get("log_every_n_steps", 10),
-        check_val_every_n_epoch=None if args.val_every != 1.0 else 1,
-        val_check_interval=(None if args.val_every == 1.0 else
-                            max(1, round(args.val_every * data.windows_per_epoch
-                                         / data.batch_size))),
         gradient_clip_val=trainer_cfg.get("gradient_clip_val"),
         enable_progress_bar=False, plugins=[AtomicCheckpointIO()],
         callbacks=[TimeBudget(args.minutes * 60, module.hparams.warmup_steps),
