@@ -17,9 +17,11 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
     "chords", "sections", "phrase_ends"}` with times in quarter notes from the start of the
     file (of the song as read: where "grid" says the beats were found from the notes, the
     notes were moved onto them) and bars counted from 0 (`phrase_ends`: the bars on which a
-    phrase ends)."""
+    phrase ends). Where the song's bars do not simply follow its meters from the start (a
+    pickup, a bar cut short before a repeat), `"bar_onsets_qn"` (each bar's start) and
+    `"end_qn"` say where they lie, so that a plan arranged from the file keeps them."""
     qn = song.qn
-    return {
+    out = {
         "source": song.source,
         "grid": song.grid,
         "n_bars": song.n_bars,
@@ -56,6 +58,18 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
         ],
         "phrase_ends": [int(b) for b in plan.phrase_ends],
     }
+    if not _regular_bars(song):
+        out["bar_onsets_qn"] = [qn(int(b)) for b in song.bars]
+        out["end_qn"] = qn(int(song.end))
+    return out
+
+
+def _regular_bars(song: Song) -> bool:
+    """Whether the song's bars are the ones its meters give from step 0 (`bar_grid`)."""
+    from structdiff.data.song import bar_grid
+
+    grid = bar_grid(song.time_signatures, int(song.end), song.steps_per_quarter)
+    return len(grid) == song.n_bars and bool((grid == song.bars).all())
 
 
 def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:
@@ -152,8 +166,9 @@ def _plan_of(data: dict, path: Path, steps_per_quarter: int) -> Plan:
 
 def read_plan_song(path: str | Path, steps_per_quarter: int = 4) -> Song:
     """An empty song holding a plan file's bars (`n_bars`, `time_signatures`), tempo and plan,
-    ready to be arranged. Bars follow the meters from the start (a pickup is not recovered).
-    Raises `PlanError`."""
+    ready to be arranged. Bars follow the meters from the start, or lie where the file's
+    `bar_onsets_qn` and `end_qn` put them (`analyze --json` of a song with a pickup or a bar
+    cut short). Raises `PlanError`."""
     from structdiff.data.song import Tempo, TimeSignature, bar_grid
 
     path = Path(path)
@@ -169,6 +184,10 @@ def read_plan_song(path: str | Path, steps_per_quarter: int = 4) -> Song:
         raise PlanError(f"bad plan {path}: {type(e).__name__}: {e}") from None
     if n_bars < 1 or any(t.numerator < 1 or t.denominator < 1 for t in tss) or qpm <= 0:
         raise PlanError(f"bad plan {path}: n_bars, meters and tempo must be positive")
+    if "bar_onsets_qn" in data:
+        bars, end = _given_bars(data, n_bars, path, steps_per_quarter)
+        return Song([], bars, end, tss, [Tempo(0, qpm)], steps_per_quarter=steps_per_quarter,
+                    source=str(path), plan=plan)
     longest = max(t.bar_steps(steps_per_quarter) for t in tss)
     bars = bar_grid(tss, (n_bars + 1) * longest + max(t.step for t in tss), steps_per_quarter)
     if len(bars) <= n_bars:
@@ -176,3 +195,22 @@ def read_plan_song(path: str | Path, steps_per_quarter: int = 4) -> Song:
     end = int(bars[n_bars])
     return Song([], bars[:n_bars].astype("int64"), end, tss, [Tempo(0, qpm)],
                 steps_per_quarter=steps_per_quarter, source=str(path), plan=plan)
+
+
+def _given_bars(data: dict, n_bars: int, path: Path, steps_per_quarter: int):
+    """A plan file's `bar_onsets_qn` and `end_qn` as bar start steps `[n_bars]` and the end
+    step. Raises `PlanError` unless there are `n_bars` of them, from 0 on, each later than
+    the one before, and the end after the last."""
+    import numpy as np
+
+    try:
+        bars = np.array([round(float(b) * steps_per_quarter) for b in data["bar_onsets_qn"]],
+                        dtype=np.int64)
+        end = round(float(data["end_qn"]) * steps_per_quarter)
+    except (KeyError, TypeError, ValueError) as e:
+        raise PlanError(f"bad plan {path}: bar_onsets_qn/end_qn: {type(e).__name__}: {e}"
+                        ) from None
+    if len(bars) != n_bars or bars[0] != 0 or (np.diff(bars) <= 0).any() or end <= bars[-1]:
+        raise PlanError(f"bad plan {path}: bar_onsets_qn must hold n_bars ({n_bars}) rising "
+                        "onsets from 0 on, and end_qn come after the last")
+    return bars, int(end)

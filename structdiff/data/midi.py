@@ -185,7 +185,7 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480,
         midi.instruments.append(inst)
     for tp in song.tempos:
         midi.tempo_changes.append(miditoolkit.TempoChange(float(tp.qpm), tp.step * scale))
-    for ts in song.time_signatures:
+    for ts in written_meters(song):
         midi.time_signature_changes.append(
             miditoolkit.TimeSignature(ts.numerator, ts.denominator, ts.step * scale)
         )
@@ -213,6 +213,30 @@ def write_midi(song: Song, path: str | Path, ticks_per_quarter: int = 480,
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def written_meters(song: Song) -> list[TimeSignature]:
+    """The song's meters, plus one for each bar that is not as long as its meter's full bar (a
+    pickup, a bar cut short before a repeat: a 1/4 bar, say, then the meter again), so that a
+    reader that starts a bar at each meter change (`bar_grid`) finds the song's bars again.
+    The song's own meters alone where its bars follow them."""
+    tss = sorted(song.time_signatures or [TimeSignature(0, 4, 4)], key=lambda t: t.step)
+    spq = song.steps_per_quarter
+    if len(song.bars) == 0 or bar_grid(tss, int(song.end), spq).tolist() == song.bars.tolist():
+        return tss
+    full = song.bar_meters()[1]
+    out: list[TimeSignature] = []
+    for i, (start, stop) in enumerate(zip(song.bars.tolist(), song.bar_ends.tolist())):
+        meter = song.time_signature_at(start)
+        length = stop - start
+        if length != int(full[i]) and length > 0:
+            denominator = next(d for d in (meter.denominator, 8, 16, 32, 64)
+                               if d >= meter.denominator and (length * d) % (4 * spq) == 0)
+            out.append(TimeSignature(start, length * denominator // (4 * spq), denominator))
+        elif not out or (out[-1].numerator, out[-1].denominator) != (meter.numerator,
+                                                                     meter.denominator):
+            out.append(TimeSignature(start, meter.numerator, meter.denominator))
+    return out
 
 
 def _channels(tracks: list[Track]) -> list[int]:

@@ -159,3 +159,23 @@ def test_track_names_in_any_encoding_survive_a_round_trip(tmp_path, name, raw):
     write_midi(song, tmp_path / "out.mid")  # wrote 'latin-1' codec errors before
     assert read_midi(tmp_path / "out.mid").tracks[0].name == name
     assert decode_text(raw) == name
+
+
+def test_bars_cut_short_travel_through_midi_as_meter_changes(tmp_path):
+    from structdiff.data.song import Song, TimeSignature, Track
+
+    notes = np.array([[0, 4, 67, 80], [4, 16, 65, 80], [20, 12, 64, 80], [32, 4, 62, 80],
+                      [36, 16, 60, 80]], dtype=np.int32)
+    bars = np.array([0, 4, 20, 32, 36], dtype=np.int64)  # a pickup, a 3/4 bar, a pickup again
+    song = Song([Track("Melody", 0, False, notes)], bars, 52, [TimeSignature(0, 4, 4)])
+    write_midi(song, tmp_path / "pickup.mid")
+    back = read_midi(tmp_path / "pickup.mid")
+    assert back.bars.tolist() == bars.tolist() and back.end == 52
+    meters = [(t.step, t.numerator, t.denominator) for t in back.time_signatures]
+    assert meters == [(0, 1, 4), (4, 4, 4), (20, 3, 4), (32, 1, 4), (36, 4, 4)]
+    # bars that follow their meter are written with the meter alone
+    plain = Song([Track("Melody", 0, False, notes)], np.arange(4, dtype=np.int64) * 16, 64,
+                 [TimeSignature(0, 4, 4)])
+    write_midi(plain, tmp_path / "plain.mid")
+    assert [(t.step, t.numerator) for t in read_midi(tmp_path / "plain.mid").time_signatures] == [
+        (0, 4)]

@@ -363,6 +363,45 @@ def test_continue_adds_bars_and_keeps_the_song(models, tmp_path, capsys):
     assert plan["key"] == {"tonic": key.tonic, "mode": key.mode}
 
 
+def test_a_plan_with_a_pickup_is_arranged_on_its_own_bar_lines(models, tmp_path, capsys):
+    # BWV 103.6 starts on a one-beat pickup and cuts a bar short before each repeat: its
+    # plan file says where its bars lie, and the arranged song keeps them (and its chords on
+    # them) in the MIDI it writes, instead of 4/4 bars from the first note
+    real = read_song("music21:bach/bwv103.6")
+    assert real.bars[:3].tolist() == [0, 4, 20]
+    code, out, err = run(capsys, "analyze", "music21:bach/bwv103.6", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["bar_onsets_qn"][:3] == [0.0, 1.0, 5.0] and plan["end_qn"] == real.end / 4
+    plan_path = tmp_path / "pickup.json"
+    plan_path.write_text(out)
+    song_path = tmp_path / "pickup.mid"
+    code, out, err = run(capsys, "generate", "--plan", plan_path, *_models(models), "--seed",
+                         "1", "--steps", "2", "--no-wav", "--no-png", "--out", song_path)
+    assert code == 0, err
+    song = read_song(song_path, role_map="satb")
+    assert song.bars.tolist() == real.bars.tolist()
+    written = json.loads(song_path.with_name("pickup.plan.json").read_text())
+    assert written["bar_onsets_qn"] == plan["bar_onsets_qn"]
+    assert written["chords"] == plan["chords"]
+    # notes sound in the pickup and in the last bar, as the plan's chords do
+    onsets = np.concatenate([t.notes[:, START] for t in song.tracks])
+    assert (onsets < 4).any() and (onsets >= real.bars[-1]).any()
+
+
+@pytest.mark.parametrize("bars", [[0.0, 1.0], [0.0] + [4.0] * 19, [1.0] + [4.0 * i for i in
+                                                                          range(1, 20)]])
+def test_a_plan_with_bad_bar_onsets_exits_2(models, tmp_path, capsys, bars):
+    code, out, err = run(capsys, "analyze", "music21:bach/bwv103.6", "--json")
+    plan = json.loads(out)
+    plan["bar_onsets_qn"] = bars
+    (tmp_path / "bad.json").write_text(json.dumps(plan))
+    code, out, err = run(capsys, "generate", "--plan", tmp_path / "bad.json", *_models(models),
+                         "--no-wav", "--out", tmp_path / "x.mid")
+    assert code == 2 and "bar_onsets_qn must hold n_bars (20) rising onsets" in err
+    assert err.count("\n") == 1 and not (tmp_path / "x.mid").exists()
+
+
 # -- errors -----------------------------------------------------------------------------------
 
 
