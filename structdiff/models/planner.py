@@ -33,6 +33,7 @@ from structdiff.diffusion.masked import sample_masked
 
 MODES = ("major", "minor")
 DIFFUSIONS = ("gaussian", "masked")
+LENGTH_ENCODINGS = ("table", "smooth")
 
 
 @dataclass
@@ -47,6 +48,11 @@ class PlannerConfig:
     dropout: float = 0.1
     max_distance: int = 64  # relative distances beyond this share one bias
     max_bars: int = 512  # longest song the length embedding knows
+    # how the song's length reaches the network: 'table' (one learned vector per length, the
+    # planners shipped before session 20: a length seen in few training songs gets a vector
+    # barely moved from its random start, which shifts every chord of plans of that length)
+    # or 'smooth' (a small MLP of log length and length: near lengths condition alike)
+    length_encoding: str = "table"
     # 'gaussian' (noise on the one-hot groups, x0 logits) or 'masked' (absorbing-state
     # diffusion over one token per group and bar; `structdiff.diffusion.masked`)
     diffusion: str = "gaussian"
@@ -116,12 +122,23 @@ class Planner(nn.Module):
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.style = nn.Embedding(cfg.n_styles + 1, d)
         self.mode = nn.Embedding(len(MODES) + 1, d)
-        self.length = nn.Embedding(cfg.max_bars + 1, d)
+        if cfg.length_encoding not in LENGTH_ENCODINGS:
+            raise ValueError(f"length_encoding must be one of {', '.join(LENGTH_ENCODINGS)}, "
+                             f"got {cfg.length_encoding!r}")
+        if cfg.length_encoding == "table":
+            self.length = nn.Embedding(cfg.max_bars + 1, d)
+        else:
+            self.length = nn.Sequential(nn.Linear(2, d), nn.SiLU(), nn.Linear(d, d))
         self.rel_bias = nn.Embedding(2 * cfg.max_distance + 1, cfg.n_heads)
         nn.init.zeros_(self.rel_bias.weight)
         self.blocks = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layers)])
         self.out_norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.n_features)
+
+    def _length_input(self, lengths: torch.Tensor) -> torch.Tensor:
+        if self.cfg.length_encoding == "table":
+            return lengths.clamp(max=self.cfg.max_bars)
+        return length_features(lengths, self.cfg.max_bars).to(self.inp.weight.dtype)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
         B, L, Fe = x_t.shape
@@ -141,7 +158,7 @@ class Planner(nn.Module):
 
         c = self.time(timestep_embedding(t, self.cfg.d_model))
         c = c + self.style(cond["style"]) + self.mode(cond["mode"])
-        c = c + self.length(lengths.clamp(max=self.cfg.max_bars))
+        c = c + self.length(self._length_input(lengths))
 
         index = torch.arange(L, device=x_t.device)
         rel = index[None, :] - index[:, None]  # [L, L] key - query
@@ -151,6 +168,13 @@ class Planner(nn.Module):
         for block in self.blocks:
             h = block(h, c, bias)
         return self.out(self.out_norm(h))
+
+
+def length_features(lengths: torch.Tensor, max_bars: int) -> torch.Tensor:
+    """`[B, 2]`: log length and length, each scaled to [0, 1] at `max_bars` bars (a length
+    encoding that changes little from one length to the next)."""
+    n = lengths.clamp(1, max_bars).float()
+    return torch.stack([n.log() / math.log(max_bars), n / max_bars], dim=-1)
 
 
 def x0_from_logits(logits: torch.Tensor) -> torch.Tensor:

@@ -107,6 +107,9 @@ class PlannerModule(DiffusionModule):
             diffusion over its groups; the module docstring).
         export_dir: write the bundle (`planner.safetensors` + `planner.json`) here when
             training ends (None: don't).
+        length_encoding: 'table' (a learned vector per song length, as planners shipped
+            before session 20) or 'smooth' (an MLP of the log length: lengths seen rarely
+            in training condition like their neighbours; `PlannerConfig`).
         init_from: a folder with a planner bundle whose weights training starts from (e.g.
             `structdiff/models/weights`, the shipped classical planner); tensors whose shape
             differs (the style embedding of another list of styles) start fresh.
@@ -136,6 +139,7 @@ class PlannerModule(DiffusionModule):
         diffusion: str = "gaussian",
         export_dir: str | None = None,
         init_from: str | None = None,
+        length_encoding: str = "table",
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -144,6 +148,7 @@ class PlannerModule(DiffusionModule):
             n_features=N_FEATURES, n_slots=MAX_SLOTS, n_bar_cond=len(CONDITION_NAMES),
             n_styles=len(self.styles), d_model=d_model, n_layers=n_layers, n_heads=n_heads,
             dropout=dropout, max_distance=max_distance, diffusion=diffusion,
+            length_encoding=length_encoding,
         )
         self.model = Planner(self.config)
         if init_from:

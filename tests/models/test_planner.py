@@ -4,11 +4,11 @@ from structdiff.data.plan_tensor import CONDITION_NAMES, MAX_SLOTS, N_FEATURES, 
 from structdiff.models.planner import Planner, PlannerConfig, x0_from_logits
 
 
-def _model():
+def _model(**extra):
     torch.manual_seed(0)
     cfg = PlannerConfig(n_features=N_FEATURES, n_slots=MAX_SLOTS,
                         n_bar_cond=len(CONDITION_NAMES), n_styles=3, d_model=32, n_layers=2,
-                        n_heads=2, dropout=0.0)
+                        n_heads=2, dropout=0.0, **extra)
     model = Planner(cfg).eval()
     # adaLN-zero starts every block as the identity: perturb so the test sees attention
     for p in model.parameters():
@@ -38,6 +38,40 @@ def test_output_shape_and_padding_does_not_leak():
     assert alone.shape == (1, 6, N_FEATURES)
     # bar_cond is the same zeros, so the real bars see exactly the same inputs
     assert torch.allclose(alone, padded[:, :6], atol=1e-5)
+
+
+def test_padding_does_not_leak_with_the_smooth_length_encoding_either():
+    model = _model(length_encoding="smooth")
+    x = torch.randn(1, 6, N_FEATURES)
+    t = torch.tensor([10])
+    with torch.no_grad():
+        alone = model(x, t, _cond(1, 6))
+        padded_x = torch.cat([x, 5 * torch.randn(1, 3, N_FEATURES)], dim=1)
+        padded = model(padded_x, t, _cond(1, 9, torch.tensor([[False] * 6 + [True] * 3])))
+    assert torch.allclose(alone, padded[:, :6], atol=1e-5)
+
+
+def test_the_smooth_length_encoding_conditions_near_lengths_alike():
+    # session 20: the per-length table gave each length its own vector, random where few
+    # training songs have that length (32-bar chorale plans sat on the tonic 40% of the time
+    # against 25% at 31 bars); the smooth encoding moves little from one length to the next
+    import pytest
+
+    from structdiff.models.planner import length_features
+
+    model = _model(length_encoding="smooth")
+    assert "length.weight" not in dict(model.named_parameters())
+    n = torch.arange(1, 513)
+    with torch.no_grad():
+        vectors = model.length(length_features(n, 512))
+    step = (vectors[1:] - vectors[:-1]).norm(dim=-1)  # from each length to the next
+    far = (vectors[31] - vectors[7]).norm()  # 32 bars against 8
+    assert step[8:].max() < 0.1 * far
+    with pytest.raises(ValueError, match="length_encoding must be one of"):
+        _model(length_encoding="bucket")
+    # an old bundle's config has no length_encoding: it reads as the table it was trained with
+    assert _model().cfg.length_encoding == "table" and "length.weight" in dict(
+        _model().named_parameters())
 
 
 def test_context_and_condition_change_the_prediction():
