@@ -60,7 +60,7 @@ def group_weights(pad: torch.Tensor, slot_valid: torch.Tensor,
     form groups (label, section start, phrase end) of real bars, 1 for the chord groups of
     used slots, 0 for padding and unused slots. pad [B, L] (True = padding); slot_valid
     [B, L, S]."""
-    form = torch.tensor([name not in _CHORD_GROUPS for name, _, _ in _GROUPS])
+    form = torch.tensor([name not in _CHORD_GROUPS for name, _, _ in _GROUPS], device=pad.device)
     scale = torch.where(form, float(form_weight), 1.0)
     return used_groups(pad, slot_valid).float() * scale
 
@@ -202,8 +202,10 @@ class PlannerModule(DiffusionModule):
         one_hot = batch["x"]
         x0 = 2 * one_hot - 1
         B = x0.shape[0]
-        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        # drawn on the CPU generator (the same draws on any device), moved to the batch's
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator
+                          ).to(x0.device)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t = self.noise.add_noise(x0, noise, t).to(x0.dtype)
         cond = {k: batch[k] for k in ("style", "mode", "slot_valid", "bar_cond", "pad")}
         if model.training:
@@ -226,7 +228,8 @@ class PlannerModule(DiffusionModule):
             mask = self.random_context(one_hot, batch)
             cond["context"], cond["mask"] = (2 * one_hot - 1) * mask, mask
             maskable &= ~group_mask(mask)
-        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator)
+        t = torch.randint(0, self.noise.num_train_timesteps, (B,), generator=generator
+                          ).to(one_hot.device)
         tokens = plan_tokens(one_hot)
         x_tokens, masked = mask_tokens(tokens, t, self.noise.num_train_timesteps, maskable,
                                        generator)
