@@ -219,17 +219,20 @@ def written_meters(song: Song) -> list[TimeSignature]:
     """The song's meters, plus one for each bar that is not as long as its meter's full bar (a
     pickup, a bar cut short before a repeat: a 1/4 bar, say, then the meter again), so that a
     reader that starts a bar at each meter change (`bar_grid`) finds the song's bars again.
-    The song's own meters alone where its bars follow them."""
+    The song's own meters alone where its bars follow them. A short last bar (a chorale's
+    final bar, one beat shorter to balance its pickup) gets none: the song ends there anyway,
+    and its meter stays the one a continuation goes on in."""
     tss = sorted(song.time_signatures or [TimeSignature(0, 4, 4)], key=lambda t: t.step)
     spq = song.steps_per_quarter
     if len(song.bars) == 0 or bar_grid(tss, int(song.end), spq).tolist() == song.bars.tolist():
         return tss
     full = song.bar_meters()[1]
     out: list[TimeSignature] = []
+    last = len(song.bars) - 1
     for i, (start, stop) in enumerate(zip(song.bars.tolist(), song.bar_ends.tolist())):
         meter = song.time_signature_at(start)
         length = stop - start
-        if length != int(full[i]) and length > 0:
+        if length != int(full[i]) and length > 0 and i < last:
             denominator = next(d for d in (meter.denominator, 8, 16, 32, 64)
                                if d >= meter.denominator and (length * d) % (4 * spq) == 0)
             out.append(TimeSignature(start, length * denominator // (4 * spq), denominator))

@@ -20,7 +20,9 @@ parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading
 direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
 or left by leap (with `dissonance_both_sides`, the notes beside them lean too:
 `voice_leading.resolution_bias`), its `interval_lean` (role -> nats per melodic interval,
-`voice_leading.interval_table`) toward the lines' intervals of its corpus, its `compass`
+`voice_leading.interval_table`) toward the lines' intervals of its corpus, its `completeness`
+away from notes that leave three or more voices on fewer than three pitch classes
+(`voice_leading.completeness_bias`), its `compass`
 (role -> lowest and highest pitch) keeps each voice in its range; with
 `lean_keeps_onsets` the leans change only which pitch a new note takes, not whether one starts
 (`voice_leading.within_pitches`). Known bars and tracks are
@@ -68,6 +70,7 @@ from structdiff.models.arranger import Arranger, ArrangerConfig
 from structdiff.models.bundle import load_state, read_bundle_meta
 from structdiff.pipeline.voice_leading import (
     compass_bias,
+    completeness_bias,
     dissonance_bias,
     interval_bias,
     interval_table,
@@ -360,6 +363,9 @@ def arrange(
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
     # the dissonance lean on both notes of each pair (`resolution_bias` beside `dissonance_bias`)
     both_sides = bool(bundle.meta.get("dissonance_both_sides", False))
+    # nats against a note that leaves three or more sounding voices on fewer than three pitch
+    # classes (`completeness_bias`; the bundle's `completeness`, else 0)
+    completeness = float(bundle.meta.get("completeness", 0.0))
     if masked is not None:
         intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"),
                                                     bundle.roles)
@@ -390,6 +396,8 @@ def arrange(
                 leans.append(dissonance_bias(tokens, c["off_chord"] < 0, dissonance))
                 if both_sides:  # the note after (or before) a dissonance leans too
                     leans.append(resolution_bias(tokens, c["off_chord"] < 0, dissonance))
+            if completeness:
+                leans.append(completeness_bias(tokens, logits.shape[-1], completeness))
             if intervals is not None:
                 leans.append(interval_bias(tokens, logits.shape[-1], intervals))
             if compass is not None:

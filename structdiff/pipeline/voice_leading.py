@@ -190,6 +190,37 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
     return bias
 
 
+def completeness_bias(tokens: torch.Tensor, vocab: int, strength: float) -> torch.Tensor:
+    """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token struck at a masked
+    step that would leave the sonority there with fewer than three pitch classes while at least
+    three voices sound: a bare fifth or octave, or a triad missing its third, where the other
+    voices' pitches at that step are all known (none masked) and at least two of them sound.
+    Four voices sound a complete chord nearly always in the chorales (thin sonorities 1.5%;
+    issue 11, session 20: the arranger's 3-4%). Pitch classes are read from token indices (a
+    shift common to all voices does not change which pitches share a class). 0 for REST and
+    HOLD and where the others are not known."""
+    B, K, W = tokens.shape
+    bias = torch.zeros(B, K, W, vocab, device=tokens.device)
+    if strength == 0.0 or K < 3:
+        return bias
+    line = sounding_lines(tokens)  # [B, K, W]
+    sounding = line >= 0
+    pcs = torch.nn.functional.one_hot(line.clamp(min=0) % 12, 12).bool() & sounding[..., None]
+    total = pcs.long().sum(1, keepdim=True)  # [B, 1, W, 12]: voices on each class, all voices
+    others = (total - pcs.long()) > 0  # [B, K, W, 12]: classes the other voices sound
+    n_others = sounding.sum(1, keepdim=True) - sounding.long()  # [B, K, W]
+    unknown_others = (line == UNKNOWN).sum(1, keepdim=True) - (line == UNKNOWN).long()
+    at = (tokens == MASK) & (n_others >= 2) & (unknown_others == 0)
+    if not at.any():
+        return bias
+    n_classes = others.sum(-1)  # [B, K, W]
+    cand = torch.arange(vocab - N_SPECIAL, device=tokens.device) % 12  # [P]
+    new_class = ~others[..., cand]  # [B, K, W, P]: the candidate adds a class
+    thin = (n_classes[..., None] + new_class.long()) < 3
+    bias[..., N_SPECIAL:] = -float(strength) * (thin & at[..., None]).float()
+    return bias
+
+
 INTERVALS = 12  # an interval table's reach: -12..12 semitones, then one entry for wider leaps
 
 

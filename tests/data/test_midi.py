@@ -165,16 +165,18 @@ def test_bars_cut_short_travel_through_midi_as_meter_changes(tmp_path):
     from structdiff.data.song import Song, TimeSignature, Track
 
     notes = np.array([[0, 4, 67, 80], [4, 16, 65, 80], [20, 12, 64, 80], [32, 4, 62, 80],
-                      [36, 16, 60, 80]], dtype=np.int32)
-    bars = np.array([0, 4, 20, 32, 36], dtype=np.int64)  # a pickup, a 3/4 bar, a pickup again
-    song = Song([Track("Melody", 0, False, notes)], bars, 52, [TimeSignature(0, 4, 4)])
+                      [36, 12, 60, 80]], dtype=np.int32)
+    # a pickup, a 3/4 bar, a pickup again, then a last bar of three beats
+    bars = np.array([0, 4, 20, 32, 36], dtype=np.int64)
+    song = Song([Track("Melody", 0, False, notes)], bars, 48, [TimeSignature(0, 4, 4)])
     write_midi(song, tmp_path / "pickup.mid")
     back = read_midi(tmp_path / "pickup.mid")
-    assert back.bars.tolist() == bars.tolist() and back.end == 52
+    assert back.bars.tolist() == bars.tolist() and back.end == 48
     meters = [(t.step, t.numerator, t.denominator) for t in back.time_signatures]
+    # the short last bar keeps the meter (a continuation goes on in 4/4)
     assert meters == [(0, 1, 4), (4, 4, 4), (20, 3, 4), (32, 1, 4), (36, 4, 4)]
     # bars that follow their meter are written with the meter alone
-    plain = Song([Track("Melody", 0, False, notes)], np.arange(4, dtype=np.int64) * 16, 64,
+    plain = Song([Track("Melody", 0, False, notes)], np.arange(3, dtype=np.int64) * 16, 48,
                  [TimeSignature(0, 4, 4)])
     write_midi(plain, tmp_path / "plain.mid")
     assert [(t.step, t.numerator) for t in read_midi(tmp_path / "plain.mid").time_signatures] == [

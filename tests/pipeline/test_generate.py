@@ -350,7 +350,11 @@ def test_continue_adds_bars_and_keeps_the_song(models, tmp_path, capsys):
     original = read_song(models["chorale"], role_map="satb")
     longer = read_song(out, role_map="satb")
     assert longer.n_bars == original.n_bars + 4
-    assert longer.end == original.end + 4 * BAR
+    # BWV 66.6 ends on a bar of three beats (its pickup's other part): the continuation
+    # completes that bar, then adds four
+    assert original.end - original.bars[-1] == 3 * BAR // 4
+    assert longer.bars[:original.n_bars].tolist() == original.bars.tolist()
+    assert longer.end == original.bars[-1] + 5 * BAR
     before, after = by_role(models["chorale"]), by_role(out)
     for role in SATB:
         notes = after[role]

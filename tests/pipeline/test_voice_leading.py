@@ -14,6 +14,7 @@ from structdiff.pipeline.voice_leading import (
     SILENT,
     UNKNOWN,
     compass_bias,
+    completeness_bias,
     dissonance_bias,
     interval_bias,
     interval_table,
@@ -120,6 +121,31 @@ def test_a_dissonance_is_leaned_against_unless_approached_and_left_by_step():
     # with its neighbours unknown (masked, rests) nothing is leaned on
     assert not (dissonance_bias(torch.tensor([[[MASK, MASK, REST]]]), off, 4.0) < 0).any()
     assert not (dissonance_bias(tokens, off, 0.0) < 0).any()
+
+
+def test_a_note_that_would_leave_a_thin_sonority_is_leaned_against():
+    # four voices at step 1: soprano G 31, tenor C 24, bass C 12 known, the alto to draw:
+    # the others sound two classes (C, G), so a C or a G (any octave) leaves the four voices
+    # on two; E, or any other class, makes three
+    tokens = torch.tensor([[[t(31), t(31)], [t(28), MASK], [t(24), t(24)], [t(12), HOLD]]])
+    lowered = completeness_bias(tokens, V, 3.0)[0, 1, 1]
+    assert (lowered[:N_SPECIAL] == 0).all()
+    leaned_on = set((lowered[N_SPECIAL:] < 0).nonzero().flatten().tolist())
+    assert leaned_on == {p for p in range(48) if p % 12 in (0, 7)}
+    assert float(lowered[N_SPECIAL + 12]) == -3.0 and float(lowered[N_SPECIAL + 28]) == 0.0
+    # the held bass counts; with the soprano on E and the tenor on G, the others already
+    # make three classes and nothing is leaned on
+    full = tokens.clone()
+    full[0, 0], full[0, 2] = t(28), t(19)
+    assert not (completeness_bias(full, V, 3.0) < 0).any()
+    # another voice still masked, or fewer than two others sounding: no lean
+    unknown = tokens.clone()
+    unknown[0, 2, 1] = MASK
+    assert not (completeness_bias(unknown, V, 3.0)[0, 1, 1] < 0).any()
+    resting = tokens.clone()
+    resting[0, 0, 1], resting[0, 2, 1] = REST, REST
+    assert not (completeness_bias(resting, V, 3.0)[0, 1, 1] < 0).any()
+    assert not (completeness_bias(tokens, V, 0.0) < 0).any()
 
 
 def test_the_notes_beside_a_dissonance_lean_toward_resolving_it_by_step():
