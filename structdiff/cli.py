@@ -206,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "not reached and left by step (passing and neighbour tones are kept): each "
                    "such note is drawn as if exp(STRENGTH) times less likely; 0 turns it off "
                    "(default: the arranger's, 1.5 for --style chorale, else 0)")
+    p.add_argument("--completeness", type=float, default=None, metavar="STRENGTH",
+                   help="a masked arranger's lean toward complete chords: a note that would "
+                   "leave three or more sounding voices on fewer than three pitch classes (a "
+                   "bare fifth or octave) is drawn as if exp(STRENGTH) times less likely; 0 "
+                   "turns it off (default: the arranger's, 1.5 for --style chorale, else 0)")
     p.add_argument("--guidance", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance on style (and mode, intensity), on the "
                    "planner and the arranger (default: the planner's own, 3 for --style "
@@ -625,11 +630,14 @@ def cmd_generate(args) -> int:
         raise UsageError(f"--interval-lean must be in 0..4, got {args.interval_lean}")
     if args.dissonance is not None and not 0.0 <= args.dissonance <= 100.0:
         raise UsageError(f"--dissonance must be in 0..100, got {args.dissonance}")
+    if args.completeness is not None and not 0.0 <= args.completeness <= 100.0:
+        raise UsageError(f"--completeness must be in 0..100, got {args.completeness}")
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty(),
                        gibbs=args.gibbs, voice_leading=args.voice_leading,
-                       interval_lean=args.interval_lean, dissonance=args.dissonance)
+                       interval_lean=args.interval_lean, dissonance=args.dissonance,
+                       completeness=args.completeness)
     started = time.perf_counter()
     if song_mode:
         if args.accompany:

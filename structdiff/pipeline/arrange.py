@@ -255,6 +255,7 @@ def arrange(
     voice_leading: float | None = None,
     dissonance: float | None = None,
     interval_scale: float | None = None,
+    completeness: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Notes `[N, 4]` per role of `roles` that the arranger writes for `plan` on `song`'s bars.
 
@@ -273,6 +274,9 @@ def arrange(
     lean against notes off the plan's chord approached or left by leap (`dissonance_bias`;
     default: its bundle's `dissonance`, else 0). `interval_scale` multiplies its bundle's
     `interval_lean` (the lean on each voice's melodic intervals; default 1, 0 turns it off).
+    `completeness`: its lean against a note that leaves three or more sounding voices on
+    fewer than three pitch classes (`completeness_bias`; default: its bundle's
+    `completeness`, else 0).
     Raises ValueError with a one-line message for bad values.
     """
     unknown_roles = [r for r in roles if r not in bundle.roles]
@@ -293,7 +297,10 @@ def arrange(
         voice_leading = float(bundle.meta.get("voice_leading", 0.0))
     if dissonance is None:
         dissonance = float(bundle.meta.get("dissonance", 0.0))
-    for name, value in (("voice_leading", voice_leading), ("dissonance", dissonance)):
+    if completeness is None:
+        completeness = float(bundle.meta.get("completeness", 0.0))
+    for name, value in (("voice_leading", voice_leading), ("dissonance", dissonance),
+                        ("completeness", completeness)):
         if not 0.0 <= value <= 100.0:
             raise ValueError(f"{name} must be in 0..100, got {value}")
     interval_scale = 1.0 if interval_scale is None else float(interval_scale)
@@ -363,9 +370,6 @@ def arrange(
     keep_onsets = bool(bundle.meta.get("lean_keeps_onsets", False))
     # the dissonance lean on both notes of each pair (`resolution_bias` beside `dissonance_bias`)
     both_sides = bool(bundle.meta.get("dissonance_both_sides", False))
-    # nats against a note that leaves three or more sounding voices on fewer than three pitch
-    # classes (`completeness_bias`; the bundle's `completeness`, else 0)
-    completeness = float(bundle.meta.get("completeness", 0.0))
     if masked is not None:
         intervals = interval_scale * interval_table(bundle.meta.get("interval_lean"),
                                                     bundle.roles)

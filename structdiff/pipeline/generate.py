@@ -162,6 +162,7 @@ class Options:
     voice_leading: float | None = None  # a masked arranger's lean (None: its bundle's)
     interval_lean: float | None = None  # the scale of its interval lean (None: 1, the bundle's)
     dissonance: float | None = None  # a masked arranger's dissonance lean (None: its bundle's)
+    completeness: float | None = None  # its lean toward complete chords (None: its bundle's)
 
     def arrange_kwargs(self) -> dict:
         """The keyword arguments of `arrange` these options set."""
@@ -171,7 +172,7 @@ class Options:
                 "variation": self.variation, "harmony": self.harmony,
                 "progress": self.progress, "resample": self.gibbs,
                 "voice_leading": self.voice_leading, "interval_scale": self.interval_lean,
-                "dissonance": self.dissonance}
+                "dissonance": self.dissonance, "completeness": self.completeness}
 
 
 def track_name(role: str, program: int, is_drum: bool = False) -> str:

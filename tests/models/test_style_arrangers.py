@@ -73,6 +73,15 @@ def test_generate_style_chorale_writes_with_the_chorale_arranger(tmp_path, capsy
     assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
                  "--dissonance", "3", "--no-png", "--no-wav", "--out", str(leaned)]) == 0
     assert plain.read_bytes() != leaned.read_bytes()
+    assert main(["generate", "--style", "chorale", "--completeness", "101", "--out",
+                 str(tmp_path / "bad.mid")]) == 2
+    assert "--completeness must be in 0..100" in capsys.readouterr().err
+    # --completeness 0 turns the lean toward complete chords off: other notes
+    hollow = tmp_path / "hollow.mid"
+    assert main(["generate", "--style", "chorale", "--bars", "8", "--seed", "2", "--steps", "4",
+                 "--dissonance", "0", "--completeness", "6", "--no-png", "--no-wav", "--out",
+                 str(hollow)]) == 0
+    assert hollow.read_bytes() != plain.read_bytes()
 
 
 def test_a_chorale_cue_sheet_plays_with_the_chorale_arranger(monkeypatch):
