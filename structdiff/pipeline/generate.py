@@ -335,13 +335,14 @@ def write_picture_and_audio(song: Song, out: Path, png: bool = True, wav: bool =
     if png:
         from structdiff.render import render_png
 
-        png_path = stem.with_suffix(".png")
+        png_path = stem.with_name(stem.name + ".png")  # "take.2.mid" -> "take.2.png"
         render_png(song, png_path, bands=bands)
         lines.append(f"wrote {png_path}")
     if wav:
+        wav_path = stem.with_name(stem.name + ".wav")
         try:
-            render_wav(out, stem.with_suffix(".wav"))
-            lines.append(f"wrote {stem.with_suffix('.wav')}")
+            render_wav(out, wav_path)
+            lines.append(f"wrote {wav_path}")
         except SynthesizerMissing as e:
-            lines.append(f"no {stem.with_suffix('.wav').name}: {e}")
+            lines.append(f"no {wav_path.name}: {e}")
     return lines

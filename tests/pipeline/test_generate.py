@@ -242,10 +242,13 @@ def test_generated_midi_reads_back_as_four_voices(new_song):
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(models, new_song, tmp_path):
-    again, other = tmp_path / "again.mid", tmp_path / "other.mid"
-    assert _new(models, again, "--no-png") == 0
+    again, other = tmp_path / "again.take.2.mid", tmp_path / "other.mid"
+    assert _new(models, again) == 0
     assert again.read_bytes() == new_song.read_bytes()
-    assert (again.with_name("again.plan.json").read_text()
+    # a dotted name keeps its dots: the picture and plan sit beside it under its whole name
+    assert (tmp_path / "again.take.2.png").exists() and not (tmp_path / "again.take.png").exists()
+    assert (tmp_path / "again.take.2.plan.json").exists()
+    assert (again.with_name("again.take.2.plan.json").read_text()
             == new_song.with_name("song.plan.json").read_text())
     assert _new(models, other, "--no-png", seed=4) == 0
     assert other.read_bytes() != new_song.read_bytes()
