@@ -360,8 +360,11 @@ def arrange(
     # the top) and the bass (else the last role played)
     playing = np.flatnonzero(present)
     bottom = bundle.roles.index("bass") if "bass" in roles else int(playing[-1])
-    outer = (int(playing[0]), bottom) if (int(playing[0]) != bottom and bundle.meta.get(
-        "voice_leading_direct", False)) else None
+    # `voice_leading_direct`: true (direct ones cost the lean's nats) or a number of nats
+    direct_lean = bundle.meta.get("voice_leading_direct", False)
+    outer = (int(playing[0]), bottom) if (int(playing[0]) != bottom and direct_lean) else None
+    direct_strength = (float(direct_lean) if not isinstance(direct_lean, bool) and outer
+                       else None)
 
     # a masked arranger's leans on each voice's melodic intervals (the bundle's
     # `interval_lean`) and toward its compass (`compass`: role -> [lowest, highest], 1 nat per
@@ -395,7 +398,8 @@ def arrange(
             logits = lean({"mono": model.masked_logits(tokens, t, c)}, c)["mono"]
             leans = []
             if voice_leading:
-                leans.append(voice_leading_bias(tokens, logits.shape[-1], voice_leading, outer))
+                leans.append(voice_leading_bias(tokens, logits.shape[-1], voice_leading, outer,
+                                                direct_strength))
             if dissonance:
                 leans.append(dissonance_bias(tokens, c["off_chord"] < 0, dissonance))
                 if both_sides:  # the note after (or before) a dissonance leans too

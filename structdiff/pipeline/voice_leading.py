@@ -130,28 +130,33 @@ def resolution_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
     return bias
 
 
-def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j) -> torch.Tensor:
+def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where voice k moving `k_from` -> `k_to` while voice j moves `q0` -> `q1` makes parallel
-    perfect intervals, or (`outer` pairs) direct ones with the top voice leaping. All
-    broadcast to `[M, K, P]` (masked position, other voice j, candidate pitch); `ok`: all
-    four known."""
+    perfect intervals, and where (`outer` pairs) direct ones with the top voice leaping that
+    are not parallel. All broadcast to `[M, K, P]` (masked position, other voice j, candidate
+    pitch); `ok`: all four known."""
     moves = ok & (q1 != q0) & (torch.sign(k_to - k_from) == torch.sign(q1 - q0))
     before, after = (k_from - q0).abs() % 12, (k_to - q1).abs() % 12
-    perfect = (after == PERFECT[0]) | (after == PERFECT[1])
+    perfect = moves & ((after == PERFECT[0]) | (after == PERFECT[1]))
     leap = (top_k & ((k_to - k_from).abs() > 2)) | (top_j & ((q1 - q0).abs() > 2))
-    return moves & perfect & ((before == after) | (outer & leap))
+    parallel = perfect & (before == after)
+    return parallel, perfect & ~parallel & outer & leap
 
 
 def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
-                       outer: tuple[int, int] | None = None) -> torch.Tensor:
+                       outer: tuple[int, int] | None = None,
+                       direct_strength: float | None = None) -> torch.Tensor:
     """Logit offsets `[B, K, W, vocab]`: -`strength` for each pitch token that, struck at a
     masked voice and step, would move in parallel fifths or octaves (unisons, compound
     intervals) with another voice, or, between the `outer` voices (top, bottom), into a fifth
     or octave by similar motion with the top voice leaping (direct fifths and octaves), given
     the tokens `[B, K, W]` as they stand (module docstring); 0 elsewhere, for REST and HOLD,
     and at positions already drawn (the sampler draws only masked ones). Voices or steps not
-    yet known add nothing."""
+    yet known add nothing. `direct_strength`: the nats of a direct fifth or octave (default
+    `strength`); Bach writes some (0.8% of outer-voice motions), parallels almost never."""
     B, K, W = tokens.shape
+    direct_strength = strength if direct_strength is None else float(direct_strength)
     n_p = vocab - N_SPECIAL
     bias = torch.zeros(B, K, W, vocab, device=tokens.device)
     masked = tokens == MASK
@@ -175,7 +180,8 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
     p0 = before[b, k, s].view(-1, 1, 1)
     q0, q1 = before[b, :, s][..., None], line[b, :, s][..., None]  # [M, K, 1]
     ok = (p0 >= 0) & (q0 >= 0) & (q1 >= 0) & other
-    hit = _motion_hits(p0, cand, q0, q1, ok, pair, top_k, top_j).any(1)  # [M, P]
+    parallel, direct = _motion_hits(p0, cand, q0, q1, ok, pair, top_k, top_j)
+    parallel, direct = parallel.any(1), direct.any(1)  # [M, P]
 
     # leaving: voice k holds the candidate from s to its next onset e, where it moves to p1
     # while voice j moves q0 -> q1 (its pitches at e - 1 and e)
@@ -184,9 +190,11 @@ def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
     p1 = p1[b, k, s].view(-1, 1, 1)
     q1, q0 = line[b, :, e][..., None], line[b, :, (e - 1).clamp(min=0)][..., None]
     ok = (p1 >= 0) & (q0 >= 0) & (q1 >= 0) & other
-    hit |= _motion_hits(cand, p1, q0, q1, ok, pair, top_k, top_j).any(1)
+    par_leaving, dir_leaving = _motion_hits(cand, p1, q0, q1, ok, pair, top_k, top_j)
+    parallel, direct = parallel | par_leaving.any(1), direct | dir_leaving.any(1)
 
-    bias[b, k, s, N_SPECIAL:] = -float(strength) * hit.float()
+    bias[b, k, s, N_SPECIAL:] = -(float(strength) * parallel.float()
+                                  + direct_strength * (direct & ~parallel).float())
     return bias
 
 

@@ -102,6 +102,21 @@ def test_direct_fifths_and_octaves_are_leaned_against_in_the_outer_voices_only()
     assert leaned([[MASK, t(7)], [t(12), t(7)]], 0, 0, outer=(0, 1)) == set(range(10, 48))
 
 
+def test_direct_fifths_and_octaves_can_cost_less_than_parallels():
+    # the soprano (0) moves down from D 26 to the note to draw while the bass (1) steps down
+    # from D 14 to C 12, an octave apart: C 24, C 12 and C 0 move in parallel octaves
+    # (unisons); G 19 and F 5 reach a fifth by similar motion with the soprano leaping
+    # (direct fifths)
+    tokens = torch.tensor([[[t(26), MASK], [t(14), t(12)]]])
+    both = voice_leading_bias(tokens, V, 5.0, outer=(0, 1))[0, 0, 1, N_SPECIAL:]
+    milder = voice_leading_bias(tokens, V, 5.0, outer=(0, 1), direct_strength=1.0)[
+        0, 0, 1, N_SPECIAL:]
+    assert set((both < 0).nonzero().flatten().tolist()) == {0, 5, 12, 19, 24}
+    assert [float(milder[p]) for p in (0, 12, 24)] == [-5.0] * 3  # parallels as before
+    assert [float(milder[p]) for p in (5, 19)] == [-1.0] * 2  # direct ones at their own nats
+    assert ((both < 0) == (milder < 0)).all()
+
+
 def test_a_dissonance_is_leaned_against_unless_approached_and_left_by_step():
     # one voice: C 12 at step 0, a note to draw at step 1, E 16 at step 2; every pitch but
     # C, E and G (12, 16, 19 and their octaves) is off the chord at step 1
@@ -325,21 +340,26 @@ def test_the_outer_voices_are_leaned_on_only_when_the_bundle_says(monkeypatch):
 
     seen = []
 
-    def spy(tokens, vocab, strength, outer=None):
-        seen.append((strength, outer))
-        return voice_leading_bias(tokens, vocab, strength, outer)
+    def spy(tokens, vocab, strength, outer=None, direct_strength=None):
+        seen.append((strength, outer, direct_strength))
+        return voice_leading_bias(tokens, vocab, strength, outer, direct_strength)
 
     monkeypatch.setattr(arrange_module, "voice_leading_bias", spy)
     planner = load_planner(planner_for_style(SHIPPED_DIR, "chorale"))
     arranger = load_arranger(arranger_for_style(SHIPPED_DIR, "chorale"))
     options = Options(style="chorale", steps=2, harmony=0.0, gibbs=0, voice_leading=2.5)
     new_song(planner, arranger, options, n_bars=2)
-    assert seen and set(seen) == {(2.5, None)}
+    assert seen and set(seen) == {(2.5, None, None)}
     seen.clear()
     arranger.meta["voice_leading_direct"] = True
     new_song(planner, arranger, options, n_bars=2)
     roles = arranger.roles
-    assert set(seen) == {(2.5, (roles.index("soprano"), roles.index("bass")))}
+    outer = (roles.index("soprano"), roles.index("bass"))
+    assert set(seen) == {(2.5, outer, None)}
+    seen.clear()
+    arranger.meta["voice_leading_direct"] = 1.5  # nats of their own for the direct ones
+    new_song(planner, arranger, options, n_bars=2)
+    assert set(seen) == {(2.5, outer, 1.5)}
     seen.clear()
     new_song(planner, arranger, replace(options, voice_leading=0.0), n_bars=2)
     assert not seen  # no lean asked, none computed
