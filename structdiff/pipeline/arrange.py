@@ -17,14 +17,14 @@ A masked arranger (`ArrangerConfig.diffusion == "masked"`) unmasks each window's
 `shape_from` (2: temperature and top_p shape the pitch, not the choice of REST, HOLD or a new
 note) set how, and `sampler` is not used; its `voice_leading` leans each draw away from
 parallel fifths and octaves (`structdiff.pipeline.voice_leading`; `voice_leading_direct`:
-direct ones in the outer voices too), its `dissonance` away from notes off the chord reached
-or left by leap (with `dissonance_both_sides`, the notes beside them lean too:
-`voice_leading.resolution_bias`), its `interval_lean` (role -> nats per melodic interval,
-`voice_leading.interval_table`) toward the lines' intervals of its corpus, its `completeness`
-away from notes that leave three or more voices on fewer than three pitch classes
-(`voice_leading.completeness_bias`), its `compass`
-(role -> lowest and highest pitch) keeps each voice in its range; with
-`lean_keeps_onsets` the leans change only which pitch a new note takes, not whether one starts
+direct ones in the outer voices too, true for the same nats or a number of its own), its
+`dissonance` away from notes off the chord reached or left by leap (with
+`dissonance_both_sides`, the notes beside them lean too: `voice_leading.resolution_bias`), its
+`interval_lean` (role -> nats per melodic interval, `voice_leading.interval_table`) toward the
+lines' intervals of its corpus, its `completeness` away from notes that leave three or more
+voices on fewer than three pitch classes (`voice_leading.completeness_bias`), its `compass`
+(role -> lowest and highest pitch) keeps each voice in its range; with `lean_keeps_onsets` the
+leans change only which pitch a new note takes, not whether one starts
 (`voice_leading.within_pitches`). Known bars and tracks are
 unmasked from the start; a variation starts from the repeated bars with a share `variation`
 of their tokens masked again; the harmony lean and guidance act on its logits the same way.
