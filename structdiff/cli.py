@@ -624,14 +624,12 @@ def cmd_generate(args) -> int:
         arranger.meta.get("default_harmony", gen.DEFAULT_HARMONY))
     if args.gibbs is not None and args.gibbs < 0:
         raise UsageError(f"--gibbs must be >= 0, got {args.gibbs}")
-    if args.voice_leading is not None and not 0.0 <= args.voice_leading <= 100.0:
-        raise UsageError(f"--voice-leading must be in 0..100, got {args.voice_leading}")
-    if args.interval_lean is not None and not 0.0 <= args.interval_lean <= 4.0:
-        raise UsageError(f"--interval-lean must be in 0..4, got {args.interval_lean}")
-    if args.dissonance is not None and not 0.0 <= args.dissonance <= 100.0:
-        raise UsageError(f"--dissonance must be in 0..100, got {args.dissonance}")
-    if args.completeness is not None and not 0.0 <= args.completeness <= 100.0:
-        raise UsageError(f"--completeness must be in 0..100, got {args.completeness}")
+    for flag, value, high in (("--voice-leading", args.voice_leading, 100),
+                              ("--interval-lean", args.interval_lean, 4),
+                              ("--dissonance", args.dissonance, 100),
+                              ("--completeness", args.completeness, 100)):
+        if value is not None and not 0.0 <= value <= high:
+            raise UsageError(f"{flag} must be in 0..{high}, got {value}")
     opts = gen.Options(style=args.style, seed=args.seed, steps=steps,
                        sampler=args.sampler, guidance=args.guidance, variation=args.variation,
                        harmony=harmony, intensity=args.intensity, progress=sys.stderr.isatty(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from structdiff.data.song import Chord, Key, Plan, Section, Song
+from structdiff.data.song import Chord, Key, Plan, Section, Song, bars_follow_meters
 
 
 class PlanError(ValueError):
@@ -58,18 +58,10 @@ def analysis_dict(song: Song, plan: Plan) -> dict:
         ],
         "phrase_ends": [int(b) for b in plan.phrase_ends],
     }
-    if not _regular_bars(song):
+    if not bars_follow_meters(song):
         out["bar_onsets_qn"] = [qn(int(b)) for b in song.bars]
         out["end_qn"] = qn(int(song.end))
     return out
-
-
-def _regular_bars(song: Song) -> bool:
-    """Whether the song's bars are the ones its meters give from step 0 (`bar_grid`)."""
-    from structdiff.data.song import bar_grid
-
-    grid = bar_grid(song.time_signatures, int(song.end), song.steps_per_quarter)
-    return len(grid) == song.n_bars and bool((grid == song.bars).all())
 
 
 def summary_text(song: Song, plan: Plan, chords_per_line: int = 4) -> str:

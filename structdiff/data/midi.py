@@ -34,6 +34,7 @@ from structdiff.data.song import (
     TimeSignature,
     Track,
     bar_grid,
+    bars_follow_meters,
     sort_notes,
 )
 
@@ -223,9 +224,9 @@ def written_meters(song: Song) -> list[TimeSignature]:
     final bar, one beat shorter to balance its pickup) gets none: the song ends there anyway,
     and its meter stays the one a continuation goes on in."""
     tss = sorted(song.time_signatures or [TimeSignature(0, 4, 4)], key=lambda t: t.step)
-    spq = song.steps_per_quarter
-    if len(song.bars) == 0 or bar_grid(tss, int(song.end), spq).tolist() == song.bars.tolist():
+    if len(song.bars) == 0 or bars_follow_meters(song):
         return tss
+    spq = song.steps_per_quarter
     full = song.bar_meters()[1]
     out: list[TimeSignature] = []
     last = len(song.bars) - 1

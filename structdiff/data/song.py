@@ -280,6 +280,13 @@ def bar_grid(
     return np.concatenate(runs).astype(np.int64)
 
 
+def bars_follow_meters(song: Song) -> bool:
+    """Whether the song's bars are the ones its meters give from step 0 (`bar_grid`): no
+    pickup, no bar cut short but perhaps the last."""
+    grid = bar_grid(song.time_signatures, int(song.end), song.steps_per_quarter)
+    return grid.tolist() == song.bars.tolist()
+
+
 def extend_bars(bars: np.ndarray, end: int, bar_steps: int) -> np.ndarray:
     """Append full bars of `bar_steps` until they cover `end` (notes after the last bar line)."""
     bars = list(int(b) for b in bars) or [0]

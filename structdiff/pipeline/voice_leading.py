@@ -133,15 +133,14 @@ def resolution_bias(tokens: torch.Tensor, off_chord: torch.Tensor, strength: flo
 def _motion_hits(k_from, k_to, q0, q1, ok, outer, top_k, top_j
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Where voice k moving `k_from` -> `k_to` while voice j moves `q0` -> `q1` makes parallel
-    perfect intervals, and where (`outer` pairs) direct ones with the top voice leaping that
-    are not parallel. All broadcast to `[M, K, P]` (masked position, other voice j, candidate
-    pitch); `ok`: all four known."""
+    perfect intervals, and where (`outer` pairs) it reaches a fifth or octave by similar motion
+    with the top voice leaping (direct; parallel ones among them). All broadcast to `[M, K,
+    P]` (masked position, other voice j, candidate pitch); `ok`: all four known."""
     moves = ok & (q1 != q0) & (torch.sign(k_to - k_from) == torch.sign(q1 - q0))
     before, after = (k_from - q0).abs() % 12, (k_to - q1).abs() % 12
     perfect = moves & ((after == PERFECT[0]) | (after == PERFECT[1]))
     leap = (top_k & ((k_to - k_from).abs() > 2)) | (top_j & ((q1 - q0).abs() > 2))
-    parallel = perfect & (before == after)
-    return parallel, perfect & ~parallel & outer & leap
+    return perfect & (before == after), perfect & outer & leap
 
 
 def voice_leading_bias(tokens: torch.Tensor, vocab: int, strength: float,
@@ -216,8 +215,9 @@ def completeness_bias(tokens: torch.Tensor, vocab: int, strength: float) -> torc
     pcs = torch.nn.functional.one_hot(line.clamp(min=0) % 12, 12).bool() & sounding[..., None]
     total = pcs.long().sum(1, keepdim=True)  # [B, 1, W, 12]: voices on each class, all voices
     others = (total - pcs.long()) > 0  # [B, K, W, 12]: classes the other voices sound
+    unknown = line == UNKNOWN
     n_others = sounding.sum(1, keepdim=True) - sounding.long()  # [B, K, W]
-    unknown_others = (line == UNKNOWN).sum(1, keepdim=True) - (line == UNKNOWN).long()
+    unknown_others = unknown.sum(1, keepdim=True) - unknown.long()
     at = (tokens == MASK) & (n_others >= 2) & (unknown_others == 0)
     if not at.any():
         return bias
